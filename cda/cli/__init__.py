@@ -1,0 +1,1 @@
+"""The `cda` command line."""

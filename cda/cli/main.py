@@ -1,0 +1,41 @@
+"""The `cda` command: broker, topics, events in and out, replay, and the demo job."""
+
+from __future__ import annotations
+
+import typer
+from rich.table import Table
+
+from cda.cli import events_cmd, kafka_cmd, topics_cmd
+from cda.cli.common import failing_clearly, out, settings
+from topics.broker import from_settings
+
+app = typer.Typer(help="cda — Company Data Automation.", no_args_is_help=True, pretty_exceptions_enable=False)
+app.add_typer(kafka_cmd.app, name="kafka")
+app.add_typer(topics_cmd.app, name="topics")
+app.command()(events_cmd.produce)
+app.command()(events_cmd.consume)
+app.command()(events_cmd.replay)
+
+
+@app.command()
+def demo(start_kafka: bool = typer.Option(True, help="Start the local broker when nothing answers.")) -> None:
+    """The main job on the embedded defaults: Kafka up, topics applied, sample company events through it."""
+    from cda.demo import run_demo
+
+    with failing_clearly():
+        config = settings()
+        broker = from_settings(config)
+        if start_kafka and config.kafka_bootstrap == broker.bootstrap and not broker.answers():
+            out.print(f"starting the local Kafka broker on {broker.bootstrap} ...")
+            broker.start()
+        received = run_demo(config)
+    table = Table("company", "topic", "partition@offset", "event", "detail")
+    for r in received:
+        detail = r.event.data.get("tool_name") or r.event.data.get("job_id") or ""
+        table.add_row(r.event.company_id, r.topic, f"{r.partition}@{r.offset}", r.event.type, str(detail))
+    out.print(table)
+    out.print(f"{len(received)} events produced as Avro and read back from {config.kafka_bootstrap}")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,1 @@
+"""The event contract: Avro schemas, the topic catalog, serialization, broker and topic tooling."""

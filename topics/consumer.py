@@ -1,0 +1,177 @@
+"""A consumer of events that decodes with the serde, sends undecodable records to the dead-letter topic
+and keeps going, and commits offsets only when asked (after the caller stored its output)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
+
+from cda.settings import Settings
+from topics.catalog import topic as catalog_topic
+from topics.connection import client_config, cluster_metadata, topic_name
+from topics.dead_letters import DeadLetters, Rejected
+from topics.errors import BrokerUnavailable, SchemaNotFound, SerializationError, UnknownTopic
+from topics.events import Event
+from topics.positions import Position, resolve
+from topics.serde import Serde, serde_for
+
+
+class RejectSink(Protocol):
+    """Where undecodable records go: the dead-letter topic by default, stderr for read-only tools."""
+
+    def send(self, rejected: Rejected) -> None: ...
+
+    def flush(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """A decoded event with where it was read from."""
+
+    event: Event
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int
+    key: bytes | None
+
+
+class EventConsumer:
+    """Reads catalog topics as events. Either `subscribe` (a consumer group) or `assign` (explicit positions)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        group_id: str,
+        *,
+        serde: Serde | None = None,
+        dead_letters: RejectSink | None = None,
+        **config: Any,
+    ) -> None:
+        self.settings = settings
+        self.group_id = group_id
+        self.serde = serde or serde_for(registry_url=settings.schema_registry_url)
+        self.dead_letters = dead_letters if dead_letters is not None else DeadLetters(settings, group_id)
+        self._consumer = Consumer(client_config(
+            settings,
+            **{
+                "group.id": group_id,
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+                "session.timeout.ms": 10_000,
+                "heartbeat.interval.ms": 1_000,
+                **config,
+            },
+        ))
+        self._ends: dict[tuple[str, int], int] = {}
+        self._bounded = False
+
+    # -- where to read ----------------------------------------------------------------------------
+    def subscribe(self, names: list[str]) -> None:
+        """Join the consumer group on these catalog topics; positions come from the group's commits."""
+        self._check_topics(names)
+        self._consumer.subscribe([topic_name(self.settings, n) for n in names])
+
+    def assign(self, name: str, start: Position, *, until_end: bool = False) -> int:
+        """Read every partition of one catalog topic from `start`; with `until_end`, stop at today's end.
+
+        Returns how many records lie between the start and the current end (for progress bars).
+        """
+        self._check_topics([name])
+        topic = topic_name(self.settings, name)
+        meta = cluster_metadata(self.settings, topic=topic)
+        partitions = sorted(meta.topics[topic].partitions)
+        timeout = self.settings.kafka_timeout_s
+        assigned: list[TopicPartition] = []
+        total = 0
+        for tp in resolve(self._consumer, topic, partitions, start, timeout):
+            low, high = self._consumer.get_watermark_offsets(TopicPartition(topic, tp.partition), timeout=timeout)
+            first = low if tp.offset < 0 else tp.offset
+            total += max(high - first, 0)
+            if until_end:
+                if high <= first:
+                    continue  # nothing to read in this partition
+                self._ends[(topic, tp.partition)] = high
+            assigned.append(tp)
+        self._bounded = until_end
+        self._consumer.assign(assigned)
+        return total
+
+    @property
+    def finished(self) -> bool:
+        """With `assign(..., until_end=True)`: whether every partition reached the end it had at the start."""
+        return self._bounded and not self._ends
+
+    # -- reading ----------------------------------------------------------------------------------
+    def poll(self, timeout_s: float = 1.0, max_records: int = 500) -> list[Received]:
+        """A batch of decoded events; undecodable records go to the dead-letter topic instead."""
+        out: list[Received] = []
+        for msg in self._consumer.consume(max_records, timeout_s):
+            if msg.error() is not None:
+                self._raise_or_skip(msg.error())
+                continue
+            self._track_end(msg)
+            try:
+                event = self.serde.decode(msg.value() or b"", msg.topic())
+            except (SerializationError, SchemaNotFound) as exc:
+                self.dead_letters.send(Rejected.of(msg, exc))
+                continue
+            timestamp = msg.timestamp()[1]
+            out.append(Received(event, msg.topic(), msg.partition(), msg.offset(), timestamp, msg.key()))
+        return out
+
+    def __iter__(self) -> Iterator[Received]:
+        """Events until `finished` (assigned until the end) — forever when subscribed."""
+        while not self.finished:
+            yield from self.poll()
+
+    def commit(self) -> None:
+        """Flush dead letters, then commit the positions of everything polled so far (synchronously)."""
+        self.dead_letters.flush()
+        try:
+            self._consumer.commit(asynchronous=False)
+        except Exception as exc:  # KafkaException(_NO_OFFSET) when nothing was consumed since the last commit
+            if "NO_OFFSET" not in str(exc):
+                raise
+
+    def close(self) -> None:
+        self.dead_letters.flush()
+        self._consumer.close()
+
+    def __enter__(self) -> EventConsumer:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    @property
+    def raw(self) -> Consumer:
+        """The underlying confluent-kafka consumer, for offset work (replay, lag)."""
+        return self._consumer
+
+    # -- internals --------------------------------------------------------------------------------
+    def _check_topics(self, names: list[str]) -> None:
+        for name in names:
+            catalog_topic(name)  # raises UnknownTopic for names outside the catalog
+        meta = cluster_metadata(self.settings)
+        missing = [n for n in names if topic_name(self.settings, n) not in meta.topics]
+        if missing:
+            raise UnknownTopic(f"topic(s) {', '.join(missing)} do not exist on {self.settings.kafka_bootstrap}; run `cda topics apply`")
+
+    def _track_end(self, msg: Message) -> None:
+        key = (msg.topic(), msg.partition())
+        end = self._ends.get(key)
+        if end is not None and msg.offset() + 1 >= end:
+            del self._ends[key]
+
+    def _raise_or_skip(self, error: KafkaError) -> None:
+        if error.code() == KafkaError._PARTITION_EOF:
+            return
+        if error.code() in (KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN):
+            raise BrokerUnavailable(f"lost the Kafka broker at {self.settings.kafka_bootstrap}: {error.str()}")
+        if error.fatal():
+            raise RuntimeError(f"fatal consumer error: {error.str()}")
+

@@ -1,0 +1,97 @@
+"""An idempotent, acks=all producer of events whose delivery errors are raised, not logged and lost."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from confluent_kafka import KafkaError, Message, Producer
+
+from cda.settings import Settings
+from topics.catalog import topic_of
+from topics.connection import client_config, cluster_metadata, topic_name
+from topics.errors import DeliveryError
+from topics.events import Event
+from topics.serde import Serde, serde_for
+
+EVENT_TYPE_HEADER = "cda.event_type"
+
+
+class EventProducer:
+    """Encodes events with the serde and writes them to their catalog topic, keyed by company.
+
+    Use as a context manager: leaving the block flushes, and raises if any record was not acknowledged.
+    """
+
+    def __init__(self, settings: Settings, serde: Serde | None = None, **config: Any) -> None:
+        self.settings = settings
+        self.serde = serde or serde_for(registry_url=settings.schema_registry_url)
+        timeout_ms = int(settings.kafka_timeout_s * 1000)
+        self._producer = Producer(client_config(
+            settings,
+            **{
+                "enable.idempotence": True,
+                "acks": "all",
+                "linger.ms": 5,
+                "message.timeout.ms": max(3 * timeout_ms, 5_000),
+                **config,
+            },
+        ))
+        self._errors: list[str] = []
+        self.delivered = 0
+
+    def check_reachable(self) -> None:
+        """Fail fast, naming the bootstrap address, when the broker does not answer."""
+        cluster_metadata(self.settings)
+
+    def produce(self, event: Event) -> None:
+        """Encode `event` and queue it for its catalog topic; errors surface at `flush`."""
+        spec = topic_of(event.type)
+        topic = topic_name(self.settings, spec.name)
+        value = self.serde.encode(event, topic)
+        self.produce_raw(topic, spec.key_for(event), value, [(EVENT_TYPE_HEADER, event.type.encode())])
+
+    def produce_many(self, events: Iterable[Event]) -> int:
+        count = 0
+        for event in events:
+            self.produce(event)
+            count += 1
+        return count
+
+    def produce_raw(
+        self, topic: str, key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]] | None = None
+    ) -> None:
+        """Queue already-encoded bytes (replay, dead letters, benchmarks)."""
+        while True:
+            try:
+                self._producer.produce(topic, value=value, key=key, headers=headers, on_delivery=self._on_delivery)
+                break
+            except BufferError:  # local queue full: let deliveries drain, then retry
+                self._producer.poll(0.1)
+        self._producer.poll(0)
+
+    def flush(self, timeout_s: float | None = None) -> None:
+        """Wait for every queued record; raise `DeliveryError` if any failed or did not finish in time."""
+        bound = timeout_s if timeout_s is not None else 4 * self.settings.kafka_timeout_s
+        remaining = self._producer.flush(bound)
+        errors, self._errors = self._errors, []
+        if remaining:
+            errors.append(f"{remaining} record(s) not acknowledged by {self.settings.kafka_bootstrap} within {bound:.0f}s")
+        if errors:
+            shown = "; ".join(errors[:5]) + (f"; and {len(errors) - 5} more" if len(errors) > 5 else "")
+            raise DeliveryError(f"delivery failed: {shown}")
+
+    def __enter__(self) -> EventProducer:
+        return self
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        if exc_type is None:
+            self.flush()
+        else:
+            self._producer.flush(self.settings.kafka_timeout_s)
+
+    def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
+        if err is not None:
+            self._errors.append(f"{msg.topic()}: {err.str()}")
+        else:
+            self.delivered += 1
