@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from confluent_kafka import KafkaException
+from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 from confluent_kafka.admin import AdminClient, ClusterMetadata
 
 from cda.settings import Settings
@@ -52,3 +52,23 @@ def cluster_metadata(settings: Settings, admin: AdminClient | None = None, topic
             f"Kafka broker at {settings.kafka_bootstrap} did not answer within {settings.kafka_timeout_s:.0f}s "
             f"({exc.args[0].str() if exc.args else exc}); start it with `cda kafka up` or set CDA_KAFKA_BOOTSTRAP"
         ) from exc
+
+
+def fetch_batch(consumer: Consumer, max_records: int, timeout_s: float) -> list[Message]:
+    """Up to `max_records` messages, waiting at most `timeout_s` for the first and not at all for the rest.
+
+    (`Consumer.consume(n, timeout)` waits the whole timeout unless n messages arrive, which stalls small batches.)
+    """
+    first = consumer.poll(timeout_s)
+    if first is None:
+        return []
+    return [first, *consumer.consume(max_records - 1, 0)] if max_records > 1 else [first]
+
+
+def drop_reached(consumer: Consumer, ends: dict[tuple[str, int], int]) -> None:
+    """Forget partitions whose read position passed their end offset (gaps left by compaction included)."""
+    if not ends:
+        return
+    for tp in consumer.position([TopicPartition(t, p) for t, p in ends]):
+        if tp.offset >= 0 and tp.offset >= ends[(tp.topic, tp.partition)]:
+            del ends[(tp.topic, tp.partition)]

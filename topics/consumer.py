@@ -11,7 +11,7 @@ from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 
 from cda.settings import Settings
 from topics.catalog import topic as catalog_topic
-from topics.connection import client_config, cluster_metadata, topic_name
+from topics.connection import client_config, cluster_metadata, drop_reached, fetch_batch, topic_name
 from topics.dead_letters import DeadLetters, Rejected
 from topics.errors import BrokerUnavailable, SchemaNotFound, SerializationError, UnknownTopic
 from topics.events import Event
@@ -109,7 +109,10 @@ class EventConsumer:
     def poll(self, timeout_s: float = 1.0, max_records: int = 500) -> list[Received]:
         """A batch of decoded events; undecodable records go to the dead-letter topic instead."""
         out: list[Received] = []
-        for msg in self._consumer.consume(max_records, timeout_s):
+        batch = fetch_batch(self._consumer, max_records, timeout_s)
+        if not batch:
+            drop_reached(self._consumer, self._ends)
+        for msg in batch:
             if msg.error() is not None:
                 self._raise_or_skip(msg.error())
                 continue

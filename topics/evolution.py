@@ -37,10 +37,10 @@ class Incompatibility:
         return f"{self.event_type} v{self.writer_version} -> current: {self.path or '<root>'}: {self.reason}"
 
 
-def _collect_names(schema: Any, names: dict[str, dict[str, Any]], namespace: str = "") -> None:
+def collect_names(schema: Any, names: dict[str, dict[str, Any]], namespace: str = "") -> None:
     if isinstance(schema, list):
         for branch in schema:
-            _collect_names(branch, names, namespace)
+            collect_names(branch, names, namespace)
     elif isinstance(schema, dict):
         kind = schema.get("type")
         if kind in ("record", "enum", "fixed"):
@@ -48,19 +48,19 @@ def _collect_names(schema: Any, names: dict[str, dict[str, Any]], namespace: str
             names[schema["name"]] = schema
             names[f"{ns}.{schema['name']}".lstrip(".")] = schema
             for field in schema.get("fields", []):
-                _collect_names(field["type"], names, ns)
+                collect_names(field["type"], names, ns)
         elif kind == "array":
-            _collect_names(schema["items"], names, namespace)
+            collect_names(schema["items"], names, namespace)
         elif kind == "map":
-            _collect_names(schema["values"], names, namespace)
+            collect_names(schema["values"], names, namespace)
 
 
 class _Resolver:
     def __init__(self, reader: Any, writer: Any) -> None:
         self.reader_names: dict[str, dict[str, Any]] = {}
         self.writer_names: dict[str, dict[str, Any]] = {}
-        _collect_names(reader, self.reader_names)
-        _collect_names(writer, self.writer_names)
+        collect_names(reader, self.reader_names)
+        collect_names(writer, self.writer_names)
 
     def _deref(self, schema: Any, names: dict[str, dict[str, Any]]) -> Any:
         if isinstance(schema, str) and schema in names:

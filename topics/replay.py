@@ -11,7 +11,7 @@ from confluent_kafka import ConsumerGroupTopicPartitions
 
 from cda.settings import Settings
 from topics.catalog import topic as catalog_topic
-from topics.connection import admin_client, client_config, cluster_metadata, topic_name
+from topics.connection import admin_client, client_config, cluster_metadata, drop_reached, fetch_batch, topic_name
 from topics.errors import TopicsError, UnknownTopic
 from topics.positions import Position, resolve
 from topics.producer import EventProducer
@@ -56,15 +56,18 @@ def replay_to_topic(settings: Settings, rng: ReplayRange, target: str, progress:
         total = sum(end - tp.offset for tp, end in bounds)
         if not bounds:
             return 0
-        ends = {tp.partition: end for tp, end in bounds}
+        ends = {(tp.topic, tp.partition): end for tp, end in bounds}
         consumer.assign([tp for tp, _ in bounds])
         copied = 0
         with EventProducer(settings) as producer:
             while ends:
-                for msg in consumer.consume(500, settings.kafka_timeout_s):
+                batch = fetch_batch(consumer, 500, settings.kafka_timeout_s)
+                if not batch:
+                    drop_reached(consumer, ends)
+                for msg in batch:
                     if msg.error() is not None:
                         continue
-                    end = ends.get(msg.partition())
+                    end = ends.get((msg.topic(), msg.partition()))
                     if end is None or msg.offset() >= end:
                         continue
                     origin = f"{msg.topic()}/{msg.partition()}/{msg.offset()}".encode()
@@ -72,7 +75,7 @@ def replay_to_topic(settings: Settings, rng: ReplayRange, target: str, progress:
                     producer.produce_raw(topic_name(settings, target), msg.key(), msg.value(), headers)
                     copied += 1
                     if msg.offset() + 1 >= end:
-                        del ends[msg.partition()]
+                        del ends[(msg.topic(), msg.partition())]
                     if progress is not None:
                         progress(copied, total)
         return copied

@@ -1,0 +1,89 @@
+"""Shared fixtures: a real Kafka broker started once per session, and per-test topic namespaces.
+
+The broker comes from `CDA_KAFKA_BOOTSTRAP` when set, from testcontainers when a Docker engine answers,
+and otherwise from the project's own local broker (Maven-fetched jars), in a temporary folder.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from cda.settings import Settings
+from topics.admin import apply_catalog, delete_topics
+from topics.broker import LocalBroker
+from topics.catalog import CATALOG
+from topics.connection import topic_name
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("localhost", 0))
+        return sock.getsockname()[1]
+
+
+def _docker_answers() -> bool:
+    try:
+        import docker  # testcontainers' dependency; present with the dev extra
+
+        docker.from_env(timeout=3).ping()
+        return True
+    except Exception:
+        return False
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The bootstrap address of a real broker for the whole session."""
+    if bootstrap := os.environ.get("CDA_KAFKA_BOOTSTRAP"):
+        yield bootstrap
+        return
+    if os.environ.get("CDA_TEST_DOCKER", "1") == "1" and _docker_answers():
+        from testcontainers.kafka import KafkaContainer
+
+        with KafkaContainer("apache/kafka:4.1.1").with_kraft() as container:
+            yield container.get_bootstrap_server()
+        return
+    broker = local_broker(tmp_path_factory.mktemp("kafka"))
+    broker.start()
+    try:
+        yield broker.bootstrap
+    finally:
+        broker.stop()
+
+
+def local_broker(data_dir: Path) -> LocalBroker:
+    """A broker on free ports with its data in `data_dir`, sharing the project's fetched jars."""
+    return LocalBroker(data_dir=data_dir, lib_dir=Settings().kafka_lib, port=free_port(), controller_port=free_port())
+
+
+@pytest.fixture
+def settings(kafka_bootstrap: str, tmp_path: Path) -> Settings:
+    """Settings for one test: the session broker, a private topic prefix and a private home."""
+    return Settings(
+        home=tmp_path / "home",
+        kafka_bootstrap=kafka_bootstrap,
+        topic_prefix=f"t{uuid.uuid4().hex[:10]}.",
+        kafka_timeout_s=10,
+    )
+
+
+@pytest.fixture
+def catalog(settings: Settings) -> Iterator[Callable[..., Settings]]:
+    """Apply (part of) the catalog under the test's prefix; the topics are deleted afterwards."""
+    created: list[str] = []
+
+    def apply(*names: str) -> Settings:
+        specs = tuple(s for s in CATALOG if not names or s.name in names)
+        apply_catalog(settings, specs)
+        created.extend(topic_name(settings, s.name) for s in specs)
+        return settings
+
+    yield apply
+    if created:
+        delete_topics(settings, created)
