@@ -38,3 +38,12 @@ def status() -> None:
     out.print(f"pid: {pid or '-'}\nbootstrap: {broker.bootstrap}\nanswering: {answering}\ndata: {broker.data_dir}\njars: {broker.lib_dir}")
     if pid is None or not answering:
         raise typer.Exit(1)
+
+
+@app.command()
+def fetch() -> None:
+    """Fetch the broker's jars with Maven into CDA_HOME (done by `up` too; CI runs it ahead)."""
+    with failing_clearly():
+        broker = from_settings(settings())
+        broker.fetch()
+        out.print(f"kafka jars in {broker.lib_dir}")

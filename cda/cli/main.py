@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import typer
-from rich.table import Table
+from rich.table import Column, Table
 
 from cda.cli import events_cmd, kafka_cmd, topics_cmd
 from cda.cli.common import failing_clearly, out, settings
@@ -29,7 +29,7 @@ def demo(start_kafka: bool = typer.Option(True, help="Start the local broker whe
             out.print(f"starting the local Kafka broker on {broker.bootstrap} ...")
             broker.start()
         received = run_demo(config)
-    table = Table("company", "topic", "partition@offset", "event", "detail")
+    table = Table("company", Column("topic", no_wrap=True), "at", Column("event", no_wrap=True), "detail")
     for r in received:
         detail = r.event.data.get("tool_name") or r.event.data.get("job_id") or ""
         table.add_row(r.event.company_id, r.topic, f"{r.partition}@{r.offset}", r.event.type, str(detail))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import typer
-from rich.table import Table
+from rich.table import Column, Table
 
 from cda.cli.common import failing_clearly, out, settings
 from topics.admin import apply_catalog
@@ -27,7 +27,7 @@ def apply() -> None:
 @app.command("list")
 def list_() -> None:
     """The catalog: topics, keys, partitions, cleanup policy, retention and event types."""
-    table = Table("topic", "key", "partitions", "cleanup", "retention", "event types")
+    table = Table(Column("topic", no_wrap=True), "key", "partitions", "cleanup", "retention", "event types")
     for spec in CATALOG:
         retention = "forever" if spec.retention_ms < 0 else f"{spec.retention_ms // DAY_MS}d"
         table.add_row(spec.name, "/".join(spec.key_fields), str(spec.partitions), spec.cleanup_policy,

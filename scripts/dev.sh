@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# One entry point that sets up a fresh machine and runs cda:
+#   bash scripts/dev.sh demo   - install, start the local Kafka broker, run the main job on embedded defaults
+#   bash scripts/dev.sh test   - install, then run the test suite (it starts its own broker)
+# Installs into ./.venv; fetches Kafka's jars with Maven into $CDA_HOME (default ./.cda).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+VENV=${VENV:-.venv}
+
+need_apt() {  # install a Debian package when a command is missing and we may (root with apt-get)
+  local cmd=$1 pkg=$2
+  command -v "$cmd" >/dev/null 2>&1 && return 0
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing $pkg for $cmd ..." >&2
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$pkg" >/dev/null
+  else
+    echo "error: $cmd is required; install $pkg" >&2; exit 1
+  fi
+}
+
+setup() {
+  "$PYTHON" -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "error: cda needs Python 3.11 (set PYTHON=...)")'
+  need_apt java openjdk-17-jre-headless
+  need_apt mvn maven
+  java -version 2>&1 | head -1 >&2
+  [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
+  local stamp="$VENV/.installed-$(sha1sum pyproject.toml | cut -c1-12)"
+  if [ ! -e "$stamp" ]; then
+    "$VENV/bin/python" -m pip install -q --upgrade pip
+    "$VENV/bin/python" -m pip install -q -e ".[dev]"
+    touch "$stamp"
+  fi
+  "$VENV/bin/cda" kafka fetch >&2
+}
+
+case "${1:-}" in
+  demo)
+    setup
+    "$VENV/bin/cda" kafka up
+    "$VENV/bin/cda" demo
+    ;;
+  test)
+    setup
+    shift
+    exec "$VENV/bin/python" -m pytest "$@"
+    ;;
+  setup)
+    setup
+    ;;
+  *)
+    echo "usage: bash scripts/dev.sh demo|test|setup [pytest args]" >&2; exit 2
+    ;;
+esac
