@@ -39,6 +39,7 @@ class EventProducer:
         ))
         self._errors: list[str] = []
         self.delivered = 0
+        self._queued = 0
 
     def check_reachable(self) -> None:
         """Fail fast, naming the bootstrap address, when the broker does not answer."""
@@ -68,7 +69,9 @@ class EventProducer:
                 break
             except BufferError:  # local queue full: let deliveries drain, then retry
                 self._producer.poll(0.1)
-        self._producer.poll(0)
+        self._queued += 1
+        if self._queued % 256 == 0:  # serve delivery callbacks now and then, not per record
+            self._producer.poll(0)
 
     def flush(self, timeout_s: float | None = None) -> None:
         """Wait for every queued record; raise `DeliveryError` if any failed or did not finish in time."""

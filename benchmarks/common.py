@@ -1,0 +1,45 @@
+"""Benchmark helpers: a reachable broker (the local one is started when nothing answers) and BENCH lines."""
+
+from __future__ import annotations
+
+import statistics
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from cda.settings import Settings
+from topics.admin import apply_catalog, delete_topics
+from topics.broker import from_settings
+from topics.catalog import CATALOG
+from topics.connection import topic_name
+
+
+def bench_line(bench_id: str, **figures: float | int | str) -> str:
+    """`BENCH <id> name=value ...`, the format every benchmark prints."""
+    shown = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in figures.items())
+    line = f"BENCH {bench_id} {shown}"
+    print(line, flush=True)
+    return line
+
+
+def ensure_broker(settings: Settings) -> None:
+    """Start the project's local broker when the configured one is the local default and does not answer."""
+    broker = from_settings(settings)
+    if settings.kafka_bootstrap == broker.bootstrap and not broker.answers():
+        broker.start()
+
+
+@contextmanager
+def scratch_topics(settings: Settings, *names: str) -> Iterator[Settings]:
+    """Catalog topics under a fresh prefix, deleted afterwards."""
+    scoped = settings.model_copy(update={"topic_prefix": f"bench{uuid.uuid4().hex[:8]}."})
+    specs = tuple(s for s in CATALOG if s.name in names)
+    apply_catalog(scoped, specs)
+    try:
+        yield scoped
+    finally:
+        delete_topics(scoped, [topic_name(scoped, s.name) for s in specs])
+
+
+def median_of(runs: int, measure: Callable[[], float]) -> float:
+    return statistics.median(measure() for _ in range(runs))

@@ -1,0 +1,24 @@
+"""The benchmark scripts run and print their BENCH lines (figures are read by people, not asserted)."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.kafka
+
+
+def test_p1_prints_its_figures(kafka_bootstrap: str, tmp_path: Path) -> None:
+    env = {**os.environ, "CDA_KAFKA_BOOTSTRAP": kafka_bootstrap, "CDA_HOME": str(tmp_path)}
+    result = subprocess.run([sys.executable, "benchmarks/p1_kafka_serde.py", "--events", "300", "--runs", "1"],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stdout.splitlines() if line.startswith("BENCH P1 ")]
+    assert len(lines) == 2
+    assert re.search(r"ratio=\d", lines[0]) and re.search(r"consume_ratio=\d", lines[1])
