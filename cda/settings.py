@@ -24,6 +24,7 @@ class Settings(BaseSettings):
     topic_prefix: str = Field(default="", description="Prepended to every catalog topic name (test isolation).")
     schema_registry_url: str | None = Field(default=None, description="Confluent schema registry; framing switches to it.")
     clickhouse_url: str | None = Field(default=None, description="ClickHouse server URL; default is embedded chDB.")
+    clickhouse_database: str = Field(default="cda", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="Database of the views.")
 
     @field_validator("home")
     @classmethod
@@ -33,6 +34,11 @@ class Settings(BaseSettings):
     @property
     def kafka_dir(self) -> Path:
         return self.home / "kafka"
+
+    @property
+    def clickhouse_dsn(self) -> str:
+        """The server URL when configured, else the embedded chDB engine kept under the home folder."""
+        return self.clickhouse_url or f"chdb://{self.home / 'clickhouse'}"
 
     @property
     def kafka_lib(self) -> Path:

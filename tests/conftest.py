@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 
 from cda.settings import Settings
+from projections.migrate import migrate
+from projections.store import ProjectionStore
 from topics.admin import apply_catalog, delete_topics
 from topics.broker import LocalBroker
 from topics.catalog import CATALOG
@@ -62,15 +64,36 @@ def local_broker(data_dir: Path) -> LocalBroker:
     return LocalBroker(data_dir=data_dir, lib_dir=Settings().kafka_lib, port=free_port(), controller_port=free_port())
 
 
+@pytest.fixture(scope="session")
+def clickhouse_dsn(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A ClickHouse server (`CDA_TEST_CLICKHOUSE_URL`) or the embedded chDB engine, one folder per session.
+
+    chDB allows one folder per process, so tests share the engine and isolate themselves by database.
+    """
+    return os.environ.get("CDA_TEST_CLICKHOUSE_URL") or f"chdb://{tmp_path_factory.mktemp('chdb')}"
+
+
 @pytest.fixture
-def settings(kafka_bootstrap: str, tmp_path: Path) -> Settings:
-    """Settings for one test: the session broker, a private topic prefix and a private home."""
+def settings(kafka_bootstrap: str, clickhouse_dsn: str, tmp_path: Path) -> Settings:
+    """Settings for one test: the session broker and engine, a private topic prefix, database and home."""
+    test_id = uuid.uuid4().hex[:10]
     return Settings(
         home=tmp_path / "home",
         kafka_bootstrap=kafka_bootstrap,
-        topic_prefix=f"t{uuid.uuid4().hex[:10]}.",
+        topic_prefix=f"t{test_id}.",
         kafka_timeout_s=10,
+        clickhouse_url=clickhouse_dsn,
+        clickhouse_database=f"t_{test_id}",
     )
+
+
+@pytest.fixture
+def store(settings: Settings) -> Iterator[ProjectionStore]:
+    """The test's own database, migrated; dropped afterwards."""
+    store = ProjectionStore.from_settings(settings)
+    migrate(store)
+    yield store
+    store.command(f"DROP DATABASE IF EXISTS {settings.clickhouse_database}")
 
 
 @pytest.fixture

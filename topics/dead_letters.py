@@ -30,6 +30,12 @@ class Rejected:
     def of(cls, msg: Message, error: Exception) -> Rejected:
         return cls(msg.topic(), msg.partition(), msg.offset(), msg.key(), msg.value(), str(error), type(error).__name__)
 
+    @classmethod
+    def of_received(cls, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None,
+                    error: Exception) -> Rejected:
+        """A record that decoded but could not be processed further (a fold, a store refusal)."""
+        return cls(topic, partition, offset, key, value, str(error), type(error).__name__)
+
     @property
     def company_id(self) -> str:
         """Best effort: the company is the first part of every catalog key."""

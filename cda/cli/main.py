@@ -5,13 +5,15 @@ from __future__ import annotations
 import typer
 from rich.table import Column, Table
 
-from cda.cli import events_cmd, kafka_cmd, topics_cmd
+from cda.cli import events_cmd, kafka_cmd, projections_cmd, topics_cmd
 from cda.cli.common import failing_clearly, out, settings
 from topics.broker import from_settings
 
 app = typer.Typer(help="cda — Company Data Automation.", no_args_is_help=True, pretty_exceptions_enable=False)
 app.add_typer(kafka_cmd.app, name="kafka")
 app.add_typer(topics_cmd.app, name="topics")
+app.add_typer(projections_cmd.app, name="projections")
+app.command()(projections_cmd.query)
 app.command()(events_cmd.produce)
 app.command()(events_cmd.consume)
 app.command()(events_cmd.replay)

@@ -1,0 +1,117 @@
+"""`cda projections migrate | run | rebuild | list` and `cda query`: the ClickHouse views."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+
+import typer
+from rich.table import Table
+
+from cda.cli.common import err, failing_clearly, out, progress_bar, settings
+from projections.catalog import PROJECTIONS, projection
+from projections.errors import ProjectionError
+from projections.migrate import migrate as apply_migrations
+from projections.queries import LISTINGS, listing
+from projections.rebuild import rebuild as rebuild_view
+from projections.runner import ProjectionRunner
+from projections.store import ProjectionStore
+from topics.positions import parse_time
+
+app = typer.Typer(help="ClickHouse views folded from the topics.", no_args_is_help=True)
+
+
+def open_store() -> ProjectionStore:
+    store = ProjectionStore.from_settings(settings())
+    apply_migrations(store)
+    return store
+
+
+@app.command()
+def migrate() -> None:
+    """Apply the versioned DDL the database has not seen yet."""
+    with failing_clearly():
+        store = ProjectionStore.from_settings(settings())
+        applied = apply_migrations(store)
+    out.print("\n".join(f"applied {m.version:04d}_{m.name}" for m in applied) or "up to date")
+
+
+@app.command("list")
+def list_() -> None:
+    """The projections: their topics, facts table and view."""
+    table = Table("projection", "topics", "facts table", "view")
+    for p in PROJECTIONS.values():
+        table.add_row(p.name, ", ".join(p.topics), p.table, p.view)
+    out.print(table)
+
+
+@app.command()
+def run(
+    names: list[str] = typer.Argument(None, help="Projections to run; default all."),
+    seconds: float | None = typer.Option(None, help="Stop after this long (default: until Ctrl-C / SIGTERM)."),
+) -> None:
+    """Fold the topics into the views until stopped; offsets are committed after rows are stored."""
+    with failing_clearly():
+        config = settings()
+        store = open_store()
+        chosen = [projection(n) for n in (names or list(PROJECTIONS))]
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        runners = [ProjectionRunner(config, store, p) for p in chosen]
+        threads = [threading.Thread(target=r.run, args=(stop,), name=f"projection-{r.projection.name}") for r in runners]
+        for thread in threads:
+            thread.start()
+        err.print(f"running {', '.join(p.name for p in chosen)} into {store.dsn} (database {store.database})")
+        try:
+            deadline = time.monotonic() + seconds if seconds else None
+            while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
+                stop.wait(0.5)
+        except KeyboardInterrupt:
+            pass
+        stop.set()
+        for thread in threads:
+            thread.join()
+        for r in runners:
+            s = r.stats
+            out.print(f"{r.projection.name}: {s.events} events, {s.rows} rows, {s.skipped} skipped, "
+                      f"{s.dead_lettered} dead-lettered, {s.store_failures} store retries")
+
+
+@app.command()
+def rebuild(
+    name: str = typer.Argument(..., help="Projection to rebuild."),
+    since: str | None = typer.Option(None, help="Only re-read events from this time (ISO-8601, epoch ms, 15m/2h/1d)."),
+) -> None:
+    """Rebuild a view from the topics into a fresh table and swap it in atomically."""
+    with failing_clearly():
+        try:
+            chosen = projection(name)
+            store = open_store()
+            with progress_bar(f"rebuilding {name}") as bar:
+                task = bar.add_task("rebuild", total=None)
+                result = rebuild_view(settings(), store, chosen, parse_time(since) if since else None,
+                                      lambda done, total: bar.update(task, completed=done, total=total))
+        except ProjectionError as exc:
+            raise ValueError(str(exc)) from exc
+    out.print(f"rebuilt {result.table}: {result.events} events read, {result.rows} rows, "
+              f"{result.carried_over} kept from before --since, {result.caught_up} caught up from the live table")
+
+
+def query(
+    view: str = typer.Argument(..., help=f"One of: {', '.join(LISTINGS)}."),
+    company: str = typer.Option(..., "--company", help="The company whose rows to show."),
+) -> None:
+    """Print one company's rows of a view as a table."""
+    with failing_clearly():
+        try:
+            rows = listing(open_store(), view, company)
+        except ProjectionError as exc:
+            raise ValueError(str(exc)) from exc
+    if not rows:
+        out.print(f"no {view} for company {company}")
+        return
+    table = Table(*rows[0].keys())
+    for row in rows:
+        table.add_row(*("" if v is None else str(v) for v in row.values()))
+    out.print(table)

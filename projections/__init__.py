@@ -1,0 +1,1 @@
+"""ClickHouse views folded from the topics: idempotent, and rebuildable by replay."""

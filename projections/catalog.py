@@ -1,0 +1,60 @@
+"""The five projections of cda: jobs, tool calls, tools, adapters and memory."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from projections.errors import UnknownProjection
+from projections.model import Fold, Projection
+from topics.events import Event
+
+JOB_EVENTS = ("job_accepted", "step_started", "tool_call_requested", "tool_call_completed", "tool_call_failed",
+              "job_completed", "job_failed")
+CALL_EVENTS = ("tool_call_requested", "tool_call_completed", "tool_call_failed")
+ADAPTER_EVENTS = ("lora_training_requested", "training_progress", "training_failed", "training_rejected",
+                  "lora_adapter_ready")
+
+
+def pick(defaults: Mapping[str, Any]) -> Fold:
+    """The fold that copies the event's fields that are also columns; the rest take their defaults."""
+    return lambda event: {k: event.data[k] for k in defaults if k in event.data}
+
+
+def _rejected(event: Event) -> dict[str, Any]:
+    return {**pick(_ADAPTER)(event), "metrics": event.data["candidate_metrics"],
+            "baseline_metrics": event.data["current_metrics"]}
+
+
+_JOB = {"job_id": "", "request_id": "", "task": "", "adapter_version": None, "step": 0, "latency_ms": 0.0,
+        "error": "", "error_kind": ""}
+_CALL = {"job_id": "", "call_id": "", "attempt": 1, "step": 0, "tool_name": "", "status_code": None,
+         "latency_ms": 0.0, "error": "", "error_kind": "", "retryable": False}
+_TOOL = {"tool_name": "", "description": "", "method": "", "url": "", "parameters_schema_json": "",
+         "secret_ref": None, "timeout_ms": 0, "reason": None}
+_ADAPTER = {"request_id": "", "version": "", "adapter_name": "", "base_model": "", "rank": None, "dataset_hash": "",
+            "uri": "", "metrics": {}, "baseline_metrics": {}, "step": 0, "total_steps": 0, "loss": None, "error": ""}
+_MEMORY = {"entry_id": "", "session_id": None, "kind": "", "content": "", "tags": [], "source_job_id": None,
+           "reason": None}
+
+JOBS = Projection("jobs", ("company_automation_jobs",), "job_facts", "company_automation_jobs", _JOB,
+                  {t: pick(_JOB) for t in JOB_EVENTS})
+TOOL_CALLS = Projection("tool_calls", ("company_automation_jobs",), "tool_call_facts", "tool_calls", _CALL,
+                        {t: pick(_CALL) for t in CALL_EVENTS},
+                        ignored=frozenset(JOB_EVENTS) - frozenset(CALL_EVENTS))
+TOOLS = Projection("tools", ("company_tools",), "tool_facts", "company_tools", _TOOL,
+                   {t: pick(_TOOL) for t in ("tool_registered", "tool_removed")})
+ADAPTERS = Projection("adapters", ("lora_training_requests", "lora_training_status", "lora_adapter_ready"),
+                      "adapter_facts", "lora_adapters", _ADAPTER,
+                      {**{t: pick(_ADAPTER) for t in ADAPTER_EVENTS}, "training_rejected": _rejected})
+MEMORY = Projection("memory", ("company_memory",), "memory_facts", "company_memory", _MEMORY,
+                    {t: pick(_MEMORY) for t in ("memory_written", "memory_deleted")})
+
+PROJECTIONS: dict[str, Projection] = {p.name: p for p in (JOBS, TOOL_CALLS, TOOLS, ADAPTERS, MEMORY)}
+
+
+def projection(name: str) -> Projection:
+    try:
+        return PROJECTIONS[name]
+    except KeyError:
+        raise UnknownProjection(f"unknown projection {name!r}; known: {', '.join(PROJECTIONS)}") from None

@@ -1,0 +1,98 @@
+"""The projection store: one interface over clickhouse-connect, for the embedded chDB engine and for a
+ClickHouse server over HTTP alike (the DSN picks the backend: `chdb:///path` or `http://host:8123`).
+
+chDB runs in this process and holds its folder exclusively, so one process owns an embedded store; the
+store reconnects on demand after an outage, and turns driver errors into `StoreUnavailable` (retry) or
+`StoreError` (do not).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+import clickhouse_connect
+from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError, ProgrammingError
+
+from cda.settings import Settings
+from projections.errors import StoreError, StoreUnavailable
+
+_UNAVAILABLE_MARKERS = ("Cannot lock file", "EmbeddedServer", "Unable to open the chdb engine", "Connection refused",
+                        "closed", "Failed to create connection")
+
+
+class ProjectionStore:
+    """Statements, queries and batched inserts against one database of a ClickHouse engine."""
+
+    def __init__(self, dsn: str, database: str) -> None:
+        self.dsn = dsn
+        self.database = database
+        self._client: Client | None = None
+        self._lock = threading.RLock()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ProjectionStore:
+        return cls(settings.clickhouse_dsn, settings.clickhouse_database)
+
+    @property
+    def embedded(self) -> bool:
+        return self.dsn.startswith("chdb:")
+
+    def command(self, sql: str, parameters: dict[str, Any] | None = None) -> None:
+        self._run(lambda c: c.command(sql, parameters=parameters), sql)
+
+    def query(self, sql: str, parameters: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        return self._run(lambda c: c.query(sql, parameters=parameters).result_rows, sql)
+
+    def query_dicts(self, sql: str, parameters: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        def run(c: Client) -> list[dict[str, Any]]:
+            result = c.query(sql, parameters=parameters)
+            return [dict(zip(result.column_names, row)) for row in result.result_rows]
+
+        return self._run(run, sql)
+
+    def insert(self, table: str, rows: Sequence[Sequence[Any]], columns: Sequence[str]) -> None:
+        if rows:
+            self._run(lambda c: c.insert(table, rows, column_names=list(columns)), f"INSERT INTO {table}")
+
+    def close(self) -> None:
+        """Shut the engine or connection down; the next call opens it again."""
+        with self._lock:
+            if self._client is not None:
+                try:
+                    self._client.close()
+                finally:
+                    self._client = None
+
+    # -- internals --------------------------------------------------------------------------------
+    def _connect(self) -> Client:
+        if self._client is None:
+            try:
+                bootstrap = clickhouse_connect.get_client(dsn=self.dsn)
+                bootstrap.command(f"CREATE DATABASE IF NOT EXISTS {self.database}")
+                if self.embedded:  # one engine per process: reuse it, naming the database in the session
+                    bootstrap.command(f"USE {self.database}")
+                    bootstrap.database = self.database
+                    self._client = bootstrap
+                else:
+                    bootstrap.close()
+                    self._client = clickhouse_connect.get_client(dsn=self.dsn, database=self.database)
+            except Exception as exc:
+                raise StoreUnavailable(f"ClickHouse at {self.dsn} is unavailable: {exc}") from exc
+        return self._client
+
+    def _run(self, action: Any, what: str) -> Any:
+        with self._lock:
+            client = self._connect()
+            try:
+                return action(client)
+            except OperationalError as exc:
+                self.close()
+                raise StoreUnavailable(f"ClickHouse at {self.dsn} failed during {what[:80]}: {exc}") from exc
+            except (DatabaseError, ProgrammingError) as exc:
+                if any(m in str(exc) for m in _UNAVAILABLE_MARKERS):
+                    self.close()
+                    raise StoreUnavailable(f"ClickHouse at {self.dsn} failed during {what[:80]}: {exc}") from exc
+                raise StoreError(f"{what[:200]}: {exc}") from exc

@@ -1,0 +1,1 @@
+"""Workers that train, evaluate and publish per-company LoRA adapters."""
