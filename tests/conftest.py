@@ -94,6 +94,7 @@ def store(settings: Settings) -> Iterator[ProjectionStore]:
     migrate(store)
     yield store
     store.command(f"DROP DATABASE IF EXISTS {settings.clickhouse_database}")
+    store.close()  # chDB counts open clients; the outage test needs them all closed
 
 
 @pytest.fixture

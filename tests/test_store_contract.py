@@ -20,6 +20,7 @@ def db(clickhouse_dsn: str) -> Iterator[ProjectionStore]:
     store = ProjectionStore(clickhouse_dsn, f"contract_{uuid.uuid4().hex[:8]}")
     yield store
     store.command(f"DROP DATABASE IF EXISTS {store.database}")
+    store.close()
 
 
 def test_typed_rows_round_trip(db: ProjectionStore) -> None:

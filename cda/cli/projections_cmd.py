@@ -33,7 +33,10 @@ def migrate() -> None:
     """Apply the versioned DDL the database has not seen yet."""
     with failing_clearly():
         store = ProjectionStore.from_settings(settings())
-        applied = apply_migrations(store)
+        try:
+            applied = apply_migrations(store)
+        finally:
+            store.close()
     out.print("\n".join(f"applied {m.version:04d}_{m.name}" for m in applied) or "up to date")
 
 
@@ -104,10 +107,13 @@ def query(
 ) -> None:
     """Print one company's rows of a view as a table."""
     with failing_clearly():
+        store = open_store()
         try:
-            rows = listing(open_store(), view, company)
+            rows = listing(store, view, company)
         except ProjectionError as exc:
             raise ValueError(str(exc)) from exc
+        finally:
+            store.close()
     if not rows:
         out.print(f"no {view} for company {company}")
         return
