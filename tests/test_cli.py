@@ -22,6 +22,9 @@ def cli(catalog: Catalog, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[
     monkeypatch.setenv("CDA_KAFKA_BOOTSTRAP", settings.kafka_bootstrap)
     monkeypatch.setenv("CDA_TOPIC_PREFIX", settings.topic_prefix)
     monkeypatch.setenv("CDA_HOME", str(settings.home))
+    monkeypatch.setenv("COLUMNS", "250")  # rich tables at a terminal width that shows whole values
+    monkeypatch.setenv("CDA_CLICKHOUSE_URL", settings.clickhouse_dsn)
+    monkeypatch.setenv("CDA_CLICKHOUSE_DATABASE", settings.clickhouse_database)
     get_settings.cache_clear()
     runner = CliRunner()
     yield lambda *args, input=None: runner.invoke(app, list(args), input=input)
@@ -107,3 +110,26 @@ def test_demo_runs_the_sample_story(cli: Callable[..., object]) -> None:
     result = cli("demo", "--no-start-kafka")
     assert result.exit_code == 0, result.output
     assert "14 events produced as Avro and read back" in result.output
+
+
+def test_projections_run_query_and_rebuild(cli: Callable[..., object]) -> None:
+    jobs = [job(i) for i in range(3)] + [{**job(9), "company_id": "globex"}]
+    cli("produce", "company_automation_jobs", input=jsonl(*jobs))
+    assert cli("projections", "migrate").exit_code == 0
+    assert "up to date" in cli("projections", "migrate").output
+    ran = cli("projections", "run", "jobs", "tools", "--seconds", "4")
+    assert ran.exit_code == 0, ran.output
+    assert "jobs: 4 events, 4 rows" in ran.output
+    shown = cli("query", "jobs", "--company", "acme")
+    assert shown.exit_code == 0, shown.output
+    assert all(f"j{i}" in shown.output for i in range(3)) and "j9" not in shown.output
+    assert "accepted" in shown.output
+    assert "no tools for company acme" in cli("query", "tools", "--company", "acme").output
+    rebuilt = cli("projections", "rebuild", "jobs")
+    assert rebuilt.exit_code == 0, rebuilt.output
+    assert "4 events read, 4 rows" in rebuilt.output
+    assert "j9" in cli("query", "jobs", "--company", "globex").output
+    unknown = cli("query", "nothing", "--company", "acme")
+    assert unknown.exit_code == 1 and "known: jobs" in unknown.output
+    bad = cli("projections", "rebuild", "nothing")
+    assert bad.exit_code == 1 and "unknown projection" in bad.output
