@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import statistics
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from cda.settings import Settings
+from projections.migrate import migrate
+from projections.store import ProjectionStore
 from topics.admin import apply_catalog, delete_topics
 from topics.broker import from_settings
 from topics.catalog import CATALOG
@@ -39,6 +42,19 @@ def scratch_topics(settings: Settings, *names: str) -> Iterator[Settings]:
         yield scoped
     finally:
         delete_topics(scoped, [topic_name(scoped, s.name) for s in specs])
+
+
+@contextmanager
+def bench_store(settings: Settings) -> Iterator[ProjectionStore]:
+    """A migrated scratch database: on the configured server, or an embedded chDB in a temporary folder."""
+    dsn = settings.clickhouse_url or f"chdb://{tempfile.mkdtemp(prefix='cda-bench-chdb-')}"
+    store = ProjectionStore(dsn, f"bench_{uuid.uuid4().hex[:8]}")
+    migrate(store)
+    try:
+        yield store
+    finally:
+        store.command(f"DROP DATABASE IF EXISTS {store.database}")
+        store.close()
 
 
 def median_of(runs: int, measure: Callable[[], float]) -> float:

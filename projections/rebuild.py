@@ -5,7 +5,7 @@
 2. Fold the topics from the start positions to the end offsets taken now.
 3. `EXCHANGE TABLES` swaps the fresh table in; the views read it from then on.
 4. Copy the rows the live projection stored past those end offsets during the rebuild into the new live
-   table (twice, to catch inserts in flight); rows are deduplicated by event id, so overlap is harmless.
+   table (twice, 0.2 s apart, to catch inserts in flight); rows are deduplicated by event id, so overlap is harmless.
 """
 
 from __future__ import annotations
@@ -109,10 +109,11 @@ def rebuild(
         store.command(f"EXCHANGE TABLES {live} AND {fresh}")
         after = _position_filter([(tp.topic, tp.partition, end) for tp, end in ranges], before=False)
         caught_up = 0
-        for _ in range(2):
+        for attempt in range(2):  # the second pass catches an insert that was in flight during the first
+            if attempt:
+                time.sleep(0.2)
             caught_up = store.query(f"SELECT count() FROM {fresh} WHERE {after}")[0][0]
             store.command(f"INSERT INTO {live} SELECT * FROM {fresh} WHERE {after}")
-            time.sleep(0.5)
         store.command(f"DROP TABLE IF EXISTS {fresh}")
         return RebuildResult(live, events, rows_written, carried, caught_up)
     finally:

@@ -22,3 +22,22 @@ def test_p1_prints_its_figures(kafka_bootstrap: str, tmp_path: Path) -> None:
     lines = [line for line in result.stdout.splitlines() if line.startswith("BENCH P1 ")]
     assert len(lines) == 2
     assert re.search(r"ratio=\d", lines[0]) and re.search(r"consume_ratio=\d", lines[1])
+
+
+@pytest.mark.parametrize(
+    ("script", "args", "lines"),
+    [
+        ("p2_projection_fold.py", ["--events", "2000", "--lag-seconds", "2", "--rate", "200"], 2),
+        ("p3_rebuild.py", ["--events", "2000", "--runs", "1"], 1),
+    ],
+)
+def test_projection_benchmarks_print_their_figures(
+    kafka_bootstrap: str, tmp_path: Path, script: str, args: list[str], lines: int
+) -> None:
+    env = {**os.environ, "CDA_KAFKA_BOOTSTRAP": kafka_bootstrap, "CDA_HOME": str(tmp_path)}
+    env.pop("CDA_CLICKHOUSE_URL", None)
+    result = subprocess.run([sys.executable, f"benchmarks/{script}", *args], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=240)
+    assert result.returncode == 0, result.stderr[-3000:]
+    bench = [line for line in result.stdout.splitlines() if line.startswith("BENCH P")]
+    assert len(bench) == lines, result.stdout
