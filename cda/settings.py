@@ -26,6 +26,20 @@ class Settings(BaseSettings):
     clickhouse_url: str | None = Field(default=None, description="ClickHouse server URL; default is embedded chDB.")
     clickhouse_database: str = Field(default="cda", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="Database of the views.")
 
+    base_model: str | None = Field(default=None, description="Base model path or id; default the tiny local model.")
+    served_base_name: str = Field(default="base", description="Name the base model is served under.")
+    vllm_url: str = Field(default="http://localhost:8010", description="The vLLM OpenAI-compatible server.")
+    vllm_python: str | None = Field(default=None, description="Interpreter that has vLLM; default this one.")
+    vllm_max_loras: int = Field(default=8, ge=1, description="Adapters active in one batch.")
+    vllm_max_cpu_loras: int = Field(default=32, ge=1, description="Adapters cached in memory.")
+    vllm_max_lora_rank: int = Field(default=16, ge=1, description="Largest adapter rank the server takes.")
+    vllm_max_model_len: int = Field(default=1024, ge=64, description="Context length served.")
+    vllm_memory_fraction: float = Field(default=0.1, gt=0, le=1, description="--gpu-memory-utilization (CPU: of RAM).")
+    vllm_start_timeout_s: float = Field(default=180.0, gt=0, description="Bound on the server's start-up.")
+    inference_url: str = Field(default="http://localhost:8020", description="The cda inference gateway.")
+    inference_timeout_s: float = Field(default=30.0, gt=0, description="Bound on one inference request.")
+    inference_concurrency: int = Field(default=8, ge=1, description="Requests in flight per client.")
+
     @field_validator("home")
     @classmethod
     def _absolute_home(cls, value: Path) -> Path:
@@ -39,6 +53,14 @@ class Settings(BaseSettings):
     def clickhouse_dsn(self) -> str:
         """The server URL when configured, else the embedded chDB engine kept under the home folder."""
         return self.clickhouse_url or f"chdb://{self.home / 'clickhouse'}"
+
+    @property
+    def base_model_path(self) -> str:
+        return self.base_model or str(self.home / "models" / "tiny")
+
+    @property
+    def vllm_port(self) -> int:
+        return int(self.vllm_url.rsplit(":", 1)[1].split("/")[0])
 
     @property
     def kafka_lib(self) -> Path:

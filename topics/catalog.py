@@ -67,8 +67,12 @@ CATALOG: tuple[TopicSpec, ...] = (
     TopicSpec("lora_training_requests", ("lora_training_requested",), doc="Requests to train a company adapter."),
     TopicSpec("lora_adapter_ready", ("lora_adapter_ready",), doc="Adapters trained, evaluated and stored."),
     TopicSpec(
-        "lora_training_status", ("training_progress", "training_failed", "training_rejected"),
-        retention_ms=30 * DAY_MS, doc="Progress, failure and rejection of training requests.",
+        "lora_training_status", ("training_progress", "training_failed", "training_rejected", "adapter_refused"),
+        retention_ms=30 * DAY_MS, doc="Progress, failure and rejection of training requests; adapters the server refused.",
+    ),
+    TopicSpec(
+        "company_adapters", ("adapter_activated",), cleanup_policy="compact",
+        doc="The adapter each company is served with; compacted to the latest activation per company.",
     ),
     TopicSpec(
         "company_memory", ("memory_written", "memory_deleted"), key_fields=("company_id", "entry_id"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 from rich.table import Column, Table
 
-from cda.cli import events_cmd, kafka_cmd, projections_cmd, topics_cmd
+from cda.cli import events_cmd, inference_cmd, kafka_cmd, projections_cmd, topics_cmd
 from cda.cli.common import failing_clearly, out, settings
 from topics.broker import from_settings
 
@@ -13,6 +13,8 @@ app = typer.Typer(help="cda — Company Data Automation.", no_args_is_help=True,
 app.add_typer(kafka_cmd.app, name="kafka")
 app.add_typer(topics_cmd.app, name="topics")
 app.add_typer(projections_cmd.app, name="projections")
+app.add_typer(inference_cmd.model_app, name="model")
+app.add_typer(inference_cmd.app, name="inference")
 app.command()(projections_cmd.query)
 app.command()(events_cmd.produce)
 app.command()(events_cmd.consume)

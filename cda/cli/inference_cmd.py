@@ -1,0 +1,56 @@
+"""`cda model init-tiny` and `cda inference serve | status`: the base model and the multi-LoRA server."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+import typer
+
+from cda.cli.common import err, failing_clearly, out, settings
+from inference.errors import InferenceError
+
+model_app = typer.Typer(help="The base model.", no_args_is_help=True)
+app = typer.Typer(help="The vLLM multi-LoRA server and its gateway.", no_args_is_help=True)
+
+
+@model_app.command("init-tiny")
+def init_tiny(
+    path: Path | None = typer.Option(None, help="Where to write it; default <CDA_HOME>/models/tiny."),
+    force: bool = typer.Option(False, help="Rebuild even when it exists."),
+) -> None:
+    """Build the tiny Llama-style base model locally (tokenizer trained on local text, seeded weights)."""
+    from inference.tiny_model import build
+
+    target = path or Path(settings().base_model_path)
+    out.print(f"tiny model in {build(target, force=force)}")
+
+
+@app.command()
+def serve(external: bool = typer.Option(False, help="Use a vLLM server already running at CDA_VLLM_URL.")) -> None:
+    """Start vLLM (base model, runtime LoRA loading), the adapter lifecycle and the gateway; run until stopped."""
+    from inference.service import InferenceService
+
+    with failing_clearly():
+        try:
+            config = settings()
+            err.print(f"serving {config.base_model_path} via {config.vllm_url}; gateway on {config.inference_url}")
+            InferenceService(config, manage_server=not external).serve()
+        except InferenceError as exc:
+            raise ValueError(str(exc)) from exc
+
+
+@app.command()
+def status() -> None:
+    """The gateway's readiness and each company's active adapter; exit 1 when not ready."""
+    config = settings()
+    try:
+        ready = httpx.get(f"{config.inference_url}/health/ready", timeout=5)
+        adapters = httpx.get(f"{config.inference_url}/v1/adapters", timeout=5).json()
+    except httpx.HTTPError as exc:
+        err.print(f"[red]error:[/red] inference gateway at {config.inference_url} unreachable: {exc}")
+        raise typer.Exit(1) from None
+    out.print(json.dumps({"health": ready.json(), "adapters": adapters}, indent=2))
+    if ready.status_code != 200:
+        raise typer.Exit(1)

@@ -1,0 +1,78 @@
+"""Checks an adapter folder before it goes near the server: files present and readable, rank within the
+server's maximum, built for the served base model, and only LoRA on layers vLLM serves."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from inference.errors import AdapterInvalid
+
+CONFIG_FILE = "adapter_config.json"
+WEIGHT_FILES = ("adapter_model.safetensors", "adapter_model.bin")
+
+
+@dataclass(frozen=True)
+class AdapterInfo:
+    path: Path
+    rank: int
+    base_model: str
+    target_modules: tuple[str, ...]
+
+
+def same_model(a: str, b: str) -> bool:
+    """Paths compare resolved; ids compare as written."""
+    if a == b:
+        return True
+    pa, pb = Path(a).expanduser(), Path(b).expanduser()
+    return pa.exists() and pb.exists() and pa.resolve() == pb.resolve()
+
+
+def inspect_adapter(path: Path, base_model: str, max_rank: int) -> AdapterInfo:
+    """The adapter's facts, or `AdapterInvalid` with the reason the server would refuse it (or worse)."""
+    config_path = path / CONFIG_FILE
+    if not path.is_dir() or not config_path.is_file():
+        raise AdapterInvalid("missing_files", f"adapter at {path} has no {CONFIG_FILE}")
+    try:
+        config = json.loads(config_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise AdapterInvalid("corrupt_files", f"{config_path} is not valid JSON: {exc}") from None
+    weights = next((path / f for f in WEIGHT_FILES if (path / f).is_file()), None)
+    if weights is None:
+        raise AdapterInvalid("missing_files", f"adapter at {path} has no weights ({' or '.join(WEIGHT_FILES)})")
+    if weights.suffix == ".safetensors":
+        _check_safetensors(weights)
+    rank = int(config.get("r", 0))
+    if rank < 1:
+        raise AdapterInvalid("corrupt_files", f"{config_path}: rank r={config.get('r')!r} is not a positive integer")
+    if rank > max_rank:
+        raise AdapterInvalid("rank_too_large", f"adapter rank {rank} exceeds the server's maximum {max_rank}")
+    trained_on = str(config.get("base_model_name_or_path") or "")
+    if not same_model(trained_on, base_model):
+        raise AdapterInvalid("wrong_base_model", f"adapter was trained on {trained_on!r}, the server serves {base_model!r}")
+    if config.get("modules_to_save"):
+        raise AdapterInvalid("unservable", f"adapter saves whole modules {config['modules_to_save']}; vLLM serves LoRA on linear layers only")
+    targets = config.get("target_modules") or []
+    return AdapterInfo(path, rank, trained_on, tuple(targets) if isinstance(targets, list) else (str(targets),))
+
+
+def _check_safetensors(weights: Path) -> None:
+    """A safetensors file must hold a readable header and every tensor's bytes."""
+    try:
+        from safetensors import safe_open
+    except ImportError:  # the slim install: header check only
+        safe_open = None
+    try:
+        if safe_open is not None:
+            with safe_open(str(weights), framework="numpy") as handle:
+                if not list(handle.keys()):
+                    raise AdapterInvalid("corrupt_files", f"{weights} holds no tensors")
+                for key in handle.keys():
+                    handle.get_slice(key)
+        else:
+            json.loads(weights.read_bytes()[8:8 + int.from_bytes(weights.read_bytes()[:8], "little")])
+    except AdapterInvalid:
+        raise
+    except Exception as exc:
+        raise AdapterInvalid("corrupt_files", f"{weights} is not a readable safetensors file: {exc}") from None

@@ -1,0 +1,114 @@
+"""The inference gateway: routes a company's request to its active adapter (or the base model, and says
+so), asks vLLM for schema-constrained JSON when a tool schema is given, validates the result, and keeps
+per-adapter metrics. Readiness means vLLM answers and the adapters of every company are registered."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any
+
+import jsonschema
+from fastapi import Depends, FastAPI, HTTPException, Request, Response
+from pydantic import BaseModel, Field, field_validator
+
+from inference.errors import InferenceUnavailable
+from inference.metrics import InferenceMetrics
+from inference.routing import AdapterRouter
+from inference.tool_calls import check_schema, parse_tool_call
+from inference.vllm_api import AsyncVllmApi
+
+
+class CompletionRequest(BaseModel):
+    company_id: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.\-]+$")
+    prompt: str = Field(min_length=1, max_length=200_000)
+    max_tokens: int = Field(default=128, ge=1, le=4096)
+    json_schema: dict[str, Any] | None = Field(default=None, description="Tool arguments schema: output is constrained to it.")
+
+    @field_validator("json_schema")
+    @classmethod
+    def _valid_schema(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None:
+            try:
+                check_schema(value)
+            except jsonschema.SchemaError as exc:
+                raise ValueError(f"not a valid JSON Schema: {exc.message}") from None
+        return value
+
+
+class ToolCallPublic(BaseModel):
+    valid: bool
+    arguments: dict[str, Any] | None
+    error: str | None
+
+
+class CompletionPublic(BaseModel):
+    company_id: str
+    model: str
+    adapter_version: str | None
+    used_base: bool
+    text: str
+    finish_reason: str
+    latency_ms: float
+    tool_call: ToolCallPublic | None = None
+
+
+class GatewayState:
+    def __init__(self, router: AdapterRouter, api: AsyncVllmApi, base_name: str) -> None:
+        self.router = router
+        self.api = api
+        self.base_name = base_name
+        self.metrics = InferenceMetrics()
+        self.restored = False
+
+
+def create_app(state: GatewayState) -> FastAPI:
+    app = FastAPI(title="cda inference gateway")
+    app.state.gateway = state
+
+    def gateway(request: Request) -> GatewayState:
+        return request.app.state.gateway
+
+    Gateway = Annotated[GatewayState, Depends(gateway)]
+
+    @app.get("/health/live")
+    async def live() -> dict[str, str]:
+        return {"status": "live"}
+
+    @app.get("/health/ready")
+    async def ready(state: Gateway, response: Response) -> dict[str, Any]:
+        vllm_ready = await state.api.ready()
+        ok = vllm_ready and state.restored
+        response.status_code = 200 if ok else 503
+        return {"ready": ok, "vllm": vllm_ready, "adapters_registered": state.restored,
+                "companies_with_adapters": len(state.router.all())}
+
+    @app.get("/metrics")
+    async def metrics(state: Gateway) -> Response:
+        return Response(state.metrics.render(), media_type="text/plain; version=0.0.4")
+
+    @app.get("/v1/adapters")
+    async def adapters(state: Gateway) -> list[dict[str, Any]]:
+        return [a.__dict__ for a in state.router.all()]
+
+    @app.post("/v1/complete", response_model=CompletionPublic)
+    async def complete(body: CompletionRequest, state: Gateway) -> CompletionPublic:
+        adapter = state.router.get(body.company_id)
+        model = adapter.served_name if adapter else state.base_name
+        started = time.perf_counter()
+        try:
+            completion = await state.api.complete(model, body.prompt, body.max_tokens, body.json_schema)
+        except InferenceUnavailable as exc:
+            state.metrics.observe(model, "unavailable", time.perf_counter() - started)
+            raise HTTPException(status_code=503, detail=str(exc)) from None
+        elapsed = time.perf_counter() - started
+        tool_call = None
+        if body.json_schema is not None:
+            outcome = parse_tool_call(completion.text, body.json_schema, completion.finish_reason)
+            tool_call = ToolCallPublic(valid=outcome.valid, arguments=outcome.arguments, error=outcome.error)
+        state.metrics.observe(model, "invalid_tool_call" if tool_call and not tool_call.valid else "ok", elapsed)
+        return CompletionPublic(company_id=body.company_id, model=model,
+                                adapter_version=adapter.version if adapter else None, used_base=adapter is None,
+                                text=completion.text, finish_reason=completion.finish_reason,
+                                latency_ms=elapsed * 1000, tool_call=tool_call)
+
+    return app

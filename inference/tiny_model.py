@@ -1,0 +1,115 @@
+"""Builds the tiny Llama-style base model used by tests and the embedded default — locally, from nothing.
+
+No model hub: a byte-level BPE tokenizer is trained on text made here (JSON tool calls, digits,
+identifiers, and docstrings of Python's standard library), and a Llama config with a head size the CPU
+attention kernels accept (64) gets seeded random weights. vLLM and PEFT both load the folder.
+Real deployments point `CDA_BASE_MODEL` at a real model instead.
+"""
+
+from __future__ import annotations
+
+import json
+import pydoc
+import random
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+SPECIAL_TOKENS = ("<unk>", "<s>", "</s>", "<pad>")
+_WORDS = ("invoice customer order ticket email amount currency status priority refund account address city "
+          "country product quantity price total discount date due paid open closed create update delete send "
+          "lookup search assign close schedule meeting user team project task note comment shipment tracking "
+          "warehouse stock supplier contract renewal payment card bank transfer approve reject escalate").split()
+_STDLIB_MODULES = ("json", "collections", "itertools", "functools", "datetime", "pathlib", "re", "string",
+                   "textwrap", "decimal", "statistics", "uuid", "csv", "http.client", "urllib.parse", "email.message")
+
+
+@dataclass(frozen=True)
+class TinyModelSpec:
+    """Shape of the tiny model; head size is hidden_size / heads = 64, which vLLM's CPU kernels accept."""
+
+    vocab_size: int = 2048
+    hidden_size: int = 128
+    intermediate_size: int = 352
+    layers: int = 2
+    heads: int = 2
+    kv_heads: int = 1
+    max_positions: int = 1024
+    seed: int = 0
+
+
+def _identifier(rng: random.Random) -> str:
+    words = rng.sample(_WORDS, rng.randint(1, 3))
+    return rng.choice(("_", "-", "")).join(words) if rng.random() < 0.8 else "".join(w.capitalize() for w in words)
+
+
+def _value(rng: random.Random, depth: int = 0) -> object:
+    kind = rng.random()
+    if kind < 0.25:
+        return rng.randint(0, 100_000)
+    if kind < 0.4:
+        return round(rng.uniform(0, 10_000), rng.randint(0, 2))
+    if kind < 0.65:
+        return _identifier(rng) + (f"-{rng.randint(1, 9999)}" if rng.random() < 0.5 else "")
+    if kind < 0.75:
+        return rng.random() < 0.5
+    if kind < 0.85 and depth < 2:
+        return [_value(rng, depth + 1) for _ in range(rng.randint(0, 3))]
+    if depth < 2:
+        return {_identifier(rng): _value(rng, depth + 1) for _ in range(rng.randint(1, 3))}
+    return None
+
+
+def corpus(lines: int = 20_000, seed: int = 0) -> Iterator[str]:
+    """Local text for the tokenizer: synthetic tool calls and JSON, and standard-library docstrings."""
+    rng = random.Random(seed)
+    for _ in range(lines):
+        call = {"tool": _identifier(rng), "arguments": {_identifier(rng): _value(rng) for _ in range(rng.randint(1, 4))}}
+        yield json.dumps(call)
+        yield f"Task: {rng.choice(_WORDS)} the {rng.choice(_WORDS)} {rng.randint(1, 999)} for {_identifier(rng)}"
+    for name in _STDLIB_MODULES:
+        module = pydoc.locate(name)
+        if module is not None:
+            yield from (pydoc.getdoc(getattr(module, attr, None)) for attr in dir(module) if not attr.startswith("_"))
+
+
+def build_tokenizer(spec: TinyModelSpec) -> object:
+    """A byte-level BPE tokenizer trained on `corpus()`, wrapped for transformers (and so for vLLM)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tokenizer = Tokenizer(models.BPE(unk_token="<unk>"))
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=spec.vocab_size, special_tokens=list(SPECIAL_TOKENS),
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tokenizer.train_from_iterator(corpus(seed=spec.seed), trainer=trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, unk_token="<unk>", bos_token="<s>",
+                                   eos_token="</s>", pad_token="<pad>", model_max_length=spec.max_positions)
+
+
+def build(target: Path, spec: TinyModelSpec = TinyModelSpec(), force: bool = False) -> Path:
+    """Write config, weights and tokenizer into `target` (skipped when already there, unless `force`)."""
+    if (target / "config.json").exists() and (target / "tokenizer.json").exists() and not force:
+        return target
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tokenizer = build_tokenizer(spec)
+    torch.manual_seed(spec.seed)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=spec.hidden_size, intermediate_size=spec.intermediate_size,
+        num_hidden_layers=spec.layers, num_attention_heads=spec.heads, num_key_value_heads=spec.kv_heads,
+        max_position_embeddings=spec.max_positions, tie_word_embeddings=False,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+    )
+    model = LlamaForCausalLM(config)
+    target.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(target, safe_serialization=True)
+    tokenizer.save_pretrained(target)
+    return target
+
+
+if __name__ == "__main__":
+    print(build(Path(sys.argv[1]) if len(sys.argv) > 1 else Path(".cda/models/tiny"), force="--force" in sys.argv))
