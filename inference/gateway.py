@@ -61,14 +61,16 @@ class GatewayState:
         self.restored = False
 
 
+def _gateway(request: Request) -> GatewayState:
+    return request.app.state.gateway
+
+
+Gateway = Annotated[GatewayState, Depends(_gateway)]
+
+
 def create_app(state: GatewayState) -> FastAPI:
     app = FastAPI(title="cda inference gateway")
     app.state.gateway = state
-
-    def gateway(request: Request) -> GatewayState:
-        return request.app.state.gateway
-
-    Gateway = Annotated[GatewayState, Depends(gateway)]
 
     @app.get("/health/live")
     async def live() -> dict[str, str]:

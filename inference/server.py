@@ -35,7 +35,7 @@ def server_command(settings: Settings) -> list[str]:
         "--enforce-eager",
         "--dtype", "bfloat16",
         # tool calls are compact JSON: no free whitespace, which a weak model would loop on
-        "--structured-outputs-config", json.dumps({"disable_any_whitespace": True}),
+        "--structured-outputs-config", json.dumps({"backend": "xgrammar", "disable_any_whitespace": True}),
     ]
 
 

@@ -111,3 +111,30 @@ def catalog(settings: Settings) -> Iterator[Callable[..., Settings]]:
     yield apply
     if created:
         delete_topics(settings, created)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The tiny local base model: the one `scripts/dev.sh` built, or a fresh build for this session."""
+    pytest.importorskip("transformers")
+    from inference.tiny_model import build
+
+    built = Settings().base_model_path
+    if Path(built, "config.json").exists():
+        return built
+    return str(build(tmp_path_factory.mktemp("tiny")))
+
+
+@pytest.fixture(scope="session")
+def vllm_url(tiny_model: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real vLLM server on the tiny model with runtime LoRA loading, once per session."""
+    pytest.importorskip("vllm")
+    from inference.server import VllmServer
+
+    server = VllmServer(Settings(home=tmp_path_factory.mktemp("vllm-home"), base_model=tiny_model,
+                                 vllm_url=f"http://127.0.0.1:{free_port()}"))
+    server.start()
+    try:
+        yield server.settings.vllm_url
+    finally:
+        server.stop()

@@ -1,0 +1,30 @@
+"""Randomly initialised PEFT LoRA adapters for a base model: distinct, servable stand-ins for benchmarks
+and tests of the serving path (trained adapters come from the trainer)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+LINEAR_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+def make_adapter(base_model: str, target: Path, seed: int, rank: int = 8) -> Path:
+    """Write a rank-`rank` LoRA on every linear layer with seeded random A and B (so it changes outputs)."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_pretrained(base_model)
+    config = LoraConfig(r=rank, lora_alpha=2 * rank, target_modules=list(LINEAR_MODULES), init_lora_weights=False)
+    get_peft_model(model, config).save_pretrained(target)
+    return target
+
+
+def retarget(adapter: Path, base_model: str) -> None:
+    """Rewrite which base model an adapter says it was trained on (to build a wrong-base adapter)."""
+    config_path = adapter / "adapter_config.json"
+    config = json.loads(config_path.read_text())
+    config["base_model_name_or_path"] = base_model
+    config_path.write_text(json.dumps(config))
