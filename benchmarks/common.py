@@ -7,6 +7,7 @@ import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from cda.settings import Settings
 from projections.migrate import migrate
@@ -59,3 +60,31 @@ def bench_store(settings: Settings) -> Iterator[ProjectionStore]:
 
 def median_of(runs: int, measure: Callable[[], float]) -> float:
     return statistics.median(measure() for _ in range(runs))
+
+
+@contextmanager
+def running_vllm(settings: Settings) -> Iterator[Settings]:
+    """The vLLM server at CDA_VLLM_URL, or one started for the benchmark (and stopped after it)."""
+    from inference.server import VllmServer
+    from inference.tiny_model import build
+    from inference.vllm_api import VllmApi
+
+    if VllmApi(settings.vllm_url).ready():
+        yield settings
+        return
+    if settings.base_model is None:
+        build(Path(settings.base_model_path))
+    server = VllmServer(settings)
+    server.start()
+    try:
+        yield settings
+    finally:
+        server.stop()
+
+
+def random_adapters(settings: Settings, count: int, rank: int = 8) -> list[Path]:
+    """`count` distinct seeded adapters for the base model, in a temporary folder."""
+    from inference.random_adapter import make_adapter
+
+    root = Path(tempfile.mkdtemp(prefix="cda-bench-adapters-"))
+    return [make_adapter(settings.base_model_path, root / f"a{i}", seed=i, rank=rank) for i in range(count)]

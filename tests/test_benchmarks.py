@@ -41,3 +41,20 @@ def test_projection_benchmarks_print_their_figures(
     assert result.returncode == 0, result.stderr[-3000:]
     bench = [line for line in result.stdout.splitlines() if line.startswith("BENCH P")]
     assert len(bench) == lines, result.stdout
+
+
+@pytest.mark.vllm
+@pytest.mark.parametrize(
+    ("script", "args"),
+    [("p4_multi_lora.py", ["--requests", "8", "--tokens", "4", "--adapters", "2", "--runs", "1"]),
+     ("p5_adapter_ready.py", ["--companies", "2"])],
+)
+def test_inference_benchmarks_print_their_figures(
+    kafka_bootstrap: str, vllm_url: str, tiny_model: str, tmp_path: Path, script: str, args: list[str]
+) -> None:
+    env = {**os.environ, "CDA_KAFKA_BOOTSTRAP": kafka_bootstrap, "CDA_HOME": str(tmp_path), "CDA_VLLM_URL": vllm_url,
+           "CDA_BASE_MODEL": tiny_model}
+    result = subprocess.run([sys.executable, f"benchmarks/{script}", *args], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert len([line for line in result.stdout.splitlines() if line.startswith("BENCH P")]) == 1, result.stdout

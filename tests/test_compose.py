@@ -49,3 +49,14 @@ def test_compose_provisions_clickhouse_grafana_and_the_saved_dashboards() -> Non
         source = panel["targets"][0]["meta"]["source"].rsplit("/", 1)[1].removesuffix(".sql")
         assert panel["targets"][0]["rawSql"] == grafana_sql(saved[source])
         assert panel["datasource"]["uid"] == datasource["uid"]
+
+
+def test_compose_runs_vllm_with_runtime_lora_and_the_gateway() -> None:
+    services = yaml.safe_load(COMPOSE.read_text())["services"]
+    vllm = services["vllm"]
+    assert vllm["image"].startswith("vllm/vllm-openai")
+    assert vllm["environment"]["VLLM_ALLOW_RUNTIME_LORA_UPDATING"] == "True"
+    assert "--enable-lora" in vllm["command"] and "--max-cpu-loras" in vllm["command"]
+    inference = services["inference"]
+    assert inference["environment"]["CDA_VLLM_URL"] == "http://vllm:8000"
+    assert "cda inference serve --external" in " ".join(inference["command"])

@@ -217,3 +217,41 @@ def test_requests_fail_fast_when_the_server_is_down(catalog: Catalog) -> None:
     with pytest.raises(InferenceUnavailable, match=settings.inference_url):
         asyncio.run(call())
     assert time.monotonic() - started < 10
+
+
+def test_the_service_wires_lifecycle_gateway_health_and_metrics(
+    catalog: Catalog, vllm_url: str, tiny_model: str, adapters: dict[str, Path]
+) -> None:
+    from inference.service import InferenceService
+
+    settings = catalog("lora_adapter_ready", "lora_training_status", "company_adapters", "dead_letters")
+    settings = settings.model_copy(update={"vllm_url": vllm_url, "base_model": tiny_model})
+    service = InferenceService(settings, manage_server=False)
+    service.start_backend()
+    try:
+        acme = company()
+        Harness(settings).announce(acme, "v1", adapters["a"])
+        deadline = time.monotonic() + 60
+        while service.router.get(acme) is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert service.router.get(acme) is not None
+
+        async def exercise() -> tuple[int, dict, str]:  # type: ignore[type-arg]
+            service.state.api = AsyncVllmApi(vllm_url)  # bound to this event loop
+            transport = httpx.ASGITransport(app=create_app(service.state))
+            async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as http:
+                ready = await http.get("/health/ready")
+                for who in (acme, acme, "nobody"):
+                    answer = await http.post("/v1/complete", json={"company_id": who, "prompt": PROMPT, "max_tokens": 4})
+                    assert answer.status_code == 200
+                listed = (await http.get("/v1/adapters")).json()
+                metrics = (await http.get("/metrics")).text
+            return ready.status_code, {a["company_id"]: a["version"] for a in listed}, metrics
+
+        status, listed, metrics = asyncio.run(exercise())
+        assert status == 200 and listed[acme] == "v1"
+        assert f'cda_inference_requests_total{{model="{served_name(acme)}",outcome="ok"}} 2.0' in metrics
+        assert 'cda_inference_requests_total{model="base",outcome="ok"} 1.0' in metrics
+        assert f'cda_inference_latency_seconds_count{{model="{served_name(acme)}"}} 2.0' in metrics
+    finally:
+        service.shutdown()

@@ -1,0 +1,69 @@
+"""BENCH P5: time from producing `lora_adapter_ready` to the first completion served by that adapter,
+with the server already running (goal < 200 ms).
+
+    python benchmarks/p5_adapter_ready.py [--companies 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+from statistics import median
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import httpx  # noqa: E402
+
+from benchmarks.common import bench_line, ensure_broker, random_adapters, running_vllm, scratch_topics  # noqa: E402
+from cda.settings import Settings  # noqa: E402
+from inference.lifecycle import AdapterManager  # noqa: E402
+from inference.routing import AdapterRouter, served_name  # noqa: E402
+from inference.vllm_api import VllmApi  # noqa: E402
+from topics.events import Event  # noqa: E402
+from topics.producer import EventProducer  # noqa: E402
+
+TOPICS = ("lora_adapter_ready", "lora_training_status", "company_adapters", "dead_letters")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--companies", type=int, default=10)
+    args = parser.parse_args()
+    base_settings = Settings()
+    ensure_broker(base_settings)
+    with running_vllm(base_settings) as running, scratch_topics(running, *TOPICS) as settings:
+        paths = random_adapters(settings, args.companies)
+        producer = EventProducer(settings)
+        manager = AdapterManager(settings, VllmApi(settings.vllm_url), AdapterRouter(), producer)
+        stop = threading.Event()
+        thread = threading.Thread(target=manager.run, args=(stop, f"{settings.topic_prefix}p5"))
+        thread.start()
+        http = httpx.Client(base_url=settings.vllm_url, timeout=30)
+        time.sleep(3)  # the lifecycle joins its group before the clock starts
+        timings = []
+        for path in paths:
+            company = f"p5{uuid.uuid4().hex[:8]}"
+            body = {"model": served_name(company), "prompt": "ping", "max_tokens": 1}
+            with EventProducer(settings, **{"linger.ms": 0}) as announce:
+                started = time.perf_counter()
+                announce.produce(Event.new("lora_adapter_ready", company, request_id="r", adapter_name=company,
+                                           version="v1", uri=f"file://{path}", base_model=settings.base_model_path,
+                                           rank=8, dataset_hash="h"))
+            while http.post("/v1/completions", json=body).status_code != 200:
+                if time.perf_counter() - started > 30:
+                    raise RuntimeError(f"adapter of {company} never served")
+                time.sleep(0.002)
+            timings.append((time.perf_counter() - started) * 1000)
+            VllmApi(settings.vllm_url).unload_adapter(served_name(company))
+        stop.set()
+        thread.join()
+    bench_line("P5", ready_to_first_completion_ms_p50=median(timings), max_ms=max(timings),
+               min_ms=min(timings), companies=len(timings), goal_ms=200)
+
+
+if __name__ == "__main__":
+    main()
