@@ -1,0 +1,65 @@
+"""Where a company's training material comes from: its current tools (folded from `company_tools`) and,
+for `FROM_HISTORY` requests, its completed jobs whose tool calls succeeded (folded from the job events)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+
+from cda.settings import Settings
+from topics.consumer import EventConsumer, Received
+from topics.positions import Position
+from trainer.examples import Example, ToolSpec
+
+
+def _read(settings: Settings, topic: str) -> Iterator[Received]:
+    with EventConsumer(settings, f"cda-trainer-read-{uuid.uuid4()}") as consumer:
+        consumer.assign(topic, Position.beginning(), until_end=True)
+        yield from consumer
+
+
+def company_tools(settings: Settings, company_id: str) -> list[ToolSpec]:
+    """The company's tools now: the latest fact per tool, removals honoured."""
+    latest: dict[str, dict[str, object] | None] = {}
+    for received in _read(settings, "company_tools"):
+        event = received.event
+        if event.company_id != company_id:
+            continue
+        latest[str(event["tool_name"])] = dict(event.data) if event.type == "tool_registered" else None
+    return [ToolSpec(name, str(data["description"]), json.loads(str(data["parameters_schema_json"])))
+            for name, data in sorted(latest.items()) if data is not None]
+
+
+def history_examples(settings: Settings, company_id: str) -> list[Example]:
+    """One example per completed job: its task and data, and its first tool call that succeeded."""
+    payloads: dict[str, str] = {}
+    for received in _read(settings, "company_data"):
+        if received.event.company_id == company_id:
+            payloads[str(received.event["request_id"])] = str(received.event["payload_json"])
+    jobs: dict[str, dict[str, object]] = {}
+    calls: dict[tuple[str, str], dict[str, object]] = {}
+    for received in _read(settings, "company_automation_jobs"):
+        event = received.event
+        if event.company_id != company_id:
+            continue
+        job = jobs.setdefault(str(event["job_id"]), {})
+        if event.type == "job_accepted":
+            job.update(task=event["task"], request_id=event["request_id"])
+        elif event.type == "tool_call_requested":
+            calls[(str(event["job_id"]), str(event["call_id"]))] = {"tool": event["tool_name"], "args": event["arguments_json"]}
+        elif event.type == "tool_call_completed":
+            job.setdefault("first_success", (str(event["job_id"]), str(event["call_id"])))
+        elif event.type == "job_completed":
+            job["completed"] = True
+    examples = []
+    for job in jobs.values():
+        success = job.get("first_success")
+        if not job.get("completed") or success is None or str(job.get("request_id")) not in payloads:
+            continue
+        call = calls.get(success)  # type: ignore[arg-type]
+        if call is None:
+            continue
+        examples.append(Example(str(job["task"]), payloads[str(job["request_id"])], str(call["tool"]),
+                                json.loads(str(call["args"]))))
+    return examples
