@@ -20,6 +20,7 @@ from inference.errors import AdapterInvalid, InferenceUnavailable
 from inference.routing import ActiveAdapter, AdapterRouter, served_name, staging_name
 from inference.vllm_api import VllmApi
 from topics.consumer import EventConsumer
+from topics.errors import TopicsError
 from topics.events import Event
 from topics.positions import Position
 from topics.producer import EventProducer
@@ -135,8 +136,8 @@ class AdapterManager:
         while not stop.is_set():
             try:
                 self._consume(stop, group_id)
-            except InferenceUnavailable as exc:
-                log.error("vLLM unavailable, retrying from the last committed adapter: %s", exc)
+            except (InferenceUnavailable, TopicsError) as exc:
+                log.error("adapter lifecycle interrupted, retrying from the last committed adapter: %s", exc)
                 stop.wait(1.0)
 
     def _consume(self, stop: threading.Event, group_id: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from confluent_kafka import KafkaException
@@ -49,6 +50,7 @@ def apply_catalog(settings: Settings, specs: tuple[TopicSpec, ...] = CATALOG) ->
             except KafkaException as exc:
                 if "TOPIC_ALREADY_EXISTS" not in str(exc):  # a concurrent apply won the race: verify below
                     raise
+    _wait_visible(admin, settings, {topic_name(settings, s.name): s.partitions for s in missing})
     for spec in specs:
         name = topic_name(settings, spec.name)
         if any(c.topic == name for c in changes):
@@ -57,14 +59,29 @@ def apply_catalog(settings: Settings, specs: tuple[TopicSpec, ...] = CATALOG) ->
     return changes
 
 
+def _wait_visible(admin: AdminClient, settings: Settings, wanted: dict[str, int]) -> None:
+    """Wait (bounded) until new topics show all their partitions in the metadata, so that a consumer or
+    a second `apply` right after this one does not see a half-created topic."""
+    deadline = time.monotonic() + settings.kafka_timeout_s
+    while wanted and time.monotonic() < deadline:
+        topics = cluster_metadata(settings, admin).topics
+        if all(name in topics and len(topics[name].partitions) >= count for name, count in wanted.items()):
+            return
+        time.sleep(0.05)
+
+
 def _reconcile(admin: AdminClient, settings: Settings, spec: TopicSpec, name: str, timeout: float) -> TopicChange:
     details: list[str] = []
     partitions = len(cluster_metadata(settings, admin, topic=name).topics[name].partitions)
     if partitions > spec.partitions:
         return TopicChange(name, "problem", f"has {partitions} partitions, catalog says {spec.partitions} (cannot shrink)")
     if partitions < spec.partitions:
-        admin.create_partitions([NewPartitions(name, spec.partitions)], request_timeout=timeout)[name].result(timeout)
-        details.append(f"partitions {partitions}->{spec.partitions}")
+        try:
+            admin.create_partitions([NewPartitions(name, spec.partitions)], request_timeout=timeout)[name].result(timeout)
+            details.append(f"partitions {partitions}->{spec.partitions}")
+        except KafkaException as exc:  # stale metadata: another apply already grew it
+            if "INVALID_PARTITIONS" not in str(exc):
+                raise
     current = describe_configs(admin, name, timeout)
     wanted = spec.configs()
     differing = {k: v for k, v in wanted.items() if current.get(k) != v}
