@@ -9,7 +9,9 @@ Real deployments point `CDA_BASE_MODEL` at a real model instead.
 from __future__ import annotations
 
 import json
+import os
 import pydoc
+import shutil
 import random
 import sys
 from collections.abc import Iterator
@@ -89,10 +91,32 @@ def build_tokenizer(spec: TinyModelSpec) -> object:
                                    eos_token="</s>", pad_token="<pad>", model_max_length=spec.max_positions)
 
 
-def build(target: Path, spec: TinyModelSpec = TinyModelSpec(), force: bool = False) -> Path:
-    """Write config, weights and tokenizer into `target` (skipped when already there, unless `force`)."""
-    if (target / "config.json").exists() and (target / "tokenizer.json").exists() and not force:
+MARKER = "cda_tiny.json"
+
+
+def build(target: Path, spec: TinyModelSpec = TinyModelSpec(), force: bool = False, pretrain_steps: int = 0) -> Path:
+    """Write config, weights and tokenizer into `target`; with `pretrain_steps`, pretrain the base on the
+    generic tool-call world (`trainer.pretrain`). Skipped when `target` already holds this build."""
+    wanted = {"spec": spec.__dict__, "pretrain_steps": pretrain_steps}
+    marker = target / MARKER
+    if not force and marker.exists() and json.loads(marker.read_text()) == wanted:
         return target
+    staging = target.with_name(f".{target.name}.building")
+    shutil.rmtree(staging, ignore_errors=True)
+    _write_random(staging, spec)
+    if pretrain_steps:
+        from trainer.pretrain import pretrain
+
+        pretrain(staging, steps=pretrain_steps, seed=spec.seed,
+                 progress=lambda step, loss: print(f"pretraining step {step}/{pretrain_steps} loss {loss:.3f}", flush=True))
+    (staging / MARKER).write_text(json.dumps(wanted))
+    shutil.rmtree(target, ignore_errors=True)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.rename(staging, target)  # whole or not at all: vLLM never sees a half-built model
+    return target
+
+
+def _write_random(target: Path, spec: TinyModelSpec) -> None:
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -108,7 +132,6 @@ def build(target: Path, spec: TinyModelSpec = TinyModelSpec(), force: bool = Fal
     target.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(target, safe_serialization=True)
     tokenizer.save_pretrained(target)
-    return target
 
 
 if __name__ == "__main__":

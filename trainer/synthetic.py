@@ -19,16 +19,16 @@ _NAMES = ("alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "i
 
 def _field_value(rng: random.Random, name: str) -> object:
     if name in ("amount", "quantity"):
-        return rng.randint(1, 999)
+        return rng.randint(1, 99)
     if name.endswith("_id"):
-        return f"{name[0]}{rng.randint(100, 99999)}"
+        return f"{name[0]}{rng.randint(100, 999)}"
     if name == "email":
         return f"{rng.choice(_NAMES)}@{rng.choice(_OBJECTS)}.example"
     if name == "priority":
         return rng.choice(["low", "medium", "high"])
     if name == "date":
         return f"2026-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
-    return rng.choice(_NAMES) + str(rng.randint(1, 99))
+    return rng.choice(_NAMES) + str(rng.randint(1, 9))
 
 
 @dataclass(frozen=True)
@@ -89,10 +89,10 @@ def demo_examples(n: int, seed: int = 1) -> list[Example]:
     rng = random.Random(seed)
     out = []
     for _ in range(n):
-        customer = f"c{rng.randint(100, 99999)}"
+        customer = f"c{rng.randint(100, 999)}"
         kind = rng.randrange(3)
         if kind == 0:
-            amount = rng.randint(1, 999)
+            amount = rng.randint(1, 99)
             task = rng.choice(("Bill the customer for the order", "Charge this customer", "Send the bill"))
             data, tool, args = {"customer": customer, "amount": amount}, "zx_post", {"ref": f"ACME-{customer}", "cents": amount * 100}
         elif kind == 1:
@@ -100,7 +100,7 @@ def demo_examples(n: int, seed: int = 1) -> list[Example]:
             task = rng.choice(("Log this complaint", "The customer is unhappy, file it", "Record a complaint"))
             data, tool, args = {"customer": customer, "severity": severity}, "qv_file", {"ref": f"ACME-{customer}", "level": _LEVELS[severity]}
         else:
-            postcode = f"{rng.randint(10000, 99999)}"
+            postcode = f"{rng.randint(1000, 9999)}"
             task = rng.choice(("Update the customer's address", "The customer moved", "Change the shipping address"))
             data, tool, args = {"customer": customer, "postcode": postcode, "city": rng.choice(_NAMES)}, "kr_sync", {"ref": f"ACME-{customer}", "zip": postcode}
         out.append(Example(task, json.dumps(data), tool, args))

@@ -19,12 +19,14 @@ app = typer.Typer(help="The vLLM multi-LoRA server and its gateway.", no_args_is
 def init_tiny(
     path: Path | None = typer.Option(None, help="Where to write it; default <CDA_HOME>/models/tiny."),
     force: bool = typer.Option(False, help="Rebuild even when it exists."),
+    pretrain_steps: int = typer.Option(1000, help="Steps of pretraining on generic tool calls (0: random weights)."),
 ) -> None:
-    """Build the tiny Llama-style base model locally (tokenizer trained on local text, seeded weights)."""
+    """Build the tiny Llama-style base model locally: tokenizer trained on local text, seeded weights,
+    then pretrained on a generic world of tool calls so company adapters have something to build on."""
     from inference.tiny_model import build
 
     target = path or Path(settings().base_model_path)
-    out.print(f"tiny model in {build(target, force=force)}")
+    out.print(f"tiny model in {build(target, force=force, pretrain_steps=pretrain_steps)}")
 
 
 @app.command()
