@@ -58,3 +58,20 @@ def test_inference_benchmarks_print_their_figures(
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert len([line for line in result.stdout.splitlines() if line.startswith("BENCH P")]) == 1, result.stdout
+
+
+@pytest.mark.vllm
+@pytest.mark.parametrize(
+    ("script", "args", "bench_id"),
+    [("p8_training_throughput.py", ["--examples", "64"], "P8"),
+     ("a1_adapter_accuracy.py", ["--train", "60", "--steps", "5", "--held-out", "5"], "A1"),
+     ("p7_qlora_memory.py", ["--steps", "2"], "P7")],
+)
+def test_trainer_benchmarks_print_their_figures(
+    vllm_url: str, tiny_model: str, tmp_path: Path, script: str, args: list[str], bench_id: str
+) -> None:
+    env = {**os.environ, "CDA_HOME": str(tmp_path), "CDA_VLLM_URL": vllm_url, "CDA_BASE_MODEL": tiny_model}
+    result = subprocess.run([sys.executable, f"benchmarks/{script}", *args], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert [line for line in result.stdout.splitlines() if line.startswith(f"BENCH {bench_id} ")], result.stdout

@@ -93,8 +93,9 @@ def load_model(base_model: str, method: str) -> Any:
                                    bnb_4bit_compute_dtype=torch.bfloat16)
         model = AutoModelForCausalLM.from_pretrained(base_model, quantization_config=quant, device_map={"": 0})
         return prepare_model_for_kbit_training(model)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    return AutoModelForCausalLM.from_pretrained(base_model, torch_dtype=torch.float32).to(device)
+    if torch.cuda.is_available():  # 16-bit LoRA on a GPU (the P7 baseline); full precision on the CPU
+        return AutoModelForCausalLM.from_pretrained(base_model, torch_dtype=torch.bfloat16).to("cuda")
+    return AutoModelForCausalLM.from_pretrained(base_model, torch_dtype=torch.float32)
 
 
 def train_adapter(base_model: str, examples: list[Example], tools: list[ToolSpec], config: TrainConfig,
