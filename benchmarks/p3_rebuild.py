@@ -9,34 +9,18 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.common import bench_line, bench_store, ensure_broker, scratch_topics  # noqa: E402
-from benchmarks.p1_kafka_serde import make_events  # noqa: E402
+from benchmarks.p1_kafka_serde import consume_decode, make_events  # noqa: E402
 from cda.settings import Settings  # noqa: E402
 from projections.catalog import JOBS  # noqa: E402
 from projections.rebuild import rebuild  # noqa: E402
-from topics.consumer import EventConsumer  # noqa: E402
-from topics.positions import Position  # noqa: E402
 from topics.producer import EventProducer  # noqa: E402
 
 TOPIC = "company_automation_jobs"
-
-
-def consume_decode_rate(settings: Settings, expected: int) -> float:
-    with EventConsumer(settings, f"bench-{uuid.uuid4()}") as consumer:
-        consumer.assign(TOPIC, Position.beginning(), until_end=True)
-        started = time.perf_counter()
-        count = 0
-        while not consumer.finished:
-            count += len(consumer.poll(1.0, max_records=5_000))
-        elapsed = time.perf_counter() - started
-    if count != expected:
-        raise RuntimeError(f"read {count} of {expected} events")
-    return count / elapsed
 
 
 def main() -> None:
@@ -52,7 +36,7 @@ def main() -> None:
         with EventProducer(scoped) as producer:
             producer.produce_many(events)
         for _ in range(args.runs):  # interleaved, so drift on a shared machine hits both sides alike
-            raw_rates.append(consume_decode_rate(scoped, len(events)))
+            raw_rates.append(consume_decode(scoped, len(events)))
             started = time.perf_counter()
             result = rebuild(scoped, store, JOBS)
             rebuild_rates.append(result.events / (time.perf_counter() - started))

@@ -167,15 +167,26 @@ class TrainerWorker:
 
     # -- the consumer loop ------------------------------------------------------------------------
     def run(self, stop: threading.Event, group_id: str = GROUP_ID) -> None:
-        """Train requests one at a time until `stop`; a request is committed once its outcome is out."""
+        """Train requests one at a time until `stop`; a request is committed once its outcome is out.
+
+        When vLLM is unavailable for the evaluation, the request stays uncommitted and the worker joins
+        again after a pause: the request comes back and resumes from its checkpoint.
+        """
+        while not stop.is_set():
+            try:
+                self._consume(stop, group_id)
+            except InferenceUnavailable as exc:
+                log.error("evaluation needs vLLM, which is unavailable; retrying the request: %s", exc)
+                stop.wait(5.0)
+
+    def _consume(self, stop: threading.Event, group_id: str) -> None:
         with EventConsumer(self.settings, group_id, **{"max.poll.interval.ms": 3_600_000}) as consumer:
             consumer.subscribe(["lora_training_requests"])
             while not stop.is_set():
                 for received in consumer.poll(0.5, max_records=1):
                     try:
                         self.handle(received.event)
-                    except InferenceUnavailable as exc:
-                        log.error("evaluation needs vLLM, which is unavailable; the request stays uncommitted: %s", exc)
+                    except InferenceUnavailable:
                         raise
                     except Exception as exc:  # a bug or a broken model: report it, do not stall the partition
                         log.exception("training request %s failed", received.event["request_id"])
