@@ -58,3 +58,34 @@ def run_demo(settings: Settings) -> list[Received]:
             consumer.assign(name, Position.beginning(), until_end=True)
             seen += [r for r in consumer if r.event.event_id in wanted]
     return sorted(seen, key=lambda r: (r.event.company_id, r.event.occurred_at))
+
+
+def fold_demo(settings: Settings, received: list[Received], timeout_s: float = 30.0) -> list[dict[str, object]]:
+    """Fold the jobs topic into the embedded ClickHouse view and return this run's jobs, as dashboards see them."""
+    import threading
+    import time
+
+    from projections.catalog import JOBS
+    from projections.migrate import migrate
+    from projections.queries import listing
+    from projections.runner import ProjectionRunner
+    from projections.store import ProjectionStore
+
+    jobs = {str(r.event["job_id"]) for r in received if r.event.type == "job_completed"}
+    store = ProjectionStore.from_settings(settings)
+    try:
+        migrate(store)
+        runner = ProjectionRunner(settings, store, JOBS, flush_interval_s=0.1)
+        runner.start()
+        stop, deadline, rows = threading.Event(), time.monotonic() + timeout_s, []
+        while time.monotonic() < deadline:
+            runner.step(stop)
+            runner.flush(stop)
+            companies = sorted({r.event.company_id for r in received})
+            rows = [row for c in companies for row in listing(store, "jobs", c) if row["job_id"] in jobs]
+            if len(rows) == len(jobs) and all(row["status"] == "completed" for row in rows):
+                break
+        runner.consumer.close()
+        return rows
+    finally:
+        store.close()

@@ -110,6 +110,7 @@ def test_demo_runs_the_sample_story(cli: Callable[..., object]) -> None:
     result = cli("demo", "--no-start-kafka")
     assert result.exit_code == 0, result.output
     assert "14 events produced as Avro and read back" in result.output
+    assert "2 jobs folded into" in result.output and "completed" in result.output
 
 
 def test_projections_run_query_and_rebuild(cli: Callable[..., object]) -> None:

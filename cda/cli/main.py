@@ -27,7 +27,7 @@ app.command()(events_cmd.replay)
 @app.command()
 def demo(start_kafka: bool = typer.Option(True, help="Start the local broker when nothing answers.")) -> None:
     """The main job on the embedded defaults: Kafka up, topics applied, sample company events through it."""
-    from cda.demo import run_demo
+    from cda.demo import fold_demo, run_demo
 
     with failing_clearly():
         config = settings()
@@ -36,12 +36,19 @@ def demo(start_kafka: bool = typer.Option(True, help="Start the local broker whe
             out.print(f"starting the local Kafka broker on {broker.bootstrap} ...")
             broker.start()
         received = run_demo(config)
+        jobs = fold_demo(config, received)
     table = Table("company", Column("topic", no_wrap=True), "at", Column("event", no_wrap=True), "detail")
     for r in received:
         detail = r.event.data.get("tool_name") or r.event.data.get("job_id") or ""
         table.add_row(r.event.company_id, r.topic, f"{r.partition}@{r.offset}", r.event.type, str(detail))
     out.print(table)
     out.print(f"{len(received)} events produced as Avro and read back from {config.kafka_bootstrap}")
+    view = Table("company", "job", "status", "steps", "tool calls", "latency ms", title="company_automation_jobs (ClickHouse)")
+    for row in jobs:
+        view.add_row(str(row["company_id"]), str(row["job_id"]), str(row["status"]), str(row["steps"]),
+                     str(row["tool_calls"]), f"{row['latency_ms']:.0f}")
+    out.print(view)
+    out.print(f"{len(jobs)} jobs folded into {config.clickhouse_dsn} (database {config.clickhouse_database})")
 
 
 if __name__ == "__main__":
