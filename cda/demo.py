@@ -72,6 +72,7 @@ def fold_demo(settings: Settings, received: list[Received], timeout_s: float = 3
     from projections.store import ProjectionStore
 
     jobs = {str(r.event["job_id"]) for r in received if r.event.type == "job_completed"}
+    companies = sorted({r.event.company_id for r in received})
     store = ProjectionStore.from_settings(settings)
     try:
         migrate(store)
@@ -81,7 +82,6 @@ def fold_demo(settings: Settings, received: list[Received], timeout_s: float = 3
         while time.monotonic() < deadline:
             runner.step(stop)
             runner.flush(stop)
-            companies = sorted({r.event.company_id for r in received})
             rows = [row for c in companies for row in listing(store, "jobs", c) if row["job_id"] in jobs]
             if len(rows) == len(jobs) and all(row["status"] == "completed" for row in rows):
                 break

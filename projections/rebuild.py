@@ -16,14 +16,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer
 
 from cda.settings import Settings
 from projections.model import Projection
 from projections.store import ProjectionStore
-from topics.connection import client_config, cluster_metadata, drop_reached, fetch_batch, topic_name
+from topics.connection import client_config
 from topics.consumer import Received
-from topics.positions import Position, resolve
+from topics.positions import Position
+from topics.replay import batches_in, range_bounds, range_size
 from topics.serde import serde_for
 
 Progress = Callable[[int, int], None]
@@ -36,19 +37,6 @@ class RebuildResult:
     rows: int
     carried_over: int  # rows kept from before `since`
     caught_up: int  # rows the live projection stored during the rebuild, copied across
-
-
-def _ranges(settings: Settings, consumer: Consumer, topics: tuple[str, ...], since: datetime | None
-            ) -> list[tuple[TopicPartition, int]]:
-    out = []
-    start = Position.at_time(since) if since else Position.beginning()
-    for name in topics:
-        topic = topic_name(settings, name)
-        partitions = sorted(cluster_metadata(settings, topic=topic).topics[topic].partitions)
-        for tp in resolve(consumer, topic, partitions, start, settings.kafka_timeout_s):
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, tp.partition), timeout=settings.kafka_timeout_s)
-            out.append((TopicPartition(topic, tp.partition, low if tp.offset < 0 else tp.offset), high))
-    return out
 
 
 def _position_filter(bounds: list[tuple[str, int, int]], before: bool) -> str:
@@ -68,29 +56,18 @@ def rebuild(
     serde = serde_for(registry_url=settings.schema_registry_url)
     consumer = Consumer(client_config(settings, **{"group.id": f"cda-rebuild-{uuid.uuid4()}", "enable.auto.commit": False}))
     try:
-        ranges = _ranges(settings, consumer, projection.topics, since)
+        start = Position.at_time(since) if since else Position.beginning()
+        ranges = [b for name in projection.topics for b in range_bounds(settings, consumer, name, start)]
         carried = 0
         if since is not None:
             starts = [(tp.topic, tp.partition, tp.offset) for tp, _ in ranges]
             store.command(f"INSERT INTO {fresh} SELECT * FROM {live} FINAL WHERE {_position_filter(starts, before=True)}")
             carried = store.query(f"SELECT count() FROM {fresh}")[0][0]
-        todo = [(tp, end) for tp, end in ranges if end > tp.offset]
-        ends = {(tp.topic, tp.partition): end for tp, end in todo}
-        total = sum(end - tp.offset for tp, end in todo)
-        consumer.assign([tp for tp, _ in todo])
+        total = range_size(ranges)
         events = rows_written = 0
         rows: list[tuple] = []  # type: ignore[type-arg]
-        while ends:
-            batch = fetch_batch(consumer, 5_000, settings.kafka_timeout_s)
-            if not batch:
-                drop_reached(consumer, ends)
+        for batch in batches_in(consumer, ranges, settings.kafka_timeout_s, batch_size=5_000):
             for msg in batch:
-                key = (msg.topic(), msg.partition())
-                end = ends.get(key)
-                if msg.error() is not None or end is None or msg.offset() >= end:
-                    continue
-                if msg.offset() + 1 >= end:
-                    del ends[key]
                 events += 1
                 try:
                     received = Received(serde.decode(msg.value() or b"", msg.topic()), msg.topic(), msg.partition(),
@@ -100,12 +77,14 @@ def rebuild(
                     continue
                 if row is not None:
                     rows.append(row)
-            if len(rows) >= batch_size or (not ends and rows):
+            if len(rows) >= batch_size:
                 store.insert(fresh, rows, projection.columns)
                 rows_written += len(rows)
                 rows = []
             if progress is not None:
                 progress(events, total)
+        store.insert(fresh, rows, projection.columns)
+        rows_written += len(rows)
         store.command(f"EXCHANGE TABLES {live} AND {fresh}")
         after = _position_filter([(tp.topic, tp.partition, end) for tp, end in ranges], before=False)
         caught_up = 0

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from confluent_kafka import Consumer, KafkaException, TopicPartition
-from confluent_kafka import ConsumerGroupTopicPartitions
+from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaException, Message, TopicPartition
 
 from cda.settings import Settings
 from topics.catalog import topic as catalog_topic
@@ -29,55 +28,71 @@ class ReplayRange:
     stop: Position | None = None
 
 
-def _bounds(settings: Settings, consumer: Consumer, rng: ReplayRange) -> list[tuple[TopicPartition, int]]:
-    catalog_topic(rng.source)
-    topic = topic_name(settings, rng.source)
+def range_bounds(settings: Settings, consumer: Consumer, name: str, start: Position, stop: Position | None = None
+                 ) -> list[tuple[TopicPartition, int]]:
+    """For every partition of catalog topic `name`: the first offset at `start` and the end offset (exclusive)
+    at `stop` (default today's end), both clamped to what the log still holds."""
+    catalog_topic(name)
+    topic = topic_name(settings, name)
     meta = cluster_metadata(settings, topic=topic)
     if topic not in meta.topics or meta.topics[topic].error is not None:
         raise UnknownTopic(f"topic {topic} does not exist on {settings.kafka_bootstrap}")
     partitions = sorted(meta.topics[topic].partitions)
     timeout = settings.kafka_timeout_s
-    starts = resolve(consumer, topic, partitions, rng.start, timeout)
-    stops = resolve(consumer, topic, partitions, rng.stop or Position.end(), timeout)
+    starts = resolve(consumer, topic, partitions, start, timeout)
+    stops = resolve(consumer, topic, partitions, stop or Position.end(), timeout)
     out = []
-    for start, stop in zip(starts, stops):
-        low, high = consumer.get_watermark_offsets(TopicPartition(topic, start.partition), timeout=timeout)
-        first = low if start.offset < 0 else max(start.offset, low)
-        last = high if stop.offset < 0 else min(stop.offset, high)
-        out.append((TopicPartition(topic, start.partition, first), last))
+    for first_at, stop_at in zip(starts, stops):
+        low, high = consumer.get_watermark_offsets(TopicPartition(topic, first_at.partition), timeout=timeout)
+        first = low if first_at.offset < 0 else max(first_at.offset, low)
+        last = high if stop_at.offset < 0 else min(stop_at.offset, high)
+        out.append((TopicPartition(topic, first_at.partition, first), last))
     return out
+
+
+def batches_in(consumer: Consumer, bounds: list[tuple[TopicPartition, int]], timeout_s: float,
+               batch_size: int = 500) -> Iterator[list[Message]]:
+    """Assign the bounded partitions and yield batches of their records inside the bounds, until every
+    partition reached its end (gaps left by compaction included)."""
+    todo = [(tp, end) for tp, end in bounds if end > tp.offset]
+    ends = {(tp.topic, tp.partition): end for tp, end in todo}
+    consumer.assign([tp for tp, _ in todo])
+    while ends:
+        batch = fetch_batch(consumer, batch_size, timeout_s)
+        if not batch:
+            drop_reached(consumer, ends)
+        inside = []
+        for msg in batch:
+            key = (msg.topic(), msg.partition())
+            end = ends.get(key)
+            if msg.error() is not None or end is None or msg.offset() >= end:
+                continue
+            if msg.offset() + 1 >= end:
+                del ends[key]
+            inside.append(msg)
+        yield inside
+
+
+def range_size(bounds: list[tuple[TopicPartition, int]]) -> int:
+    return sum(max(end - tp.offset, 0) for tp, end in bounds)
 
 
 def replay_to_topic(settings: Settings, rng: ReplayRange, target: str, progress: Progress | None = None) -> int:
     """Copy the range's records (keys, values, headers unchanged) into `target`; returns how many."""
     consumer = Consumer(client_config(settings, **{"group.id": f"cda-replay-{uuid.uuid4()}", "enable.auto.commit": False}))
     try:
-        bounds = [(tp, end) for tp, end in _bounds(settings, consumer, rng) if end > tp.offset]
-        total = sum(end - tp.offset for tp, end in bounds)
-        if not bounds:
-            return 0
-        ends = {(tp.topic, tp.partition): end for tp, end in bounds}
-        consumer.assign([tp for tp, _ in bounds])
+        bounds = range_bounds(settings, consumer, rng.source, rng.start, rng.stop)
+        total = range_size(bounds)
         copied = 0
         with EventProducer(settings) as producer:
-            while ends:
-                batch = fetch_batch(consumer, 500, settings.kafka_timeout_s)
-                if not batch:
-                    drop_reached(consumer, ends)
+            for batch in batches_in(consumer, bounds, settings.kafka_timeout_s):
                 for msg in batch:
-                    if msg.error() is not None:
-                        continue
-                    end = ends.get((msg.topic(), msg.partition()))
-                    if end is None or msg.offset() >= end:
-                        continue
                     origin = f"{msg.topic()}/{msg.partition()}/{msg.offset()}".encode()
                     headers = [*(msg.headers() or []), (REPLAYED_FROM_HEADER, origin)]
                     producer.produce_raw(topic_name(settings, target), msg.key(), msg.value(), headers)
                     copied += 1
-                    if msg.offset() + 1 >= end:
-                        del ends[(msg.topic(), msg.partition())]
-                    if progress is not None:
-                        progress(copied, total)
+                if progress is not None and batch:
+                    progress(copied, total)
         return copied
     finally:
         consumer.close()
@@ -90,7 +105,7 @@ def rewind_group(settings: Settings, group: str, rng: ReplayRange) -> dict[int, 
     """
     consumer = Consumer(client_config(settings, **{"group.id": f"cda-replay-{uuid.uuid4()}", "enable.auto.commit": False}))
     try:
-        bounds = _bounds(settings, consumer, rng)
+        bounds = range_bounds(settings, consumer, rng.source, rng.start, rng.stop)
     finally:
         consumer.close()
     admin = admin_client(settings)

@@ -43,7 +43,8 @@ class EventSchema:
         return frozenset(f["name"] for f in self.raw["fields"])
 
 
-def _fingerprint(parsed: dict[str, Any]) -> bytes:
+def fingerprint_of(parsed: dict[str, Any]) -> bytes:
+    """The 8-byte little-endian CRC-64-AVRO fingerprint of a parsed schema's canonical form."""
     as_hex = fingerprint(to_parsing_canonical_form(parsed), "CRC-64-AVRO")
     return struct.pack("<Q", int(as_hex, 16))
 
@@ -54,7 +55,7 @@ def load_schema_file(event_type: str, path: Path) -> EventSchema:
         raise SchemaNotFound(f"{path}: schema files are named v<N>.avsc")
     raw = json.loads(path.read_text())
     parsed = parse_schema(raw, _write_hint=False)
-    return EventSchema(event_type, int(match.group(1)), raw, parsed, _fingerprint(parsed))
+    return EventSchema(event_type, int(match.group(1)), raw, parsed, fingerprint_of(parsed))
 
 
 class SchemaStore:

@@ -13,13 +13,13 @@ import struct
 from types import MappingProxyType
 from typing import Protocol
 
-from fastavro import schemaless_reader, schemaless_writer
+from fastavro import parse_schema, schemaless_reader, schemaless_writer
 
 from topics import datum
 from topics.errors import EventValidationError, SchemaNotFound, SerializationError
 from topics.events import Event
 from topics.registry_client import RegistryClient
-from topics.schema_store import EventSchema, SchemaStore, default_store
+from topics.schema_store import EventSchema, SchemaStore, default_store, fingerprint_of
 
 SINGLE_OBJECT_MARKER = b"\xc3\x01"
 CONFLUENT_MAGIC = b"\x00"
@@ -115,12 +115,8 @@ class ConfluentSerde:
         return _read_body(buf, writer, self.store.current(writer.event_type), len(payload))
 
     def _writer_for(self, schema_id: int) -> EventSchema:
-        from fastavro import parse_schema
-
-        from topics.schema_store import _fingerprint
-
         raw = self.registry.schema(schema_id)
-        fp = _fingerprint(parse_schema(raw, _write_hint=False))
+        fp = fingerprint_of(parse_schema(raw, _write_hint=False))
         try:
             return self.store.by_fingerprint(fp)
         except SchemaNotFound as exc:
