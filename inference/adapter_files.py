@@ -10,6 +10,9 @@ from pathlib import Path
 from inference.errors import AdapterInvalid
 
 CONFIG_FILE = "adapter_config.json"
+# what vLLM applies LoRA to in a Llama-style model: every linear projection, and the output head (its logits
+# processor takes a LoRA too); embeddings and whole saved modules are not served
+SERVED_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj", "lm_head")
 WEIGHT_FILES = ("adapter_model.safetensors", "adapter_model.bin")
 
 
@@ -53,8 +56,12 @@ def inspect_adapter(path: Path, base_model: str, max_rank: int) -> AdapterInfo:
         raise AdapterInvalid("wrong_base_model", f"adapter was trained on {trained_on!r}, the server serves {base_model!r}")
     if config.get("modules_to_save"):
         raise AdapterInvalid("unservable", f"adapter saves whole modules {config['modules_to_save']}; vLLM serves LoRA on linear layers only")
-    targets = config.get("target_modules") or []
-    return AdapterInfo(path, rank, trained_on, tuple(targets) if isinstance(targets, list) else (str(targets),))
+    raw = config.get("target_modules") or []
+    targets = tuple(raw) if isinstance(raw, list) else (str(raw),)
+    unserved = [t for t in targets if t.rsplit(".", 1)[-1] not in SERVED_MODULES]
+    if isinstance(raw, list) and unserved:
+        raise AdapterInvalid("unservable", f"adapter targets {unserved}; vLLM serves LoRA on {', '.join(SERVED_MODULES)}")
+    return AdapterInfo(path, rank, trained_on, targets)
 
 
 def _check_safetensors(weights: Path) -> None:

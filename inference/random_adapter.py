@@ -6,19 +6,19 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-LINEAR_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+from inference.adapter_files import SERVED_MODULES
 
 
 def make_adapter(base_model: str, target: Path, seed: int, rank: int = 8) -> Path:
-    """Write a rank-`rank` LoRA on every linear layer with seeded random A and B (so it changes outputs)."""
+    """Write a rank-`rank` LoRA on every layer vLLM serves with seeded random A and B (so it changes outputs)."""
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_pretrained(base_model)
-    config = LoraConfig(r=rank, lora_alpha=2 * rank, target_modules=list(LINEAR_MODULES), init_lora_weights=False)
-    get_peft_model(model, config).save_pretrained(target)
+    config = LoraConfig(r=rank, lora_alpha=2 * rank, target_modules=list(SERVED_MODULES), init_lora_weights=False)
+    get_peft_model(model, config).save_pretrained(target, save_embedding_layers=False)
     return target
 
 

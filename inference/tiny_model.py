@@ -94,9 +94,12 @@ def build_tokenizer(spec: TinyModelSpec) -> object:
 
 
 MARKER = "cda_tiny.json"
+# the default build everywhere (CLI, tests, benchmarks): one figure, so no caller rebuilds a different model
+DEFAULT_PRETRAIN_STEPS = 3000
 
 
-def build(target: Path, spec: TinyModelSpec = TinyModelSpec(), force: bool = False, pretrain_steps: int = 0) -> Path:
+def build(target: Path, spec: TinyModelSpec = TinyModelSpec(), force: bool = False,
+          pretrain_steps: int = DEFAULT_PRETRAIN_STEPS) -> Path:
     """Write config, weights and tokenizer into `target`; with `pretrain_steps`, pretrain the base on the
     generic tool-call world (`trainer.pretrain`). Skipped when `target` already holds this build."""
     wanted = {"spec": spec.__dict__, "pretrain_steps": pretrain_steps}

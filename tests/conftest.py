@@ -122,7 +122,7 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> str:
     built = Settings().base_model_path
     if Path(built, "config.json").exists():
         return built
-    return str(build(tmp_path_factory.mktemp("tiny") / "tiny", pretrain_steps=3000))
+    return str(build(tmp_path_factory.mktemp("tiny") / "tiny"))
 
 
 @pytest.fixture(scope="session")

@@ -53,17 +53,20 @@ def test_adapter_checks_name_the_reason(tmp_path: Path) -> None:
     base = str(tmp_path / "base")
     Path(base).mkdir()
     assert inspect_adapter(_fake_adapter(tmp_path / "ok", base), base, 16).rank == 8
-    cases = {
-        "rank_too_large": _fake_adapter(tmp_path / "big", base, rank=32),
-        "wrong_base_model": _fake_adapter(tmp_path / "other", "/models/other"),
-        "unservable": _fake_adapter(tmp_path / "mts", base, modules_to_save=["lm_head"]),
-        "missing_files": tmp_path / "nothing",
-    }
+    served = _fake_adapter(tmp_path / "head", base, target_modules=["q_proj", "lm_head"])
+    assert inspect_adapter(served, base, 16).target_modules == ("q_proj", "lm_head")
     corrupt = _fake_adapter(tmp_path / "corrupt", base)
     weights = corrupt / "adapter_model.safetensors"
     weights.write_bytes(weights.read_bytes()[:-4])
-    cases["corrupt_files"] = corrupt
-    for kind, folder in cases.items():
+    cases = [
+        ("rank_too_large", _fake_adapter(tmp_path / "big", base, rank=32)),
+        ("wrong_base_model", _fake_adapter(tmp_path / "other", "/models/other")),
+        ("unservable", _fake_adapter(tmp_path / "mts", base, modules_to_save=["lm_head"])),
+        ("unservable", _fake_adapter(tmp_path / "emb", base, target_modules=["q_proj", "embed_tokens"])),
+        ("missing_files", tmp_path / "nothing"),
+        ("corrupt_files", corrupt),
+    ]
+    for kind, folder in cases:
         with pytest.raises(AdapterInvalid) as info:
             inspect_adapter(folder, base, 16)
         assert info.value.kind == kind, (kind, str(info.value))

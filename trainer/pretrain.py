@@ -12,25 +12,30 @@ from trainer.synthetic import generic_world
 from trainer.train import encode
 
 
-def pretrain(model_dir: Path, steps: int = 1000, batch_size: int = 32, learning_rate: float = 3e-3, worlds: int = 400,
+def pretrain(model_dir: Path, steps: int = 1000, batch_size: int = 32, learning_rate: float = 3e-3,
              seed: int = 0, progress: Callable[[int, float], None] | None = None) -> float:
-    """Full-parameter training of the model in `model_dir`, saved back in place; returns the final loss."""
+    """Full-parameter training of the model in `model_dir`, saved back in place; returns the final loss.
+
+    Every example is fresh (about one pass over as many worlds as the steps need): a model that sees the same
+    ids twice learns them by heart instead of learning to copy them, and copying is what adapters build on."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     torch.manual_seed(seed)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir, torch_dtype=torch.float32)
+    per_world = 16
+    worlds = (steps * batch_size) // per_world + 1
     data = [encode(tokenizer, e, list(w.tools), 512)
-            for w in (generic_world(seed * 100_000 + i, 25) for i in range(worlds)) for e in w.examples]
+            for w in (generic_world(seed * 1_000_000 + i, per_world) for i in range(worlds)) for e in w.examples]
+    random.Random(seed).shuffle(data)
     optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / 50) * max(0.1, 1 - s / steps))
-    rng = random.Random(seed)
     pad = tokenizer.pad_token_id
     model.train()
     loss_value = float("nan")
     for step in range(1, steps + 1):
-        batch = rng.sample(data, batch_size)
+        batch = data[(step - 1) * batch_size:step * batch_size]
         width = max(len(ids) for ids, _ in batch)
         input_ids = torch.tensor([ids + [pad] * (width - len(ids)) for ids, _ in batch])
         labels = torch.tensor([lab + [-100] * (width - len(lab)) for _, lab in batch])

@@ -7,28 +7,76 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from trainer.examples import Example, ToolSpec
 
 _VERBS = ("create", "update", "delete", "send", "open", "close", "assign", "refund", "schedule", "lookup")
 _OBJECTS = ("invoice", "ticket", "email", "order", "customer", "shipment", "meeting", "payment", "contract", "note")
-_FIELDS = ("customer_id", "order_id", "amount", "email", "city", "priority", "quantity", "ticket_id", "name", "date")
 _NAMES = ("alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy")
+_LETTERS = "abcdefghijklmnopqrstuvwxyz"
+_TASKS = ("Please {v} the {o}", "{v} {o} now", "We need to {v} this {o}", "Can you {v} a {o}", "{o}: {v} it")
+# kinds of data a task carries: the keys it may go by, and how a value is drawn
+_KINDS: dict[str, tuple[str, ...]] = {
+    "id": ("customer", "customer_id", "account", "user", "order_id", "ticket_id", "client", "member"),
+    "count": ("amount", "quantity", "total", "price", "units", "fee"),
+    "code": ("postcode", "zip", "pin", "branch", "sku"),
+    "grade": ("severity", "priority", "urgency", "tier"),
+    "name": ("city", "name", "owner", "team"),
+    "date": ("date", "due", "start"),
+}
+_GRADES = (("low", "medium", "high"), ("small", "medium", "large"), ("bronze", "silver", "gold"))
+_ARG_NAMES = ("ref", "key", "target", "value", "qty", "code", "level", "rank", "who", "dest", "when", "sum")
 
 
-def _field_value(rng: random.Random, name: str) -> object:
-    if name in ("amount", "quantity"):
-        return rng.randint(1, 99)
-    if name.endswith("_id"):
-        return f"{name[0]}{rng.randint(100, 999)}"
-    if name == "email":
-        return f"{rng.choice(_NAMES)}@{rng.choice(_OBJECTS)}.example"
-    if name == "priority":
-        return rng.choice(["low", "medium", "high"])
-    if name == "date":
+def _opaque(rng: random.Random) -> str:
+    """A name that says nothing: random letters, so every piece of the vocabulary gets to be an answer."""
+    return "_".join("".join(rng.choice(_LETTERS) for _ in range(rng.randint(2, 4))) for _ in range(2))
+
+
+def _value(rng: random.Random, kind: str, grades: tuple[str, ...]) -> object:
+    if kind == "id":
+        return f"{rng.choice(_LETTERS)}{rng.randint(10 ** 2, 10 ** rng.randint(3, 5) - 1)}"
+    if kind == "count":
+        return rng.randint(1, 999)
+    if kind == "code":
+        return str(rng.randint(1000, 99999))
+    if kind == "grade":
+        return rng.choice(grades)
+    if kind == "date":
         return f"2026-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
     return rng.choice(_NAMES) + str(rng.randint(1, 9))
+
+
+@dataclass(frozen=True)
+class _Arg:
+    """How one argument is made from the data: which key it comes from and the company's convention."""
+
+    name: str
+    source: str
+    kind: str
+    schema: dict[str, Any]
+    make: Callable[[Any], Any]
+
+
+def _arg(rng: random.Random, kind: str, source: str, prefix: str, grades: tuple[str, ...]) -> _Arg:
+    """Copy as is, or a convention: a renamed key, a prefixed id, a scaled amount, a coded grade."""
+    name = source if rng.random() < 0.4 else rng.choice(_ARG_NAMES + (_opaque(rng),))
+    if kind == "id" and rng.random() < 0.5:
+        return _Arg(name, source, kind, {"type": "string", "pattern": f"^{prefix}-[a-z0-9]+$"}, lambda v: f"{prefix}-{v}")
+    if kind == "count" and rng.random() < 0.5:
+        factor = rng.choice((10, 100, 1000))
+        return _Arg(name, source, kind, {"type": "integer"}, lambda v: v * factor)
+    if kind == "grade" and rng.random() < 0.7:
+        style = rng.choice(("L{}", "P{}", "T{}", "{}", "S{}"))
+        codes = [style.format(i) for i in range(1, len(grades) + 1)]
+        if rng.random() < 0.5:
+            codes.reverse()
+        mapping = dict(zip(grades, codes))
+        return _Arg(name, source, kind, {"enum": codes}, lambda v: mapping[v])
+    return _Arg(name, source, kind, {"type": "integer" if kind == "count" else "string"}, lambda v: v)
 
 
 @dataclass(frozen=True)
@@ -38,33 +86,40 @@ class World:
 
 
 def generic_world(seed: int, n_examples: int) -> World:
-    """A random company: 2-4 tools named for what they do; each task names its tool's action and object,
-    and the call copies the argument values from the data by key."""
+    """A random company with conventions of its own: 2-4 tools, named for what they do or not at all, whose
+    arguments copy, rename, prefix, scale or code values from the task's data. The base learns the format and
+    these kinds of convention; which ones a given company uses is what its adapter learns."""
     rng = random.Random(seed)
-    tools: list[ToolSpec] = []
-    while len(tools) < rng.randint(2, 4):
+    prefix = "".join(rng.choice(_LETTERS.upper()) for _ in range(rng.randint(2, 5)))
+    grades = rng.choice(_GRADES)
+    tools: list[tuple[ToolSpec, str, str, list[_Arg]]] = []
+    wanted = rng.randint(2, 4)
+    while len(tools) < wanted:
         verb, obj = rng.choice(_VERBS), rng.choice(_OBJECTS)
-        name = f"{verb}_{obj}"
-        if any(t.name == name for t in tools):
+        name = f"{verb}_{obj}" if rng.random() < 0.5 else _opaque(rng)
+        if name in _DEMO_NAMES or any(t.name == name or (v, o) == (verb, obj) for t, v, o, _ in tools):
             continue
-        fields = rng.sample(_FIELDS, rng.randint(1, 3))
-        props = {f: {"type": "integer" if f in ("amount", "quantity") else "string"} for f in fields}
-        tools.append(ToolSpec(name, f"{verb.capitalize()} a {obj}", {"type": "object", "properties": props,
-                                                                     "required": fields, "additionalProperties": False}))
+        kinds = rng.sample(list(_KINDS), rng.randint(1, 3))
+        args: list[_Arg] = []
+        for kind in kinds:
+            arg = _arg(rng, kind, rng.choice(_KINDS[kind]), prefix, grades)
+            if all(a.name != arg.name for a in args):
+                args.append(arg)
+        described = f"{verb.capitalize()} a {obj}" if rng.random() < 0.7 else f"Endpoint {rng.randint(1, 99)}"
+        spec = ToolSpec(name, described, {"type": "object", "properties": {a.name: a.schema for a in args},
+                                          "required": [a.name for a in args], "additionalProperties": False})
+        tools.append((spec, verb, obj, args))
     examples = []
     for _ in range(n_examples):
-        tool = rng.choice(tools)
-        verb, obj = tool.name.split("_", 1)
-        fields = list(tool.parameters["properties"])
-        data = {f: _field_value(rng, f) for f in fields}
-        extra = rng.sample([f for f in _FIELDS if f not in data], rng.randint(0, 2))
-        data.update({f: _field_value(rng, f) for f in extra})
+        spec, verb, obj, args = rng.choice(tools)
+        data = {a.source: _value(rng, a.kind, grades) for a in args}
+        for kind in rng.sample(list(_KINDS), rng.randint(0, 2)):
+            data.setdefault(rng.choice(_KINDS[kind]), _value(rng, kind, grades))
         items = list(data.items())
         rng.shuffle(items)
-        task = rng.choice(("Please {v} the {o}", "{v} {o} now", "We need to {v} this {o}", "Can you {v} a {o}"))
-        examples.append(Example(task.format(v=verb, o=obj), json.dumps(dict(items)), tool.name,
-                                {f: data[f] for f in fields}))
-    return World(tuple(tools), tuple(examples))
+        examples.append(Example(rng.choice(_TASKS).format(v=verb, o=obj), json.dumps(dict(items)), spec.name,
+                                {a.name: a.make(data[a.source]) for a in args}))
+    return World(tuple(t[0] for t in tools), tuple(examples))
 
 
 # -- the demo company -------------------------------------------------------------------------------
@@ -81,6 +136,7 @@ DEMO_TOOLS = (
         "required": ["ref", "zip"], "additionalProperties": False}),
 )
 _LEVELS = {"low": "L1", "medium": "L2", "high": "L3"}
+_DEMO_NAMES = frozenset(t.name for t in DEMO_TOOLS)
 
 
 def demo_examples(n: int, seed: int = 1) -> list[Example]:

@@ -1,6 +1,8 @@
 """LoRA (CPU or CUDA) and QLoRA (CUDA, 4-bit NF4) training of one company adapter with PEFT.
 
-Only the linear layers vLLM serves are trained (no `modules_to_save`). Seeds are fixed. A checkpoint
+Only what vLLM serves is trained: LoRA on every linear projection and on the output head (no
+`modules_to_save`, no embeddings). The head's LoRA matters: a company's tool names and codes are tokens the
+base rarely emitted, and without it the adapter cannot raise their logits enough. Seeds are fixed. A checkpoint
 (adapter weights, optimizer, step) is written atomically every `checkpoint_every` steps, so a killed
 trainer resumes the same request where it stopped.
 """
@@ -17,9 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from inference.adapter_files import SERVED_MODULES
 from trainer.examples import Example, render_prompt, render_target, ToolSpec
 
-LINEAR_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 Progress = Callable[[int, int, float], None]  # (step, total_steps, loss)
 
 
@@ -117,7 +119,7 @@ def train_adapter(base_model: str, examples: list[Example], tools: list[ToolSpec
         model = PeftModel.from_pretrained(model, checkpoint / "adapter", is_trainable=True)
     else:
         lora = LoraConfig(r=config.rank, lora_alpha=config.alpha or 2 * config.rank, lora_dropout=0.0,
-                          target_modules=list(LINEAR_MODULES), task_type="CAUSAL_LM")
+                          target_modules=list(SERVED_MODULES), task_type="CAUSAL_LM")
         model = get_peft_model(model, lora)
     device = next(model.parameters()).device
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.learning_rate)
@@ -150,7 +152,7 @@ def train_adapter(base_model: str, examples: list[Example], tools: list[ToolSpec
     seconds = time.perf_counter() - started
     adapter_dir = work_dir / "adapter"
     shutil.rmtree(adapter_dir, ignore_errors=True)
-    model.save_pretrained(adapter_dir)
+    model.save_pretrained(adapter_dir, save_embedding_layers=False)  # the head's LoRA, not a copy of the head
     _pin_base(adapter_dir, base_model)
     trained = (config.max_steps - first_step) * min(config.batch_size, len(encoded))
     return TrainResult(adapter_dir, method, config.max_steps, loss_value, first_step,
@@ -170,7 +172,7 @@ def _save_checkpoint(model: Any, optimizer: Any, step: int, checkpoint: Path) ->
 
     staging = checkpoint.with_name(f".checkpoint-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
-    model.save_pretrained(staging / "adapter")
+    model.save_pretrained(staging / "adapter", save_embedding_layers=False)
     torch.save(optimizer.state_dict(), staging / "optimizer.pt")
     (staging / "state.json").write_text(json.dumps({"step": step}))
     old = checkpoint.with_name(".checkpoint-old")

@@ -10,8 +10,10 @@ import typer
 
 from cda.cli.common import err, failing_clearly, out, settings
 from inference.errors import InferenceError
+from inference.tiny_model import DEFAULT_PRETRAIN_STEPS
 
 model_app = typer.Typer(help="The base model.", no_args_is_help=True)
+
 app = typer.Typer(help="The vLLM multi-LoRA server and its gateway.", no_args_is_help=True)
 
 
@@ -19,7 +21,7 @@ app = typer.Typer(help="The vLLM multi-LoRA server and its gateway.", no_args_is
 def init_tiny(
     path: Path | None = typer.Option(None, help="Where to write it; default <CDA_HOME>/models/tiny."),
     force: bool = typer.Option(False, help="Rebuild even when it exists."),
-    pretrain_steps: int = typer.Option(3000, help="Steps of pretraining on generic tool calls (0: random weights)."),
+    pretrain_steps: int = typer.Option(DEFAULT_PRETRAIN_STEPS, help="Steps of pretraining on generic tool calls (0: random weights)."),
 ) -> None:
     """Build the tiny Llama-style base model locally: tokenizer trained on local text, seeded weights,
     then pretrained on a generic world of tool calls so company adapters have something to build on."""
