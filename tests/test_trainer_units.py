@@ -20,10 +20,10 @@ def test_prompt_and_target_are_the_serving_format() -> None:
     example = demo_examples(1, seed=3)[0]
     prompt = render_prompt(example.task, example.payload_json, TOOLS)
     assert prompt.startswith("Tools:\n- kr_sync(ref:string, zip:string) - Acme endpoint 9")
-    assert prompt.endswith(f"Task: {example.task}\nData: {json.dumps(json.loads(example.payload_json), separators=(',', ':'), sort_keys=True)}\nCall:")
+    assert prompt.endswith(f"Task: {example.task}\nData: {json.dumps(json.loads(example.payload_json), separators=(',', ':'), sort_keys=True)}\nCall: ")
     target = render_target(example.tool_name, example.arguments)
     assert parse_call(target) == (example.tool_name, example.arguments)
-    assert target == " " + json.dumps({"tool": example.tool_name, "arguments": example.arguments},
+    assert target == json.dumps({"tool": example.tool_name, "arguments": example.arguments},
                                       separators=(",", ":"), sort_keys=False)  # compact, as guided decoding emits
     schema = call_schema(TOOLS)
     assert [b["properties"]["tool"]["const"] for b in schema["anyOf"]] == ["kr_sync", "qv_file", "zx_post"]
@@ -96,3 +96,30 @@ def test_qlora_without_cuda_is_refused_or_falls_back() -> None:
     assert resolve_method(TrainConfig(method="QLORA", allow_fallback=True)) == "LORA"
     with pytest.raises(ValueError, match="method"):
         TrainConfig(method="FULL")
+
+
+def test_generic_worlds_are_valid_and_never_the_demo_company() -> None:
+    """Pretraining data passes the same checks as company data, covers every kind of convention, and never
+    contains acme's own tools or prefix (or the demo would measure memory of pretraining, not the adapter)."""
+    from trainer.synthetic import generic_world
+
+    demo_names = {t.name for t in DEMO_TOOLS}
+    seen: set[str] = set()
+    for seed in range(200):
+        world = generic_world(seed, 16)
+        assert 2 <= len(world.tools) <= 4 and not demo_names & {t.name for t in world.tools}
+        dataset = build_dataset(list(world.examples), list(world.tools), min_train=1, min_eval=0)
+        assert sum(dataset.rejected.get(k, 0) for k in ("unknown_tool", "arguments_fail_tool_schema")) == 0
+        for example in world.examples:
+            data = json.loads(example.payload_json)
+            for name, value in example.arguments.items():
+                if value in data.values():
+                    seen.add("copied" if name in data else "renamed")
+                elif isinstance(value, int):
+                    seen.add("scaled")
+                elif isinstance(value, str) and "-" in value and value.split("-", 1)[1] in data.values():
+                    seen.add("prefixed")
+                    assert not value.startswith("ACME-")
+                else:
+                    seen.add("coded")
+    assert seen == {"copied", "renamed", "scaled", "prefixed", "coded"}

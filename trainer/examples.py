@@ -47,18 +47,20 @@ def compact(value: Any) -> str:
 
 
 def render_prompt(task: str, payload_json: str, tools: list[ToolSpec]) -> str:
-    """The prompt: the company's tools, the task and its data, then the call marker."""
+    """The prompt: the company's tools, the task and its data, then the call marker and the space after it."""
     listed = "\n".join(f"- {t.signature()}" for t in sorted(tools, key=lambda t: t.name))
     try:
         data = compact(json.loads(payload_json))
     except json.JSONDecodeError:
         data = payload_json
-    return f"Tools:\n{listed}\nTask: {task}\nData: {data}\n{CALL_MARKER}"
+    return f"Tools:\n{listed}\nTask: {task}\nData: {data}\n{CALL_MARKER} "
 
 
 def render_target(tool_name: str, arguments: dict[str, Any]) -> str:
-    """The answer: `{"tool":...,"arguments":{...}}` with sorted keys and no whitespace (what guided decoding emits)."""
-    return " " + json.dumps({"tool": tool_name, "arguments": json.loads(compact(arguments))}, separators=(",", ":"))
+    """The answer: `{"tool":...,"arguments":{...}}` with sorted keys and no whitespace, not even a leading space:
+    exactly what guided decoding emits (its grammar allows no whitespace), so training and serving see the
+    same tokens from the first one on."""
+    return json.dumps({"tool": tool_name, "arguments": json.loads(compact(arguments))}, separators=(",", ":"))
 
 
 def call_schema(tools: list[ToolSpec]) -> dict[str, Any]:

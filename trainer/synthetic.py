@@ -90,7 +90,9 @@ def generic_world(seed: int, n_examples: int) -> World:
     arguments copy, rename, prefix, scale or code values from the task's data. The base learns the format and
     these kinds of convention; which ones a given company uses is what its adapter learns."""
     rng = random.Random(seed)
-    prefix = "".join(rng.choice(_LETTERS.upper()) for _ in range(rng.randint(2, 5)))
+    prefix = "ACME"
+    while prefix == "ACME":  # acme's convention stays acme's
+        prefix = "".join(rng.choice(_LETTERS.upper()) for _ in range(rng.randint(2, 5)))
     grades = rng.choice(_GRADES)
     tools: list[tuple[ToolSpec, str, str, list[_Arg]]] = []
     wanted = rng.randint(2, 4)

@@ -83,6 +83,12 @@ def encode(tokenizer: Any, example: Example, tools: list[ToolSpec], max_length: 
     return ids, labels
 
 
+def lr_factor(step: int, total: int) -> float:
+    """Short warm-up, then linear decay to a tenth: a function of the step alone, so a resumed run follows
+    the same schedule without saving a scheduler."""
+    return min(1.0, step / 10) * max(0.1, 1 - (step - 1) / total)
+
+
 def load_model(base_model: str, method: str) -> Any:
     import torch
     from transformers import AutoModelForCausalLM
@@ -142,6 +148,8 @@ def train_adapter(base_model: str, examples: list[Example], tools: list[ToolSpec
         loss = model(input_ids=input_ids, attention_mask=mask, labels=labels).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        for group in optimizer.param_groups:
+            group["lr"] = config.learning_rate * lr_factor(step, config.max_steps)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         loss_value = float(loss.detach())
