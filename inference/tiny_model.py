@@ -78,7 +78,7 @@ def corpus(lines: int = 20_000, seed: int = 0) -> Iterator[str]:
 
 def build_tokenizer(spec: TinyModelSpec) -> object:
     """A byte-level BPE tokenizer trained on `corpus()`, wrapped for transformers (and so for vLLM)."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
     tokenizer = Tokenizer(models.BPE(unk_token="<unk>"))
@@ -89,6 +89,9 @@ def build_tokenizer(spec: TinyModelSpec) -> object:
     trainer = trainers.BpeTrainer(vocab_size=spec.vocab_size, special_tokens=list(SPECIAL_TOKENS),
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
     tokenizer.train_from_iterator(corpus(seed=spec.seed), trainer=trainer)
+    # a prompt starts with <s> wherever it is tokenized (vLLM's server too), as it did in training
+    bos = tokenizer.token_to_id("<s>")
+    tokenizer.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A $B", special_tokens=[("<s>", bos)])
     return PreTrainedTokenizerFast(tokenizer_object=tokenizer, unk_token="<unk>", bos_token="<s>",
                                    eos_token="</s>", pad_token="<pad>", model_max_length=spec.max_positions)
 
