@@ -1,7 +1,7 @@
 """BENCH A1: exact tool-call accuracy of the base vs the demo company's adapter on its held-out tasks,
 both served by vLLM with guided decoding (goal: adapter >= 0.9, base < 0.2).
 
-    python benchmarks/a1_adapter_accuracy.py [--train 400] [--steps 300] [--held-out 100]
+    python benchmarks/a1_adapter_accuracy.py [--train 2000] [--steps 1000] [--rank 16] [--held-out 100]
 """
 
 from __future__ import annotations
@@ -24,8 +24,9 @@ from trainer.train import TrainConfig, train_adapter  # noqa: E402
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--train", type=int, default=400)
-    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--train", type=int, default=2000)
+    parser.add_argument("--steps", type=int, default=1000)
+    parser.add_argument("--rank", type=int, default=16)
     parser.add_argument("--held-out", type=int, default=100)
     args = parser.parse_args()
     tools = list(DEMO_TOOLS)
@@ -35,7 +36,7 @@ def main() -> None:
     with running_vllm(Settings()) as settings:
         work = Path(tempfile.mkdtemp(prefix="cda-a1-"))
         result = train_adapter(settings.base_model_path, list(dataset.train), tools,
-                               TrainConfig(max_steps=args.steps), work)
+                               TrainConfig(max_steps=args.steps, rank=args.rank), work)
         api = VllmApi(settings.vllm_url)
         api.load_adapter("a1-demo", str(result.adapter_dir), inplace=True).raise_for_status()
         adapter = evaluate(settings.vllm_url, "a1-demo", held_out, tools)
@@ -43,7 +44,7 @@ def main() -> None:
         api.unload_adapter("a1-demo")
     bench_line("A1", adapter_exact=adapter["exact_match"], base_exact=base["exact_match"],
                adapter_json_valid=adapter["json_valid"], base_json_valid=base["json_valid"], held_out=len(held_out),
-               train_examples=len(dataset.train), steps=args.steps, train_loss=result.final_loss,
+               train_examples=len(dataset.train), steps=args.steps, rank=args.rank, train_loss=result.final_loss,
                goal_adapter=0.9, goal_base_below=0.2)
 
 

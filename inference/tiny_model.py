@@ -34,9 +34,9 @@ class TinyModelSpec:
     vocab_size: int = 2048
     hidden_size: int = 128
     intermediate_size: int = 352
-    layers: int = 2
+    layers: int = 3  # three layers and a key/value head per head: enough to copy digit strings in order
     heads: int = 2
-    kv_heads: int = 1
+    kv_heads: int = 2
     max_positions: int = 1024
     seed: int = 0
 

@@ -31,10 +31,10 @@ class TrainingRejected(Exception):
 
 @dataclass(frozen=True)
 class TrainConfig:
-    rank: int = 8
+    rank: int = 16
     alpha: int | None = None
     learning_rate: float = 2e-3
-    max_steps: int = 300
+    max_steps: int = 600
     batch_size: int = 16
     method: str = "LORA"  # or QLORA
     allow_fallback: bool = True
