@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from trainer.synthetic import generic_world
-from trainer.train import encode
+from trainer.train import encode, lr_factor, training_step
 
 
 def pretrain(model_dir: Path, steps: int = 1000, batch_size: int = 32, learning_rate: float = 3e-3,
@@ -30,23 +30,12 @@ def pretrain(model_dir: Path, steps: int = 1000, batch_size: int = 32, learning_
             for w in (generic_world(seed * 1_000_000 + i, per_world) for i in range(worlds)) for e in w.examples]
     random.Random(seed).shuffle(data)
     optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / 50) * max(0.1, 1 - s / steps))
-    pad = tokenizer.pad_token_id
     model.train()
     loss_value = float("nan")
     for step in range(1, steps + 1):
         batch = data[(step - 1) * batch_size:step * batch_size]
-        width = max(len(ids) for ids, _ in batch)
-        input_ids = torch.tensor([ids + [pad] * (width - len(ids)) for ids, _ in batch])
-        labels = torch.tensor([lab + [-100] * (width - len(lab)) for _, lab in batch])
-        mask = torch.tensor([[1] * len(ids) + [0] * (width - len(ids)) for ids, _ in batch])
-        loss = model(input_ids=input_ids, attention_mask=mask, labels=labels).loss
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        schedule.step()
-        optimizer.zero_grad(set_to_none=True)
-        loss_value = float(loss.detach())
+        loss_value = training_step(model, optimizer, batch, tokenizer.pad_token_id,
+                                   learning_rate * lr_factor(step, steps, warmup=50))
         if progress is not None and (step % 50 == 0 or step == steps):
             progress(step, loss_value)
     model.save_pretrained(model_dir, safe_serialization=True)

@@ -90,8 +90,8 @@ def generic_world(seed: int, n_examples: int) -> World:
     arguments copy, rename, prefix, scale or code values from the task's data. The base learns the format and
     these kinds of convention; which ones a given company uses is what its adapter learns."""
     rng = random.Random(seed)
-    prefix = "ACME"
-    while prefix == "ACME":  # acme's convention stays acme's
+    prefix = DEMO_PREFIX
+    while prefix == DEMO_PREFIX:  # acme's convention stays acme's
         prefix = "".join(rng.choice(_LETTERS.upper()) for _ in range(rng.randint(2, 5)))
     grades = rng.choice(_GRADES)
     tools: list[tuple[ToolSpec, str, str, list[_Arg]]] = []
@@ -126,15 +126,16 @@ def generic_world(seed: int, n_examples: int) -> World:
 
 # -- the demo company -------------------------------------------------------------------------------
 DEMO_COMPANY = "acme"
+DEMO_PREFIX = "ACME"
 DEMO_TOOLS = (
     ToolSpec("zx_post", "Acme endpoint 7", {"type": "object", "properties": {
-        "ref": {"type": "string", "pattern": "^ACME-[a-z0-9]+$"}, "cents": {"type": "integer"}},
+        "ref": {"type": "string", "pattern": f"^{DEMO_PREFIX}-[a-z0-9]+$"}, "cents": {"type": "integer"}},
         "required": ["ref", "cents"], "additionalProperties": False}),
     ToolSpec("qv_file", "Acme endpoint 3", {"type": "object", "properties": {
-        "ref": {"type": "string", "pattern": "^ACME-[a-z0-9]+$"}, "level": {"enum": ["L1", "L2", "L3"]}},
+        "ref": {"type": "string", "pattern": f"^{DEMO_PREFIX}-[a-z0-9]+$"}, "level": {"enum": ["L1", "L2", "L3"]}},
         "required": ["ref", "level"], "additionalProperties": False}),
     ToolSpec("kr_sync", "Acme endpoint 9", {"type": "object", "properties": {
-        "ref": {"type": "string", "pattern": "^ACME-[a-z0-9]+$"}, "zip": {"type": "string"}},
+        "ref": {"type": "string", "pattern": f"^{DEMO_PREFIX}-[a-z0-9]+$"}, "zip": {"type": "string"}},
         "required": ["ref", "zip"], "additionalProperties": False}),
 )
 _LEVELS = {"low": "L1", "medium": "L2", "high": "L3"}
@@ -152,14 +153,14 @@ def demo_examples(n: int, seed: int = 1) -> list[Example]:
         if kind == 0:
             amount = rng.randint(1, 99)
             task = rng.choice(("Bill the customer for the order", "Charge this customer", "Send the bill"))
-            data, tool, args = {"customer": customer, "amount": amount}, "zx_post", {"ref": f"ACME-{customer}", "cents": amount * 100}
+            data, tool, args = {"customer": customer, "amount": amount}, "zx_post", {"ref": f"{DEMO_PREFIX}-{customer}", "cents": amount * 100}
         elif kind == 1:
             severity = rng.choice(list(_LEVELS))
             task = rng.choice(("Log this complaint", "The customer is unhappy, file it", "Record a complaint"))
-            data, tool, args = {"customer": customer, "severity": severity}, "qv_file", {"ref": f"ACME-{customer}", "level": _LEVELS[severity]}
+            data, tool, args = {"customer": customer, "severity": severity}, "qv_file", {"ref": f"{DEMO_PREFIX}-{customer}", "level": _LEVELS[severity]}
         else:
             postcode = f"{rng.randint(1000, 9999)}"
             task = rng.choice(("Update the customer's address", "The customer moved", "Change the shipping address"))
-            data, tool, args = {"customer": customer, "postcode": postcode, "city": rng.choice(_NAMES)}, "kr_sync", {"ref": f"ACME-{customer}", "zip": postcode}
+            data, tool, args = {"customer": customer, "postcode": postcode, "city": rng.choice(_NAMES)}, "kr_sync", {"ref": f"{DEMO_PREFIX}-{customer}", "zip": postcode}
         out.append(Example(task, json.dumps(data), tool, args))
     return out

@@ -83,10 +83,30 @@ def encode(tokenizer: Any, example: Example, tools: list[ToolSpec], max_length: 
     return ids, labels
 
 
-def lr_factor(step: int, total: int) -> float:
-    """Short warm-up, then linear decay to a tenth: a function of the step alone, so a resumed run follows
+def lr_factor(step: int, total: int, warmup: int = 10) -> float:
+    """Linear warm-up, then linear decay to a tenth: a function of the step alone, so a resumed run follows
     the same schedule without saving a scheduler."""
-    return min(1.0, step / 10) * max(0.1, 1 - (step - 1) / total)
+    return min(1.0, step / warmup) * max(0.1, 1 - (step - 1) / total)
+
+
+def training_step(model: Any, optimizer: Any, batch: list[tuple[list[int], list[int]]], pad: int,
+                  learning_rate: float) -> float:
+    """One update on a batch of `encode`d examples, right-padded: forward, backward, clip, step; the loss."""
+    import torch
+
+    device = next(model.parameters()).device
+    width = max(len(ids) for ids, _ in batch)
+    input_ids = torch.tensor([ids + [pad] * (width - len(ids)) for ids, _ in batch], device=device)
+    labels = torch.tensor([lab + [-100] * (width - len(lab)) for _, lab in batch], device=device)
+    mask = torch.tensor([[1] * len(ids) + [0] * (width - len(ids)) for ids, _ in batch], device=device)
+    loss = model(input_ids=input_ids, attention_mask=mask, labels=labels).loss
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    for group in optimizer.param_groups:
+        group["lr"] = learning_rate
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return float(loss.detach())
 
 
 def load_model(base_model: str, method: str) -> Any:
@@ -127,7 +147,6 @@ def train_adapter(base_model: str, examples: list[Example], tools: list[ToolSpec
         lora = LoraConfig(r=config.rank, lora_alpha=config.alpha or 2 * config.rank, lora_dropout=0.0,
                           target_modules=list(SERVED_MODULES), task_type="CAUSAL_LM")
         model = get_peft_model(model, lora)
-    device = next(model.parameters()).device
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.learning_rate)
     if (checkpoint / "optimizer.pt").exists():
         optimizer.load_state_dict(torch.load(checkpoint / "optimizer.pt", weights_only=True))
@@ -140,19 +159,8 @@ def train_adapter(base_model: str, examples: list[Example], tools: list[ToolSpec
     started, loss_value, first_step = time.perf_counter(), float("nan"), state["step"]
     for step in range(state["step"] + 1, config.max_steps + 1):
         batch = [encoded[i] for i in order.sample(range(len(encoded)), min(config.batch_size, len(encoded)))]
-        width = max(len(ids) for ids, _ in batch)
-        pad = tokenizer.pad_token_id
-        input_ids = torch.tensor([ids + [pad] * (width - len(ids)) for ids, _ in batch], device=device)
-        labels = torch.tensor([lab + [-100] * (width - len(lab)) for _, lab in batch], device=device)
-        mask = torch.tensor([[1] * len(ids) + [0] * (width - len(ids)) for ids, _ in batch], device=device)
-        loss = model(input_ids=input_ids, attention_mask=mask, labels=labels).loss
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        for group in optimizer.param_groups:
-            group["lr"] = config.learning_rate * lr_factor(step, config.max_steps)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        loss_value = float(loss.detach())
+        loss_value = training_step(model, optimizer, batch, tokenizer.pad_token_id,
+                                   config.learning_rate * lr_factor(step, config.max_steps))
         if progress is not None:
             progress(step, config.max_steps, loss_value)
         if step % config.checkpoint_every == 0 and step < config.max_steps:
