@@ -1,11 +1,13 @@
 """Errors of the inference package, naming the adapter, company or server at fault."""
 
+from cda.errors import CdaError, TransientError
 
-class InferenceError(Exception):
+
+class InferenceError(CdaError):
     """Base of every error raised by `inference`."""
 
 
-class InferenceUnavailable(InferenceError):
+class InferenceUnavailable(InferenceError, TransientError):
     """The server is down, restarting or too slow: the request failed fast instead of hanging."""
 
 

@@ -1,11 +1,13 @@
 """Errors of the projections, naming the table, event or store at fault."""
 
+from cda.errors import CdaError, TransientError
 
-class ProjectionError(Exception):
+
+class ProjectionError(CdaError):
     """Base of every error raised by `projections`."""
 
 
-class StoreUnavailable(ProjectionError):
+class StoreUnavailable(ProjectionError, TransientError):
     """The ClickHouse store cannot be reached or opened; retry later, commit nothing."""
 
 

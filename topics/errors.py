@@ -1,7 +1,9 @@
 """Errors of the event backbone, raised at its boundaries with the topic, field or address at fault."""
 
+from cda.errors import CdaError, TransientError
 
-class TopicsError(Exception):
+
+class TopicsError(CdaError):
     """Base of every error raised by `topics`."""
 
 
@@ -30,13 +32,25 @@ class UnknownTopic(TopicsError):
     """A topic name is not in the catalog."""
 
 
-class BrokerUnavailable(TopicsError):
+class BrokerUnavailable(TopicsError, TransientError):
     """The Kafka broker did not answer within the bound."""
 
 
-class DeliveryError(TopicsError):
+class DeliveryError(TopicsError, TransientError):
     """The broker did not acknowledge a produced record."""
 
 
 class BrokerSetupError(TopicsError):
     """The local broker could not be fetched, formatted or started."""
+
+
+class InvalidIdentifier(EventValidationError):
+    """An identifier field (company, request, tool, job, session...) is not of the one safe form."""
+
+
+class UnsafePath(TopicsError):
+    """A path built from event data would leave the folder it must stay in."""
+
+
+class RegistryUnavailable(TopicsError, TransientError):
+    """The schema registry did not answer; decoding is retried, never dead-lettered."""

@@ -1,0 +1,34 @@
+"""The one form of every identifier in the contract (companies, requests, jobs, tools, sessions...).
+
+Identifiers end up in record keys, folder names, URLs and SQL filters, so they are kept to a form that
+is safe in all of them: a letter or digit first, then letters, digits, `_`, `.` and `-`, at most 128
+characters. `..`, `/`, spaces and control characters can never appear.
+"""
+
+from __future__ import annotations
+
+import re
+
+from topics.errors import InvalidIdentifier
+
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
+_ID = re.compile(ID_PATTERN)
+
+# every field of the contract that holds an identifier, wherever it appears
+IDENTIFIER_FIELDS = frozenset({
+    "company_id", "request_id", "job_id", "session_id", "entry_id", "tool_name", "call_id", "version",
+    "previous_version", "source_job_id",
+})
+
+
+def is_identifier(value: object) -> bool:
+    return isinstance(value, str) and _ID.match(value) is not None and ".." not in value
+
+
+def check_identifier(value: object, field: str = "id") -> str:
+    """`value` when it is a safe identifier, else `InvalidIdentifier` naming the field."""
+    if not is_identifier(value):
+        shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+        raise InvalidIdentifier(field, f"{shown} is not an identifier (letters, digits, '_', '.', '-'; "
+                                       f"a letter or digit first; no '..'; at most 128 characters)")
+    return value  # type: ignore[return-value]
