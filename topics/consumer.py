@@ -13,7 +13,7 @@ from cda.settings import Settings
 from topics.catalog import topic as catalog_topic
 from topics.connection import client_config, cluster_metadata, drop_reached, fetch_batch, topic_name
 from topics.dead_letters import DeadLetters, Rejected
-from topics.errors import BrokerUnavailable, SchemaNotFound, SerializationError, UnknownTopic
+from topics.errors import BrokerUnavailable, EventValidationError, SchemaNotFound, SerializationError, UnknownTopic
 from topics.events import Event
 from topics.positions import Position, resolve
 from topics.serde import Serde, serde_for
@@ -37,6 +37,7 @@ class Received:
     offset: int
     timestamp_ms: int
     key: bytes | None
+    value: bytes | None = None  # the record as read, so a handler can dead-letter the original bytes
 
 
 class EventConsumer:
@@ -117,13 +118,16 @@ class EventConsumer:
                 self._raise_or_skip(msg.error())
                 continue
             self._track_end(msg)
+            value = msg.value()
             try:
-                event = self.serde.decode(msg.value() or b"", msg.topic())
-            except (SerializationError, SchemaNotFound) as exc:
+                event = self.serde.decode(value or b"", msg.topic())
+                self._check_belongs(event, msg.topic())
+                event.check()
+            except (SerializationError, SchemaNotFound, EventValidationError) as exc:
                 self.dead_letters.send(Rejected.of(msg, exc))
                 continue
             timestamp = msg.timestamp()[1]
-            out.append(Received(event, msg.topic(), msg.partition(), msg.offset(), timestamp, msg.key()))
+            out.append(Received(event, msg.topic(), msg.partition(), msg.offset(), timestamp, msg.key(), value))
         return out
 
     def __iter__(self) -> Iterator[Received]:
@@ -163,6 +167,17 @@ class EventConsumer:
         missing = [n for n in names if topic_name(self.settings, n) not in meta.topics]
         if missing:
             raise UnknownTopic(f"topic(s) {', '.join(missing)} do not exist on {self.settings.kafka_bootstrap}; run `cda topics apply`")
+
+    def _check_belongs(self, event: Event, physical: str) -> None:
+        """An event of a type its topic does not carry is as wrong as bytes that are no event."""
+        name = physical.removeprefix(self.settings.topic_prefix)
+        try:
+            allowed = catalog_topic(name).event_types
+        except UnknownTopic:
+            return  # a topic outside the catalog (a scratch copy): nothing to check against
+        if event.type not in allowed:
+            raise SerializationError(f"a {event.type} event does not belong on topic {name} "
+                                     f"(it carries {', '.join(allowed)})")
 
     def _track_end(self, msg: Message) -> None:
         key = (msg.topic(), msg.partition())

@@ -1,5 +1,9 @@
 """The dead-letter path: a record no consumer can process is written to `dead_letters` with the reason,
-so the consumer moves on without losing it and without stalling its partition."""
+so the consumer moves on without losing it and without stalling its partition.
+
+A dead letter keeps at most `EXCERPT_BYTES` of the value (a record near the broker's size limit could not
+be copied whole into another record) plus its source position, from which `redrive` reads it whole.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +13,12 @@ from confluent_kafka import Message
 
 from cda.settings import Settings
 from topics.events import Event
+from topics.identifiers import is_identifier
 from topics.producer import EventProducer
 
 UNKNOWN_COMPANY = "unknown"
+EXCERPT_BYTES = 64 * 1024
+REASON_CHARS = 4_000
 
 
 @dataclass(frozen=True)
@@ -33,15 +40,38 @@ class Rejected:
     @classmethod
     def of_received(cls, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None,
                     error: Exception) -> Rejected:
-        """A record that decoded but could not be processed further (a fold, a store refusal)."""
+        """A record that decoded but could not be processed further (a fold, a store refusal, a handler)."""
         return cls(topic, partition, offset, key, value, str(error), type(error).__name__)
 
     @property
     def company_id(self) -> str:
-        """Best effort: the company is the first part of every catalog key."""
+        """Best effort: the company is the first part of every catalog key, when that part is an identifier."""
         if not self.key:
             return UNKNOWN_COMPANY
-        return self.key.split(b"/", 1)[0].decode("utf-8", errors="replace") or UNKNOWN_COMPANY
+        first = self.key.split(b"/", 1)[0].decode("utf-8", errors="replace")
+        return first if is_identifier(first) else UNKNOWN_COMPANY
+
+
+def dead_letter_event(rejected: Rejected, consumer_group: str | None) -> Event:
+    """The `dead_letter` event of a rejected record: bounded in size whatever the record's size."""
+    value = rejected.value
+    size = len(value) if value is not None else None
+    truncated = value is not None and len(value) > EXCERPT_BYTES
+    key = rejected.key[:1024] if rejected.key is not None else None
+    return Event.new(
+        "dead_letter",
+        rejected.company_id,
+        source_topic=rejected.topic,
+        source_partition=rejected.partition,
+        source_offset=rejected.offset,
+        source_key=key,
+        payload=value[:EXCERPT_BYTES] if truncated and value is not None else value,
+        payload_size=size,
+        payload_truncated=truncated,
+        reason=rejected.reason[:REASON_CHARS],
+        error_type=rejected.error_type,
+        consumer_group=consumer_group,
+    )
 
 
 class DeadLetters:
@@ -53,18 +83,7 @@ class DeadLetters:
         self.count = 0
 
     def send(self, rejected: Rejected) -> None:
-        self._producer.produce(Event.new(
-            "dead_letter",
-            rejected.company_id,
-            source_topic=rejected.topic,
-            source_partition=rejected.partition,
-            source_offset=rejected.offset,
-            source_key=rejected.key,
-            payload=rejected.value,
-            reason=rejected.reason,
-            error_type=rejected.error_type,
-            consumer_group=self.consumer_group,
-        ))
+        self._producer.produce(dead_letter_event(rejected, self.consumer_group))
         self.count += 1
 
     def flush(self) -> None:

@@ -10,6 +10,7 @@ from types import MappingProxyType
 from typing import Any
 
 from topics import datum
+from topics.checks import check_event
 from topics.schema_store import SchemaStore, default_store
 
 
@@ -74,7 +75,14 @@ class Event:
         record.setdefault("occurred_at", datetime.now(timezone.utc))
         record.setdefault("schema_version", schema.version)
         conform = datum.from_json if json_mode else datum.check
-        return cls(event_type, MappingProxyType(conform(schema.raw, record)))
+        conformed = conform(schema.raw, record)
+        check_event(event_type, conformed)
+        return cls(event_type, MappingProxyType(conformed))
+
+    def check(self) -> Event:
+        """This event when it keeps the contract's rules beyond Avro types (read side), else `EventValidationError`."""
+        check_event(self.type, self.data)
+        return self
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict: `type` plus the record's fields."""

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import random
 import uuid
 from datetime import datetime, timezone
 from typing import Any
 
 from topics.evolution import collect_names
+from topics.identifiers import IDENTIFIER_FIELDS
 
 
 def sample_record(schema: dict[str, Any], seed: int = 0, company_id: str = "acme") -> dict[str, Any]:
@@ -17,6 +19,33 @@ def sample_record(schema: dict[str, Any], seed: int = 0, company_id: str = "acme
     rng = random.Random(seed)
     record = _value(schema, rng, names)
     record.update({"event_id": str(uuid.UUID(int=rng.getrandbits(128))), "company_id": company_id})
+    return _meaningful(schema["name"], record, rng)
+
+
+def _meaningful(record_name: str, record: dict[str, Any], rng: random.Random) -> dict[str, Any]:
+    """Values that keep the contract's rules beyond Avro types (identifiers, JSON text, URLs, ranges)."""
+    for name, value in list(record.items()):
+        if name in IDENTIFIER_FIELDS and isinstance(value, str):
+            record[name] = f"x{value}"[:128]
+        elif name.endswith("_json") and isinstance(value, str):
+            record[name] = json.dumps({"value": value})
+        elif name == "tools" and isinstance(value, list):
+            record[name] = [f"t{v}" if isinstance(v, str) else v for v in value]
+        elif name == "uri" and isinstance(value, str):
+            record[name] = f"file:///adapters/{value}"
+        elif name == "secret_refs" and isinstance(value, dict):
+            record[name] = {k: f"env:SECRET_{i}" for i, k in enumerate(value)}
+    if record_name == "ToolRegistered" or "parameters_schema_json" in record:
+        record.update(parameters_schema_json='{"type":"object"}', method="POST",
+                      url=f"http://127.0.0.1:8080/{rng.randint(0, 99)}", timeout_ms=rng.randint(1, 30_000),
+                      headers={f"X-H{i}": str(v) for i, v in enumerate((record.get("headers") or {}).values())})
+        if record.get("secret_ref") is not None:
+            record["secret_ref"] = "env:TOOL_TOKEN"
+    for name, (low, high) in {"rank": (1, 64), "max_steps": (1, 1000), "max_examples": (1, 1000)}.items():
+        if isinstance(record.get(name), int):
+            record[name] = max(low, min(high, record[name]))
+    if isinstance(record.get("learning_rate"), float):
+        record["learning_rate"] = 1e-3
     return record
 
 

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from cda.settings import Settings, get_settings
-from topics.errors import TopicsError
+from cda.errors import CdaError
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False)
@@ -25,7 +25,7 @@ def failing_clearly() -> Iterator[None]:
     """Turn the project's errors into one red line on stderr and exit code 1, instead of a traceback."""
     try:
         yield
-    except (TopicsError, ValueError) as exc:
+    except (CdaError, ValueError) as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from None
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 from rich.table import Column, Table
 
-from cda.cli import events_cmd, inference_cmd, kafka_cmd, projections_cmd, topics_cmd, trainer_cmd
+from cda.cli import dead_letters_cmd, events_cmd, inference_cmd, kafka_cmd, projections_cmd, topics_cmd, trainer_cmd
 from cda.cli.common import failing_clearly, out, settings
 from topics.broker import from_settings
 
@@ -16,6 +16,7 @@ app.add_typer(projections_cmd.app, name="projections")
 app.add_typer(inference_cmd.model_app, name="model")
 app.add_typer(inference_cmd.app, name="inference")
 app.add_typer(trainer_cmd.app, name="trainer")
+app.add_typer(dead_letters_cmd.app, name="dead-letters")
 app.command()(trainer_cmd.train)
 app.command()(trainer_cmd.adapters)
 app.command()(projections_cmd.query)
