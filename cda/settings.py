@@ -36,6 +36,8 @@ class Settings(BaseSettings):
     vllm_max_model_len: int = Field(default=1024, ge=64, description="Context length served.")
     vllm_memory_fraction: float = Field(default=0.1, gt=0, le=1, description="--gpu-memory-utilization (CPU: of RAM).")
     vllm_start_timeout_s: float = Field(default=180.0, gt=0, description="Bound on the server's start-up.")
+    vllm_watch_interval_s: float = Field(default=2.0, gt=0, description="How often the service checks that vLLM "
+                                         "still serves every active adapter (and re-registers them after a restart).")
     inference_url: str = Field(default="http://localhost:8020", description="The cda inference gateway.")
     inference_timeout_s: float = Field(default=30.0, gt=0, description="Bound on one inference request.")
     inference_concurrency: int = Field(default=8, ge=1, description="Requests in flight per client.")
