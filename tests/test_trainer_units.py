@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from trainer.dataset import BadData, build_dataset, in_eval
-from trainer.examples import Example, ToolSpec, call_schema, parse_call, render_prompt, render_target
+from cda.prompts import call_schema, parse_call, render_prompt, render_target
+from trainer.examples import Example
 from trainer.registry import LocalAdapterRegistry, content_version
 from trainer.synthetic import DEMO_TOOLS, demo_examples
 

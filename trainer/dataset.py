@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 
 import jsonschema
 
-from trainer.examples import Example, ToolSpec
+from cda.prompts import ToolSpec
+from trainer.examples import Example
 
 EVAL_SHARE = 0.2
 

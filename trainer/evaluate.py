@@ -11,7 +11,8 @@ from typing import Any
 import httpx
 import jsonschema
 
-from trainer.examples import Example, ToolSpec, call_schema, parse_call, render_prompt
+from cda.prompts import ToolSpec, call_schema, parse_call, render_prompt
+from trainer.examples import Example
 
 
 def _same(a: Any, b: Any) -> bool:

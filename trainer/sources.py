@@ -10,7 +10,8 @@ from collections.abc import Iterator
 from cda.settings import Settings
 from topics.consumer import EventConsumer, Received
 from topics.positions import Position
-from trainer.examples import Example, ToolSpec
+from cda.prompts import ToolSpec
+from trainer.examples import Example
 
 
 def _read(settings: Settings, topic: str) -> Iterator[Received]:

@@ -11,7 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from trainer.examples import Example, ToolSpec
+from cda.prompts import ToolSpec
+from trainer.examples import Example
 
 _VERBS = ("create", "update", "delete", "send", "open", "close", "assign", "refund", "schedule", "lookup")
 _OBJECTS = ("invoice", "ticket", "email", "order", "customer", "shipment", "meeting", "payment", "contract", "note")

@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from inference.adapter_files import SERVED_MODULES
-from trainer.examples import Example, render_prompt, render_target, ToolSpec
+from cda.prompts import ToolSpec, render_prompt, render_target
+from trainer.examples import Example
 
 Progress = Callable[[int, int, float], None]  # (step, total_steps, loss)
 

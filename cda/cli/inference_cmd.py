@@ -10,7 +10,7 @@ import typer
 
 from cda.cli.common import err, failing_clearly, out, settings
 from inference.errors import InferenceError
-from inference.tiny_model import DEFAULT_PRETRAIN_STEPS
+from trainer.tiny_model import DEFAULT_PRETRAIN_STEPS
 
 model_app = typer.Typer(help="The base model.", no_args_is_help=True)
 
@@ -25,7 +25,7 @@ def init_tiny(
 ) -> None:
     """Build the tiny Llama-style base model locally: tokenizer trained on local text, seeded weights,
     then pretrained on a generic world of tool calls so company adapters have something to build on."""
-    from inference.tiny_model import build
+    from trainer.tiny_model import build
 
     target = path or Path(settings().base_model_path)
     out.print(f"tiny model in {build(target, force=force, pretrain_steps=pretrain_steps)}")
