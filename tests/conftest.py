@@ -7,7 +7,6 @@ and otherwise from the project's own local broker (Maven-fetched jars), in a tem
 from __future__ import annotations
 
 import os
-import socket
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,15 +17,10 @@ from cda.settings import Settings
 from projections.migrate import migrate
 from projections.store import ProjectionStore
 from topics.admin import apply_catalog, delete_topics
+from tests.helpers import free_port
 from topics.broker import LocalBroker
 from topics.catalog import CATALOG
 from topics.connection import topic_name
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("localhost", 0))
-        return sock.getsockname()[1]
 
 
 def _docker_answers() -> bool:

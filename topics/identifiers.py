@@ -12,7 +12,7 @@ import re
 from topics.errors import InvalidIdentifier
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
-_ID = re.compile(ID_PATTERN)
+_ID = re.compile(ID_PATTERN.removeprefix("^").removesuffix("$"))  # fullmatch: `$` would let a final newline in
 
 # every field of the contract that holds an identifier, wherever it appears
 IDENTIFIER_FIELDS = frozenset({
@@ -22,7 +22,7 @@ IDENTIFIER_FIELDS = frozenset({
 
 
 def is_identifier(value: object) -> bool:
-    return isinstance(value, str) and _ID.match(value) is not None and ".." not in value
+    return isinstance(value, str) and _ID.fullmatch(value) is not None and ".." not in value
 
 
 def check_identifier(value: object, field: str = "id") -> str:

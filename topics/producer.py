@@ -45,27 +45,33 @@ class EventProducer:
         """Fail fast, naming the bootstrap address, when the broker does not answer."""
         cluster_metadata(self.settings)
 
-    def produce(self, event: Event) -> None:
-        """Encode `event` and queue it for its catalog topic; errors surface at `flush`."""
+    def produce(self, event: Event, timestamp_ms: int | None = None) -> None:
+        """Encode `event` and queue it for its catalog topic; errors surface at `flush`.
+
+        `timestamp_ms` sets the record's timestamp (default: now), e.g. to place records in time for a replay.
+        """
         spec = topic_of(event.type)
         topic = topic_name(self.settings, spec.name)
         value = self.serde.encode(event, topic)
-        self.produce_raw(topic, spec.key_for(event), value, [(EVENT_TYPE_HEADER, event.type.encode())])
+        self.produce_raw(topic, spec.key_for(event), value, [(EVENT_TYPE_HEADER, event.type.encode())], timestamp_ms)
 
-    def produce_many(self, events: Iterable[Event]) -> int:
+    def produce_many(self, events: Iterable[Event], timestamp_ms: int | None = None) -> int:
         count = 0
         for event in events:
-            self.produce(event)
+            self.produce(event, timestamp_ms)
             count += 1
         return count
 
     def produce_raw(
-        self, topic: str, key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]] | None = None
+        self, topic: str, key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]] | None = None,
+        timestamp_ms: int | None = None,
     ) -> None:
         """Queue already-encoded bytes (replay, dead letters, benchmarks)."""
+        extra = {"timestamp": timestamp_ms} if timestamp_ms is not None else {}
         while True:
             try:
-                self._producer.produce(topic, value=value, key=key, headers=headers, on_delivery=self._on_delivery)
+                self._producer.produce(topic, value=value, key=key, headers=headers, on_delivery=self._on_delivery,
+                                       **extra)
                 break
             except BufferError:  # local queue full: let deliveries drain, then retry
                 self._producer.poll(0.1)
