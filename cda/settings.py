@@ -41,6 +41,12 @@ class Settings(BaseSettings):
     inference_url: str = Field(default="http://localhost:8020", description="The cda inference gateway.")
     inference_timeout_s: float = Field(default=30.0, gt=0, description="Bound on one inference request.")
     inference_concurrency: int = Field(default=8, ge=1, description="Requests in flight per client.")
+    trainer_max_steps: int = Field(default=20_000, ge=1, description="Most training steps a request may ask for.")
+    trainer_max_examples: int = Field(default=50_000, ge=1, description="Most examples a request may ask to use.")
+    trainer_max_learning_rate: float = Field(default=0.05, gt=0, description="Largest learning rate a request may ask for.")
+    trainer_min_learning_rate: float = Field(default=1e-7, gt=0, description="Smallest learning rate a request may ask for.")
+    trainer_inline_examples_bytes: int = Field(default=256_000, ge=1, description="Examples larger than this (encoded) are "
+                                               "stored under <home>/trainer/examples and referenced by the request.")
 
     @field_validator("home")
     @classmethod
