@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -20,7 +21,9 @@ import httpx  # noqa: E402
 
 from benchmarks.common import bench_line, ensure_broker, random_adapters, running_vllm, scratch_topics  # noqa: E402
 from cda.settings import Settings  # noqa: E402
-from inference.lifecycle import AdapterManager  # noqa: E402
+from cda.workers import WorkerThread  # noqa: E402
+from inference.lifecycle import AdapterManager, registry_root  # noqa: E402
+from inference.random_adapter import place_in_registry  # noqa: E402
 from inference.routing import AdapterRouter, served_name  # noqa: E402
 from inference.vllm_api import VllmApi  # noqa: E402
 from topics.events import Event  # noqa: E402
@@ -35,18 +38,21 @@ def main() -> None:
     args = parser.parse_args()
     base_settings = Settings()
     ensure_broker(base_settings)
-    with running_vllm(base_settings) as running, scratch_topics(running, *TOPICS) as settings:
+    with running_vllm(base_settings) as running, scratch_topics(running, *TOPICS) as scratch:
+        # a scratch registry: the lifecycle serves a company only files under <home>/adapters/<company>/
+        settings = scratch.model_copy(update={"home": Path(tempfile.mkdtemp(prefix="cda-p5-")),
+                                              "base_model": scratch.base_model_path})
         paths = random_adapters(settings, args.companies)
         producer = EventProducer(settings)
         manager = AdapterManager(settings, VllmApi(settings.vllm_url), AdapterRouter(), producer)
         stop = threading.Event()
-        thread = threading.Thread(target=manager.run, args=(stop, f"{settings.topic_prefix}p5"))
-        thread.start()
+        worker = WorkerThread("p5-lifecycle", lambda s: manager.run(s, f"{settings.topic_prefix}p5"), stop).start()
         http = httpx.Client(base_url=settings.vllm_url, timeout=30)
         time.sleep(3)  # the lifecycle joins its group before the clock starts
         timings = []
-        for path in paths:
+        for source in paths:
             company = f"p5{uuid.uuid4().hex[:8]}"
+            path = place_in_registry(registry_root(settings), company, "v1", source)
             body = {"model": served_name(company), "prompt": "ping", "max_tokens": 1}
             with EventProducer(settings, **{"linger.ms": 0}) as announce:
                 started = time.perf_counter()
@@ -60,7 +66,9 @@ def main() -> None:
             timings.append((time.perf_counter() - started) * 1000)
             VllmApi(settings.vllm_url).unload_adapter(served_name(company))
         stop.set()
-        thread.join()
+        worker.join()
+        if worker.error is not None:
+            raise RuntimeError(f"the lifecycle died: {worker.error}")
     bench_line("P5", ready_to_first_completion_ms_p50=median(timings), max_ms=max(timings),
                min_ms=min(timings), companies=len(timings), goal_ms=200)
 

@@ -39,25 +39,31 @@ def inspect_adapter(path: Path, base_model: str, max_rank: int) -> AdapterInfo:
         raise AdapterInvalid("missing_files", f"adapter at {path} has no {CONFIG_FILE}")
     try:
         config = json.loads(config_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise AdapterInvalid("corrupt_files", f"{config_path} is not valid JSON: {exc}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, OSError) as exc:
+        raise AdapterInvalid("corrupt_files", f"{config_path} is not readable JSON: {exc}") from None
+    if not isinstance(config, dict):
+        raise AdapterInvalid("corrupt_files", f"{config_path} holds a {type(config).__name__}, not an object")
     weights = next((path / f for f in WEIGHT_FILES if (path / f).is_file()), None)
     if weights is None:
         raise AdapterInvalid("missing_files", f"adapter at {path} has no weights ({' or '.join(WEIGHT_FILES)})")
     if weights.suffix == ".safetensors":
         _check_safetensors(weights)
-    rank = int(config.get("r", 0))
-    if rank < 1:
+    rank = config.get("r", 0)
+    if isinstance(rank, bool) or not isinstance(rank, int) or rank < 1:
         raise AdapterInvalid("corrupt_files", f"{config_path}: rank r={config.get('r')!r} is not a positive integer")
     if rank > max_rank:
         raise AdapterInvalid("rank_too_large", f"adapter rank {rank} exceeds the server's maximum {max_rank}")
-    trained_on = str(config.get("base_model_name_or_path") or "")
+    trained_on = config.get("base_model_name_or_path") or ""
+    if not isinstance(trained_on, str):
+        raise AdapterInvalid("corrupt_files", f"{config_path}: base_model_name_or_path={trained_on!r} is not a string")
     if not same_model(trained_on, base_model):
         raise AdapterInvalid("wrong_base_model", f"adapter was trained on {trained_on!r}, the server serves {base_model!r}")
     if config.get("modules_to_save"):
         raise AdapterInvalid("unservable", f"adapter saves whole modules {config['modules_to_save']}; vLLM serves LoRA on linear layers only")
     raw = config.get("target_modules") or []
-    targets = tuple(raw) if isinstance(raw, list) else (str(raw),)
+    if not isinstance(raw, (list, str)) or (isinstance(raw, list) and not all(isinstance(t, str) for t in raw)):
+        raise AdapterInvalid("corrupt_files", f"{config_path}: target_modules={raw!r} is neither a name nor a list of names")
+    targets = tuple(raw) if isinstance(raw, list) else (raw,)
     unserved = [t for t in targets if t.rsplit(".", 1)[-1] not in SERVED_MODULES]
     if isinstance(raw, list) and unserved:
         raise AdapterInvalid("unservable", f"adapter targets {unserved}; vLLM serves LoRA on {', '.join(SERVED_MODULES)}")

@@ -1,6 +1,7 @@
 """The inference gateway: routes a company's request to its active adapter (or the base model, and says
 so), asks vLLM for schema-constrained JSON when a tool schema is given, validates the result, and keeps
-per-adapter metrics. Readiness means vLLM answers and the adapters of every company are registered."""
+per-adapter metrics. Readiness means vLLM answers, it serves the adapter of every company that has one, and
+the workers behind the gateway are alive."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import jsonschema
 from fastapi import Depends, FastAPI, HTTPException, Request, Response
 from pydantic import BaseModel, Field, field_validator
 
-from inference.errors import InferenceUnavailable
+from cda.workers import WorkerThread
+from inference.errors import CompletionRefused, InferenceUnavailable
 from inference.metrics import InferenceMetrics
 from inference.routing import AdapterRouter
 from inference.tool_calls import check_schema, parse_tool_call
@@ -59,6 +61,7 @@ class GatewayState:
         self.base_name = base_name
         self.metrics = InferenceMetrics()
         self.restored = False
+        self.workers: list[WorkerThread] = []  # the lifecycle and the supervisor: readiness needs them alive
 
 
 def _gateway(request: Request) -> GatewayState:
@@ -78,11 +81,16 @@ def create_app(state: GatewayState) -> FastAPI:
 
     @app.get("/health/ready")
     async def ready(state: Gateway, response: Response) -> dict[str, Any]:
-        vllm_ready = await state.api.ready()
-        ok = vllm_ready and state.restored
+        """Ready: vLLM answers, it lists every active adapter (a restarted server forgets them until they are
+        registered again), and the lifecycle and supervisor threads are alive."""
+        listed = await state.api.models()
+        active = state.router.all()
+        missing = sorted(a.served_name for a in active if listed is not None and a.served_name not in listed)
+        workers = {w.name: w.healthy for w in state.workers}
+        ok = listed is not None and state.restored and not missing and all(workers.values())
         response.status_code = 200 if ok else 503
-        return {"ready": ok, "vllm": vllm_ready, "adapters_registered": state.restored,
-                "companies_with_adapters": len(state.router.all())}
+        return {"ready": ok, "vllm": listed is not None, "adapters_registered": state.restored and not missing,
+                "missing_adapters": missing, "workers": workers, "companies_with_adapters": len(active)}
 
     @app.get("/metrics")
     async def metrics(state: Gateway) -> Response:
@@ -102,6 +110,10 @@ def create_app(state: GatewayState) -> FastAPI:
         except InferenceUnavailable as exc:
             state.metrics.observe(model, "unavailable", time.perf_counter() - started)
             raise HTTPException(status_code=503, detail=str(exc)) from None
+        except CompletionRefused as exc:
+            state.metrics.observe(model, "refused", time.perf_counter() - started)
+            raise HTTPException(status_code=exc.status_code if 400 <= exc.status_code < 500 else 400,
+                                detail=str(exc)) from None
         elapsed = time.perf_counter() - started
         tool_call = None
         if body.json_schema is not None:

@@ -1,10 +1,15 @@
 """The adapter lifecycle: a consumer of `lora_adapter_ready` that loads each new version into the running
 server, verifies it, switches the company to it in place, and says so as an event.
 
-A version is checked on disk, loaded under a staging name, verified (listed and answering), then loaded
-in place under the company's serving name; only then is `adapter_activated` published. Anything that
-fails is refused with an `adapter_refused` event and the company keeps the adapter it had. After a
-server (re)start, `restore` registers every company's active adapter again from `company_adapters`.
+A version is checked (its files lie in the registry folder of *its* company, are complete, and fit the
+served base model), loaded under a staging name, verified (listed and answering), then loaded in place
+under the company's serving name; only then is `adapter_activated` published. Every load is in place, so a
+repeated one (a retried POST, a kill between load and unload) never refuses a good adapter. Anything that
+fails is refused with an `adapter_refused` event and the company keeps the adapter it had. A record that
+cannot be handled at all is dead-lettered with the reason; the lifecycle goes on with the next one.
+
+After a server (re)start, `restore` registers every company's active adapter again from
+`company_adapters` (checked like a new version), and `resync` puts back what the router says is served.
 """
 
 from __future__ import annotations
@@ -14,14 +19,19 @@ import threading
 import uuid
 from pathlib import Path
 
+from cda.errors import is_transient
+from cda.paths import is_within, safe_join
 from cda.settings import Settings
+from cda.workers import run_until_stopped
 from inference.adapter_files import inspect_adapter, same_model
-from inference.errors import AdapterInvalid, InferenceUnavailable
-from inference.routing import ActiveAdapter, AdapterRouter, served_name, staging_name
+from inference.errors import AdapterInvalid, InferenceUnavailable, NotAnAdapterAnnouncement, WaitingForTopics
+from inference.routing import ActiveAdapter, AdapterRouter, is_staging_name, served_name, staging_name
 from inference.vllm_api import VllmApi
-from topics.consumer import EventConsumer
-from topics.errors import TopicsError
+from topics.consumer import EventConsumer, Received
+from topics.errors import UnknownTopic, UnsafePath
 from topics.events import Event
+from topics.handling import handle_each
+from topics.identifiers import is_identifier
 from topics.positions import Position
 from topics.producer import EventProducer
 
@@ -29,58 +39,108 @@ log = logging.getLogger(__name__)
 GROUP_ID = "cda-inference-adapters"
 # The lifecycle reacts within milliseconds: do not let the broker hold fetches back.
 FAST_FETCH = {"fetch.wait.max.ms": 10, "fetch.min.bytes": 1}
+READY_TOPIC = "lora_adapter_ready"
 
 
 def adapter_path(uri: str) -> Path:
     return Path(uri.removeprefix("file://"))
 
 
+def registry_root(settings: Settings) -> Path:
+    """Where the trainer's registry keeps every company's versions (`<home>/adapters/<company>/<version>`)."""
+    return settings.home / "adapters"
+
+
+def company_adapter_dir(settings: Settings, company_id: str, uri: str) -> Path:
+    """The adapter folder `uri` names, resolved (symlinks followed), when it lies inside the registry folder
+    of `company_id`; otherwise `AdapterInvalid("foreign_uri")`: no company is ever served another's files."""
+    if "://" in uri and not uri.startswith("file://"):
+        raise AdapterInvalid("foreign_uri", f"{uri!r} is not a local file URI")
+    path = adapter_path(uri)
+    if not path.is_absolute():
+        raise AdapterInvalid("foreign_uri", f"{uri!r} is not an absolute path")
+    try:
+        root = safe_join(registry_root(settings), company_id)
+    except UnsafePath as exc:
+        raise AdapterInvalid("foreign_uri", f"no registry folder for company {company_id!r}: {exc}") from None
+    resolved = path.resolve()
+    if resolved == root or not is_within(resolved, root):
+        raise AdapterInvalid("foreign_uri", f"{uri} lies outside the registry folder of {company_id} ({root})")
+    return resolved
+
+
+def checked_staging_name(company_id: str, version: str) -> str:
+    if not is_identifier(version) or staging_name(company_id, version) == served_name(company_id):
+        raise AdapterInvalid("invalid_version", f"version {version!r} cannot name an adapter")
+    return staging_name(company_id, version)
+
+
 class AdapterManager:
-    """Loads, verifies, activates and restores company adapters on one vLLM server."""
+    """Loads, verifies, activates and restores company adapters on one vLLM server.
+
+    One lock orders every change of what vLLM serves (a new version, a restore, a re-registration), so
+    a re-registration after a restart can never put back a version that a newer activation replaced.
+    """
 
     def __init__(self, settings: Settings, api: VllmApi, router: AdapterRouter, producer: EventProducer) -> None:
         self.settings = settings
         self.api = api
         self.router = router
         self.producer = producer
+        self._lock = threading.RLock()
 
     # -- one new version --------------------------------------------------------------------------
     def handle_ready(self, ready: Event) -> Event:
-        """Activate the version `ready` announces, or refuse it; returns the event published."""
-        company, version = ready.company_id, str(ready["version"])
-        current = self.router.get(company)
-        if current is not None and current.version == version:
-            return self._activated(ready, current, previous=None)  # redelivered: already active
-        stage = staging_name(company, version)
-        try:
-            path = adapter_path(str(ready["uri"]))
-            if not same_model(str(ready["base_model"]), self.settings.base_model_path):
-                raise AdapterInvalid("wrong_base_model", f"adapter is for {ready['base_model']!r}, "
-                                     f"the server serves {self.settings.base_model_path!r}")
-            info = inspect_adapter(path, self.settings.base_model_path, self.settings.vllm_max_lora_rank)
-            self._load(stage, path, inplace=False)
-            self._verify(stage)
-            name = served_name(company)
-            self._load(name, path, inplace=current is not None)
-            adapter = ActiveAdapter(company, version, name, str(ready["uri"]), self.settings.base_model_path, info.rank)
-            previous = self.router.set(adapter)
-            return self._activated(ready, adapter, previous)
-        except AdapterInvalid as exc:
-            return self._refused(ready, exc.kind, str(exc))
-        finally:
-            self._unload_quietly(stage)
+        """Activate the version `ready` announces, or refuse it; returns the event published.
 
-    def _load(self, name: str, path: Path, inplace: bool) -> None:
-        response = self.api.load_adapter(name, str(path), inplace=inplace)
-        if response.status_code != 200:
-            raise AdapterInvalid("load_failed", f"vLLM refused {path}: HTTP {response.status_code}: {response.text[:300]}")
+        Transient failures (vLLM down) propagate, so the caller commits nothing and tries again later.
+        """
+        if ready.type != READY_TOPIC:
+            raise NotAnAdapterAnnouncement(f"a {ready.type} event is no {READY_TOPIC} announcement")
+        company, version = ready.company_id, str(ready["version"])
+        with self._lock:
+            current = self.router.get(company)
+            if current is not None and current.version == version and current.uri == str(ready["uri"]):
+                return self._activated(ready, current, previous=None)  # redelivered: already active
+            stage: str | None = None
+            try:
+                path = company_adapter_dir(self.settings, company, str(ready["uri"]))
+                stage = checked_staging_name(company, version)
+                if not same_model(str(ready["base_model"]), self.settings.base_model_path):
+                    raise AdapterInvalid("wrong_base_model", f"adapter is for {ready['base_model']!r}, "
+                                         f"the server serves {self.settings.base_model_path!r}")
+                info = inspect_adapter(path, self.settings.base_model_path, self.settings.vllm_max_lora_rank)
+                self._load(stage, path)
+                self._verify(stage)
+                name = served_name(company)
+                self._load(name, path)
+                adapter = ActiveAdapter(company, version, name, str(ready["uri"]), self.settings.base_model_path, info.rank)
+                previous = self.router.set(adapter)
+            except AdapterInvalid as exc:
+                return self._refused(ready, exc.kind, str(exc))
+            finally:
+                if stage is not None:
+                    self._unload_quietly(stage)
+            return self._activated(ready, adapter, previous)
+
+    def _load(self, name: str, path: Path) -> None:
+        """Load `name` in place (a repeated load replaces, never refuses); a refusal is the adapter's fault
+        only while the server otherwise answers."""
+        response = self.api.load_adapter(name, str(path), inplace=True)
+        if response.status_code == 200:
+            return
+        if response.status_code >= 500 and not self.api.ready():
+            raise InferenceUnavailable(f"vLLM failed while loading {name}: HTTP {response.status_code}")
+        raise AdapterInvalid("load_failed", f"vLLM refused {path}: HTTP {response.status_code}: {response.text[:300]}")
 
     def _verify(self, name: str) -> None:
         if name not in self.api.models():
             raise AdapterInvalid("not_answering", f"{name} is not listed in /v1/models after loading")
         try:
             self.api.complete(name, "ping", max_tokens=1)
-        except InferenceUnavailable as exc:
+        except Exception as exc:
+            if is_transient(exc) and (not self.api.ready() or name not in self.api.models()):
+                raise  # the server went away (or restarted) meanwhile: not the adapter's fault
             raise AdapterInvalid("not_answering", f"{name} did not answer a completion: {exc}") from exc
 
     def _unload_quietly(self, name: str) -> None:
@@ -97,10 +157,10 @@ class AdapterManager:
         self._publish(event)
         return event
 
-    def _refused(self, ready: Event, kind: str, reason: str) -> Event:
-        log.warning("refused adapter %s of %s: %s", ready["version"], ready.company_id, reason)
-        event = Event.new("adapter_refused", ready.company_id, version=str(ready["version"]), uri=str(ready["uri"]),
-                          reason=reason, error_kind=kind, request_id=ready.data.get("request_id"))
+    def _refused(self, source: Event, kind: str, reason: str) -> Event:
+        log.warning("refused adapter %s of %s: %s", source["version"], source.company_id, reason)
+        event = Event.new("adapter_refused", source.company_id, version=str(source["version"]), uri=str(source["uri"]),
+                          reason=reason, error_kind=kind, request_id=source.data.get("request_id"))
         self._publish(event)
         return event
 
@@ -110,42 +170,108 @@ class AdapterManager:
 
     # -- after a (re)start ------------------------------------------------------------------------
     def restore(self) -> list[ActiveAdapter]:
-        """Register every company's active adapter again, from the compacted `company_adapters` topic."""
+        """Register every company's active adapter again, from the compacted `company_adapters` topic.
+
+        Each is checked like a new version (its company's registry folder, files, base model); one that
+        fails is refused with its reason and its company is served by the base model.
+        """
         latest: dict[str, Event] = {}
         with EventConsumer(self.settings, f"cda-inference-restore-{uuid.uuid4()}") as consumer:
             consumer.assign("company_adapters", Position.beginning(), until_end=True)
             for received in consumer:
-                latest[received.event.company_id] = received.event
+                if received.event.type == "adapter_activated":
+                    latest[received.event.company_id] = received.event
         restored = []
-        for company, event in sorted(latest.items()):
-            path = adapter_path(str(event["uri"]))
-            try:
-                self._load(served_name(company), path, inplace=True)
-            except AdapterInvalid as exc:
-                log.error("could not restore %s's adapter %s: %s", company, event["version"], exc)
-                continue
-            adapter = ActiveAdapter(company, str(event["version"]), served_name(company), str(event["uri"]),
-                                    str(event["base_model"]), int(event["rank"]))
-            self.router.set(adapter)
-            restored.append(adapter)
+        with self._lock:
+            self.clear_staging()
+            for company, event in sorted(latest.items()):
+                try:
+                    adapter = self._register(event)
+                except AdapterInvalid as exc:
+                    self._refused(event, exc.kind, f"not restored: {exc}")
+                    continue
+                except Exception as exc:
+                    if is_transient(exc):
+                        raise
+                    log.exception("could not restore %s's adapter %s", company, event.data.get("version"))
+                    continue
+                self.router.set(adapter)
+                restored.append(adapter)
         return restored
+
+    def _register(self, activated: Event) -> ActiveAdapter:
+        company, uri = activated.company_id, str(activated["uri"])
+        path = company_adapter_dir(self.settings, company, uri)
+        info = inspect_adapter(path, self.settings.base_model_path, self.settings.vllm_max_lora_rank)
+        self._load(served_name(company), path)
+        return ActiveAdapter(company, str(activated["version"]), served_name(company), uri,
+                             self.settings.base_model_path, info.rank)
+
+    def clear_staging(self) -> list[str]:
+        """Unload staging copies that a lifecycle killed between load and unload left behind."""
+        with self._lock:
+            stale = [name for name in self.api.models() if is_staging_name(name)]
+            for name in stale:
+                log.info("unloading stale staging adapter %s", name)
+                self._unload_quietly(name)
+            return stale
+
+    def missing(self) -> list[ActiveAdapter]:
+        """Active adapters the server does not list (it restarted and forgot its runtime adapters)."""
+        listed = self.api.models()
+        return [a for a in self.router.all() if a.served_name not in listed]
+
+    def resync(self) -> list[ActiveAdapter]:
+        """Load every adapter the router says is served and the server does not list; returns those put back.
+
+        One that can no longer be served (its files gone) is refused and its company falls back to the base.
+        """
+        with self._lock:
+            back = []
+            for adapter in self.missing():
+                try:
+                    path = company_adapter_dir(self.settings, adapter.company_id, adapter.uri)
+                    inspect_adapter(path, self.settings.base_model_path, self.settings.vllm_max_lora_rank)
+                    self._load(adapter.served_name, path)
+                except AdapterInvalid as exc:
+                    self.router.remove(adapter.company_id)
+                    self._publish(Event.new("adapter_refused", adapter.company_id, version=adapter.version,
+                                            uri=adapter.uri, reason=f"could not register it again: {exc}",
+                                            error_kind=exc.kind, request_id=None))
+                    continue
+                back.append(adapter)
+            return back
 
     # -- the consumer loop ------------------------------------------------------------------------
     def run(self, stop: threading.Event, group_id: str = GROUP_ID) -> None:
-        """Activate announced adapters until `stop`; a server outage re-joins from the committed offsets."""
-        while not stop.is_set():
-            try:
-                self._consume(stop, group_id)
-            except (InferenceUnavailable, TopicsError) as exc:
-                log.error("adapter lifecycle interrupted, retrying from the last committed adapter: %s", exc)
-                stop.wait(1.0)
+        """Activate announced adapters until `stop`; an outage (vLLM, broker) re-joins from the committed
+        offsets. Only a bug escapes, and the worker thread records it for readiness."""
+        run_until_stopped(stop, lambda s: self._session(s, group_id), name="adapter lifecycle")
 
-    def _consume(self, stop: threading.Event, group_id: str) -> None:
+    def _session(self, stop: threading.Event, group_id: str) -> None:
         with EventConsumer(self.settings, group_id, **FAST_FETCH) as consumer:
-            consumer.subscribe(["lora_adapter_ready"])
+            try:
+                consumer.subscribe([READY_TOPIC])
+            except UnknownTopic as exc:
+                raise WaitingForTopics(str(exc)) from exc
             while not stop.is_set():
                 batch = consumer.poll(0.05, max_records=50)
-                for received in batch:
-                    self.handle_ready(received.event)
+                handle_each(consumer, batch, self._handle_received)
                 if batch:
                     consumer.commit()
+
+    def _handle_received(self, received: Received) -> None:
+        """Handle one record. A deterministic failure of an announcement is refused (kind `internal`) before
+        `handle_each` dead-letters the record with its reason, so one wrong record never stops the lifecycle."""
+        try:
+            self.handle_ready(received.event)
+        except Exception as exc:
+            if not is_transient(exc) and received.event.type == READY_TOPIC:
+                try:
+                    self._refused(received.event, "internal", f"{type(exc).__name__}: {exc}")
+                except Exception as refusal_error:
+                    if is_transient(refusal_error):
+                        raise
+                    log.exception("could not refuse %s's adapter %s", received.event.company_id,
+                                  received.event.data.get("version"))
+            raise

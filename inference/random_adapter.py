@@ -4,8 +4,10 @@ and tests of the serving path (trained adapters come from the trainer)."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
+from cda.paths import safe_join
 from inference.adapter_files import SERVED_MODULES
 
 
@@ -28,3 +30,12 @@ def retarget(adapter: Path, base_model: str) -> None:
     config = json.loads(config_path.read_text())
     config["base_model_name_or_path"] = base_model
     config_path.write_text(json.dumps(config))
+
+
+def place_in_registry(registry: Path, company_id: str, version: str, adapter: Path) -> Path:
+    """Copy an adapter to `<registry>/<company>/<version>/`, where the lifecycle accepts a company's files
+    (the trainer's registry layout); returns the folder."""
+    target = safe_join(registry, company_id, version)
+    if not target.exists():
+        shutil.copytree(adapter, target)
+    return target

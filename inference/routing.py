@@ -17,14 +17,23 @@ class ActiveAdapter:
     rank: int
 
 
+SERVED_SUFFIX = "@lora"
+
+
 def served_name(company_id: str) -> str:
     """The model name a company's requests use once it has an adapter (never a base model's name)."""
-    return f"{company_id}@lora"
+    return f"{company_id}{SERVED_SUFFIX}"
 
 
 def staging_name(company_id: str, version: str) -> str:
     """The name a new version is verified under before it replaces the company's adapter in place."""
     return f"{company_id}@{version}"
+
+
+def is_staging_name(name: str) -> bool:
+    """Whether `name` is a staging copy of the lifecycle (`company@version`): identifiers hold no `@`, so
+    neither a base model nor a served name nor the trainer's `eval-*` candidates match."""
+    return "@" in name and not name.endswith(SERVED_SUFFIX)
 
 
 class AdapterRouter:
@@ -43,6 +52,10 @@ class AdapterRouter:
             previous = self._active.get(adapter.company_id)
             self._active[adapter.company_id] = adapter
             return previous
+
+    def remove(self, company_id: str) -> ActiveAdapter | None:
+        with self._lock:
+            return self._active.pop(company_id, None)
 
     def all(self) -> list[ActiveAdapter]:
         with self._lock:

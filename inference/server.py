@@ -61,6 +61,7 @@ class VllmServer:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
+        self.stop()  # what is left of an earlier (crashed) server: its engine process may still hold memory
         if not Path(self.settings.base_model_path).exists() and self.settings.base_model is None:
             raise ServerSetupError(f"no base model at {self.settings.base_model_path}; run `cda model init-tiny`")
         if self.api.ready():
@@ -87,17 +88,31 @@ class VllmServer:
         return self.process is not None and self.process.poll() is None
 
     def stop(self, wait_s: float = 30.0) -> None:
-        if self.process is None or self.process.poll() is not None:
+        """SIGTERM to the server's process group (the API server and its engine process), SIGKILL after
+        `wait_s`; then SIGKILL to whatever of the group outlived its leader (a crashed server's engine)."""
+        if self.process is None:
             return
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(wait_s)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(10)
+        if self.process.poll() is None:
+            _signal_group(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(wait_s)
+            except subprocess.TimeoutExpired:
+                _signal_group(self.process.pid, signal.SIGKILL)
+                self.process.wait(10)
+        _signal_group(self.process.pid, signal.SIGKILL)
 
     def log_tail(self, lines: int = 30) -> str:
         try:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except FileNotFoundError:
             return ""
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    """Signal the process group `pgid` (the server runs in its own session); a group already gone is fine.
+
+    A group id is not reused while any member lives, so this never reaches another program's processes."""
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        pass

@@ -1,7 +1,10 @@
 """`cda inference serve`: the vLLM server, the adapter lifecycle and the gateway, supervised together.
 
-If vLLM dies it is started again and every company's active adapter is registered again before the
-gateway reports ready.
+A supervisor thread checks every `CDA_VLLM_WATCH_INTERVAL_S` that vLLM runs and lists every active
+adapter. If the server it manages died, it starts it again; if a server (managed or `--external`) came
+back without the adapters (a restarted vLLM forgets runtime adapters), it registers them all again.
+Until they are back, and whenever the lifecycle or the supervisor thread died, readiness is false.
+SIGTERM and SIGINT stop the gateway, the workers and the vLLM child alike.
 """
 
 from __future__ import annotations
@@ -12,7 +15,10 @@ from urllib.parse import urlparse
 
 import uvicorn
 
+from cda.errors import is_transient
 from cda.settings import Settings
+from cda.signals import exit_on_signals
+from cda.workers import WorkerThread
 from inference.errors import ServerSetupError
 from inference.gateway import GatewayState, create_app
 from inference.lifecycle import AdapterManager
@@ -36,9 +42,10 @@ class InferenceService:
         self.state = GatewayState(self.router, AsyncVllmApi(settings.vllm_url, settings.inference_timeout_s),
                                   settings.served_base_name)
         self.stop = threading.Event()
+        self.resyncs = 0  # how often adapters were registered again after a server restart
 
     def start_backend(self) -> None:
-        """Start vLLM (unless external), register the active adapters, start the lifecycle consumer."""
+        """Start vLLM (unless external), register the active adapters, start the lifecycle and supervisor."""
         if self.manage_server:
             self.server.start()
         elif not self.manager.api.ready():
@@ -46,35 +53,50 @@ class InferenceService:
         restored = self.manager.restore()
         log.info("registered %d active adapter(s)", len(restored))
         self.state.restored = True
-        threading.Thread(target=self.manager.run, args=(self.stop,), name="adapter-lifecycle", daemon=True).start()
-        if self.manage_server:
-            threading.Thread(target=self._supervise, name="vllm-supervisor", daemon=True).start()
+        self.state.workers = [
+            WorkerThread("adapter-lifecycle", self.manager.run, self.stop).start(),
+            WorkerThread("vllm-supervisor", self._supervise, self.stop).start(),
+        ]
 
-    def _supervise(self) -> None:
-        while not self.stop.wait(2.0):
-            if self.server.alive():
-                continue
-            log.error("vLLM exited; restarting it")
-            self.state.restored = False
+    def _supervise(self, stop: threading.Event) -> None:
+        while not stop.wait(self.settings.vllm_watch_interval_s):
             try:
-                self.server.start()
-                self.manager.restore()
-                self.state.restored = True
-            except Exception:
-                log.exception("restarting vLLM failed; trying again")
+                self.check_backend()
+            except Exception as exc:
+                if not (is_transient(exc) or isinstance(exc, ServerSetupError)):
+                    raise  # a bug: the thread dies and readiness says so
+                self.state.restored = False
+                log.warning("vLLM not back yet (%s); trying again", exc)
+
+    def check_backend(self) -> None:
+        """Start the managed server again if it died; register the adapters again if the server lost them."""
+        if self.manage_server and not self.server.alive():
+            log.error("vLLM exited; starting it again")
+            self.state.restored = False
+            self.server.start()
+        if self.manager.missing():
+            self.state.restored = False
+            back = self.manager.resync()
+            self.resyncs += 1
+            log.warning("vLLM had lost %d adapter(s); registered them again", len(back))
+        self.state.restored = True
 
     def serve(self) -> None:
-        """Run the gateway in the foreground until SIGINT/SIGTERM, then stop everything."""
-        self.start_backend()
-        url = urlparse(self.settings.inference_url)
-        try:
-            uvicorn.run(create_app(self.state), host=url.hostname or "127.0.0.1", port=url.port or 8020,
-                        log_level="warning")
-        finally:
-            self.shutdown()
+        """Run the gateway in the foreground until SIGINT/SIGTERM, then stop everything, vLLM included."""
+        with exit_on_signals():
+            try:
+                self.start_backend()
+                url = urlparse(self.settings.inference_url)
+                uvicorn.run(create_app(self.state), host=url.hostname or "127.0.0.1", port=url.port or 8020,
+                            log_level="warning")
+            finally:
+                self.shutdown()
 
     def shutdown(self) -> None:
+        """Stop the workers and the managed vLLM (first: a supervisor gives a stopping service few seconds)."""
         self.stop.set()
         if self.manage_server:
             self.server.stop()
+        for worker in self.state.workers:
+            worker.join(10)
         self.producer.flush()

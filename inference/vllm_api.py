@@ -1,22 +1,25 @@
-"""The few vLLM OpenAI-compatible endpoints cda uses, with bounded time and retries only where safe.
+"""The few vLLM OpenAI-compatible endpoints cda uses, each bounded by one total deadline (`cda.retry`).
 
-Retries happen on connection errors and 5xx answers only (the request never reached a model, or the
-server failed); a 4xx is the caller's fault and is returned at once. Every call is bounded in time.
+Adapter loads, unloads and listings are safe to send twice (loads are always in place), so they are
+retried on connection errors, timeouts and 429/5xx. A generation is not: one that timed out while being
+read may still be running, so it is never re-sent after a read timeout. The gateway's generations are
+retried only when the request never reached the server (a refused or timed-out connection): the client
+in front of the gateway owns the retries, so the two layers do not multiply them.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
-from inference.errors import InferenceUnavailable
+from cda.retry import RetryableStatus, RetryPolicy, http_transient, raise_for_retry
+from inference.errors import CompletionRefused, InferenceUnavailable
 
-RETRIES = 2
-BACKOFF_S = 0.2
+ATTEMPTS = 3
+READY_TIMEOUT_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -40,42 +43,66 @@ def parse_completion(answer: dict[str, Any]) -> Completion:
     return Completion(answer["model"], choice["text"], choice.get("finish_reason") or "", int(usage.get("completion_tokens", 0)))
 
 
-def _unavailable(url: str, path: str, detail: object) -> InferenceUnavailable:
+def never_reached(exc: BaseException) -> bool:
+    """The request never reached the server (nothing can be running there): safe to send again."""
+    return isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout))
+
+
+def completion_of(url: str, model: str, response: httpx.Response) -> Completion:
+    """The completion in `response`; a 5xx or an unknown model (404: not registered yet, e.g. right after a
+    restart) is `InferenceUnavailable`, any other client error `CompletionRefused`."""
+    if response.status_code == 200:
+        return parse_completion(response.json())
+    detail = f"completion on {model} at {url} failed: HTTP {response.status_code}: {response.text[:300]}"
+    if response.status_code >= 500 or response.status_code in (404, 429):
+        raise InferenceUnavailable(detail)
+    raise CompletionRefused(response.status_code, detail)
+
+
+def _unavailable(url: str, path: str, exc: BaseException) -> InferenceUnavailable:
+    if isinstance(exc, httpx.TimeoutException):
+        detail = f"timed out ({type(exc).__name__})"
+    else:
+        detail = f"{type(exc).__name__}: {exc}"
     return InferenceUnavailable(f"vLLM server at {url} failed {path}: {detail}")
 
 
 class VllmApi:
-    """Synchronous calls, for the adapter lifecycle and the supervisor."""
+    """Synchronous calls, for the adapter lifecycle, the supervisor and the trainer."""
 
-    def __init__(self, url: str, timeout_s: float = 30.0) -> None:
+    def __init__(self, url: str, timeout_s: float = 30.0, *, attempts: int = ATTEMPTS,
+                 transport: httpx.BaseTransport | None = None) -> None:
         self.url = url.rstrip("/")
-        self._http = httpx.Client(base_url=self.url, timeout=timeout_s)
+        self.policy = RetryPolicy(attempts=attempts, deadline_s=timeout_s)
+        self._http = httpx.Client(base_url=self.url, timeout=timeout_s, transport=transport)
 
-    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        for attempt in range(RETRIES + 1):
-            try:
-                response = self._http.request(method, path, **kwargs)
-            except httpx.TransportError as exc:  # connect errors and timeouts
-                error: object = exc
-            else:
-                if response.status_code < 500:
-                    return response
-                error = f"HTTP {response.status_code}: {response.text[:300]}"
-            if attempt < RETRIES:
-                time.sleep(BACKOFF_S * 2**attempt)
-        raise _unavailable(self.url, path, error)
+    def request(self, method: str, path: str, *, resend_after_read_timeout: bool = True, **kwargs: Any) -> httpx.Response:
+        """The server's answer (a 5xx too, once the retries are spent); `InferenceUnavailable` when none came."""
+        def attempt(remaining_s: float) -> httpx.Response:
+            return raise_for_retry(self._http.request(method, path, timeout=remaining_s, **kwargs))
+
+        try:
+            return self.policy.call(attempt, retry_if=http_transient(resend_after_read_timeout))
+        except RetryableStatus as exc:
+            return exc.response
+        except httpx.TransportError as exc:
+            raise _unavailable(self.url, path, exc) from exc
 
     def ready(self) -> bool:
         try:
-            return self._http.get("/v1/models", timeout=2).status_code == 200
+            return self._http.get("/v1/models", timeout=READY_TIMEOUT_S).status_code == 200
         except httpx.TransportError:
             return False
 
     def models(self) -> dict[str, dict[str, Any]]:
         response = self.request("GET", "/v1/models")
+        if response.status_code != 200:
+            raise InferenceUnavailable(f"vLLM server at {self.url} failed /v1/models: HTTP {response.status_code}")
         return {m["id"]: m for m in response.json()["data"]}
 
-    def load_adapter(self, name: str, path: str, inplace: bool = False) -> httpx.Response:
+    def load_adapter(self, name: str, path: str, inplace: bool = True) -> httpx.Response:
+        """Load (or replace) adapter `name`. In place by default: a repeated load of a name that a retried or
+        interrupted earlier load left behind must succeed, never answer "already loaded"."""
         return self.request("POST", "/v1/load_lora_adapter",
                             json={"lora_name": name, "lora_path": path, "load_inplace": inplace})
 
@@ -83,10 +110,9 @@ class VllmApi:
         return self.request("POST", "/v1/unload_lora_adapter", json={"lora_name": name})
 
     def complete(self, model: str, prompt: str, max_tokens: int = 16, json_schema: dict[str, Any] | None = None) -> Completion:
-        response = self.request("POST", "/v1/completions", json=completion_body(model, prompt, max_tokens, json_schema))
-        if response.status_code != 200:
-            raise InferenceUnavailable(f"completion on {model} refused: HTTP {response.status_code}: {response.text[:300]}")
-        return parse_completion(response.json())
+        response = self.request("POST", "/v1/completions", resend_after_read_timeout=False,
+                                json=completion_body(model, prompt, max_tokens, json_schema))
+        return completion_of(self.url, model, response)
 
     def close(self) -> None:
         self._http.close()
@@ -95,35 +121,40 @@ class VllmApi:
 class AsyncVllmApi:
     """Asynchronous completions with a concurrency limit, for the gateway."""
 
-    def __init__(self, url: str, timeout_s: float = 30.0, concurrency: int = 64) -> None:
+    def __init__(self, url: str, timeout_s: float = 30.0, concurrency: int = 64, *, attempts: int = ATTEMPTS,
+                 transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.url = url.rstrip("/")
-        self._http = httpx.AsyncClient(base_url=self.url, timeout=timeout_s,
+        self.policy = RetryPolicy(attempts=attempts, deadline_s=timeout_s)
+        self._http = httpx.AsyncClient(base_url=self.url, timeout=timeout_s, transport=transport,
                                        limits=httpx.Limits(max_connections=concurrency))
         self._slots = asyncio.Semaphore(concurrency)
 
     async def complete(self, model: str, prompt: str, max_tokens: int, json_schema: dict[str, Any] | None) -> Completion:
+        """One generation; re-sent only when the request never reached the server."""
         body = completion_body(model, prompt, max_tokens, json_schema)
+
+        async def attempt(remaining_s: float) -> httpx.Response:
+            return await self._http.post("/v1/completions", json=body, timeout=remaining_s)
+
         async with self._slots:
-            for attempt in range(RETRIES + 1):
-                try:
-                    response = await self._http.post("/v1/completions", json=body)
-                except httpx.TransportError as exc:
-                    error: object = exc
-                else:
-                    if response.status_code == 200:
-                        return parse_completion(response.json())
-                    if response.status_code < 500:
-                        raise InferenceUnavailable(f"completion on {model} refused: HTTP {response.status_code}: {response.text[:300]}")
-                    error = f"HTTP {response.status_code}: {response.text[:300]}"
-                if attempt < RETRIES:
-                    await asyncio.sleep(BACKOFF_S * 2**attempt)
-        raise _unavailable(self.url, "/v1/completions", error)
+            try:
+                response = await self.policy.call_async(attempt, retry_if=never_reached)
+            except httpx.TransportError as exc:
+                raise _unavailable(self.url, "/v1/completions", exc) from exc
+        return completion_of(self.url, model, response)
+
+    async def models(self) -> set[str] | None:
+        """The names the server serves now (base and adapters), or None when it does not answer."""
+        try:
+            response = await self._http.get("/v1/models", timeout=READY_TIMEOUT_S)
+        except httpx.TransportError:
+            return None
+        if response.status_code != 200:
+            return None
+        return {m["id"] for m in response.json().get("data", [])}
 
     async def ready(self) -> bool:
-        try:
-            return (await self._http.get("/v1/models", timeout=2)).status_code == 200
-        except httpx.TransportError:
-            return False
+        return await self.models() is not None
 
     async def close(self) -> None:
         await self._http.aclose()

@@ -90,3 +90,124 @@ def test_gateway_rejects_bad_requests_naming_the_field() -> None:
     assert down.status_code == 503 and "127.0.0.1:9" in down.json()["detail"]
     assert client.get("/health/ready").status_code == 503
     assert httpx.codes.OK == client.get("/health/live").status_code
+
+
+@pytest.mark.parametrize("config", [
+    {"r": "eight", "base_model_name_or_path": "BASE", "target_modules": ["q_proj"]},
+    {"r": 8, "base_model_name_or_path": 42, "target_modules": ["q_proj"]},
+    {"r": 8, "base_model_name_or_path": "BASE", "target_modules": 5},
+    ["not", "an", "object"],
+])
+def test_a_bad_adapter_config_is_a_refusal_not_a_crash(tmp_path: Path, config: object) -> None:
+    """Before: `int("eight")` or `[].get` escaped as ValueError/AttributeError and killed the lifecycle."""
+    pytest.importorskip("safetensors")
+    base = tmp_path / "base"
+    base.mkdir()
+    folder = _fake_adapter(tmp_path / "adapter", str(base))
+    (folder / "adapter_config.json").write_text(json.dumps(config).replace("BASE", str(base)))
+    with pytest.raises(AdapterInvalid) as info:
+        inspect_adapter(folder, str(base), 16)
+    assert info.value.kind == "corrupt_files"
+
+
+def test_an_adapter_uri_must_lie_in_the_registry_folder_of_its_company(tmp_path: Path) -> None:
+    from cda.settings import Settings
+    from inference.lifecycle import company_adapter_dir, registry_root
+
+    settings = Settings(home=tmp_path / "home")
+    acme_v1 = registry_root(settings) / "acme" / "v1"
+    acme_v1.mkdir(parents=True)
+    (registry_root(settings) / "globex").mkdir()
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    assert company_adapter_dir(settings, "acme", f"file://{acme_v1}") == acme_v1.resolve()
+    assert company_adapter_dir(settings, "acme", str(acme_v1)) == acme_v1.resolve()
+    (registry_root(settings) / "globex" / "stolen").symlink_to(acme_v1)  # a link into another company
+    foreign = [
+        ("globex", f"file://{acme_v1}"),  # B announcing A's files
+        ("globex", f"file://{registry_root(settings) / 'globex' / 'stolen'}"),
+        ("globex", f"file://{registry_root(settings) / 'globex' / '..' / 'acme' / 'v1'}"),
+        ("acme", f"file://{outside}"),
+        ("acme", f"file://{registry_root(settings) / 'acme'}"),  # the company folder itself is no version
+        ("acme", "adapters/acme/v1"),  # relative: depends on the working directory
+        ("acme", f"https://example.com/{acme_v1}"),
+        ("..", f"file://{acme_v1}"),
+    ]
+    for company, uri in foreign:
+        with pytest.raises(AdapterInvalid) as info:
+            company_adapter_dir(settings, company, uri)
+        assert info.value.kind == "foreign_uri", (company, uri)
+
+
+def _gateway_with(listed: list[str], workers: list[object] | None = None):  # type: ignore[no-untyped-def]
+    from fastapi.testclient import TestClient
+
+    from inference.gateway import GatewayState, create_app
+    from inference.routing import ActiveAdapter, AdapterRouter, served_name
+    from inference.vllm_api import AsyncVllmApi
+
+    async def vllm(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"data": [{"id": name} for name in listed]})
+
+    router = AdapterRouter()
+    router.set(ActiveAdapter("acme", "v1", served_name("acme"), "file:///a", "base", 8))
+    state = GatewayState(router, AsyncVllmApi("http://vllm", transport=httpx.MockTransport(vllm)), "base")
+    state.restored = True
+    state.workers = workers or []  # type: ignore[assignment]
+    return TestClient(create_app(state))
+
+
+def test_readiness_is_false_while_vllm_does_not_list_an_active_adapter() -> None:
+    """A restarted vLLM answers but forgot its runtime adapters: not ready until they are back."""
+    pytest.importorskip("fastapi")
+    forgot = _gateway_with(["base"]).get("/health/ready")
+    assert forgot.status_code == 503 and forgot.json()["missing_adapters"] == ["acme@lora"]
+    assert _gateway_with(["base", "acme@lora"]).get("/health/ready").status_code == 200
+
+
+def test_readiness_is_false_when_a_worker_thread_died() -> None:
+    pytest.importorskip("fastapi")
+    import threading
+
+    from cda.workers import WorkerThread
+
+    def lifecycle(stop: threading.Event) -> None:
+        raise KeyError("a bug")
+
+    dead = WorkerThread("adapter-lifecycle", lifecycle, threading.Event()).start()
+    dead.join(5)
+    alive_stop = threading.Event()
+    alive = WorkerThread("vllm-supervisor", lambda stop: stop.wait(), alive_stop).start()
+    try:
+        answer = _gateway_with(["base", "acme@lora"], [dead, alive]).get("/health/ready")
+        assert answer.status_code == 503
+        assert answer.json()["workers"] == {"adapter-lifecycle": False, "vllm-supervisor": True}
+        assert _gateway_with(["base", "acme@lora"], [alive]).get("/health/ready").status_code == 200
+    finally:
+        alive_stop.set()
+
+
+def test_staging_names_are_told_from_served_and_trainer_names() -> None:
+    from inference.routing import is_staging_name, served_name, staging_name
+
+    assert is_staging_name(staging_name("acme", "3f2a9c"))
+    assert not any(is_staging_name(n) for n in (served_name("acme"), "base", "eval-acme-1a2b3c4d"))
+
+
+def test_sigterm_and_sigint_become_a_clean_exit_that_runs_finally_blocks() -> None:
+    import os
+    import signal
+
+    from cda.signals import exit_on_signals
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        cleaned = []
+        with pytest.raises(SystemExit) as info:
+            with exit_on_signals():
+                try:
+                    os.kill(os.getpid(), sig)
+                    for _ in range(1000):  # the handler runs at the next bytecode boundary, here in the block
+                        pass
+                finally:
+                    cleaned.append(sig)
+        assert info.value.code == 128 + sig and cleaned == [sig]
