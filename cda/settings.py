@@ -23,6 +23,7 @@ class Settings(BaseSettings):
     kafka_timeout_s: float = Field(default=10.0, gt=0, description="Bound on any single broker round trip.")
     topic_prefix: str = Field(default="", description="Prepended to every catalog topic name (test isolation).")
     schema_registry_url: str | None = Field(default=None, description="Confluent schema registry; framing switches to it.")
+    schema_registry_timeout_s: float = Field(default=5.0, gt=0, description="Bound on one schema-registry call, retries included.")
     clickhouse_url: str | None = Field(default=None, description="ClickHouse server URL; default is embedded chDB.")
     clickhouse_database: str = Field(default="cda", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="Database of the views.")
 
