@@ -11,7 +11,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -113,7 +113,6 @@ def test_a_request_becomes_a_stored_announced_and_served_adapter(trainer_setting
     # the gate: the second adapter is announced only if it beats the first on its eval split
     if decision.type == "training_rejected":
         assert dict(decision["candidate_metrics"])["exact_match"] <= dict(decision["current_metrics"])["exact_match"]
-        assert registry.active(company).version == final["version"]
     else:
         assert decision.type == "lora_adapter_ready"
         assert dict(decision["metrics"])["exact_match"] > dict(decision["metrics"])["baseline_exact_match"]

@@ -20,10 +20,10 @@ def test_tools_and_history_are_folded_per_company(catalog: Catalog) -> None:
     settings = catalog("company_tools", "company_data", "company_automation_jobs")
     schema = {"type": "object", "properties": {"ref": {"type": "string"}}}
     events = [
-        Event.new("tool_registered", "acme", tool_name="zx_post", description="d", parameters_schema_json=json.dumps(schema), url="u"),
-        Event.new("tool_registered", "acme", tool_name="old", description="d", parameters_schema_json="{}", url="u"),
+        Event.new("tool_registered", "acme", tool_name="zx_post", description="d", parameters_schema_json=json.dumps(schema), url="https://acme.example/t"),
+        Event.new("tool_registered", "acme", tool_name="old", description="d", parameters_schema_json="{}", url="https://acme.example/t"),
         Event.new("tool_removed", "acme", tool_name="old"),
-        Event.new("tool_registered", "globex", tool_name="other", description="d", parameters_schema_json="{}", url="u"),
+        Event.new("tool_registered", "globex", tool_name="other", description="d", parameters_schema_json="{}", url="https://acme.example/t"),
     ]
     for job, outcome in (("j1", "ok"), ("j2", "call_failed"), ("j3", "job_failed")):
         events += [

@@ -8,10 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from trainer.dataset import BadData, build_dataset, in_eval
 from cda.prompts import call_schema, parse_call, render_prompt, render_target
+from cda.settings import Settings
+from topics.errors import UnsafePath
+from topics.events import Event
+from trainer.dataset import BadData, build_dataset, in_eval
 from trainer.examples import Example
-from trainer.registry import LocalAdapterRegistry, content_version
+from trainer.registry import LocalAdapterRegistry, UnknownVersion, content_version
 from trainer.synthetic import DEMO_TOOLS, demo_examples
 
 TOOLS = list(DEMO_TOOLS)
@@ -21,7 +24,8 @@ def test_prompt_and_target_are_the_serving_format() -> None:
     example = demo_examples(1, seed=3)[0]
     prompt = render_prompt(example.task, example.payload_json, TOOLS)
     assert prompt.startswith("Tools:\n- kr_sync(ref:string, zip:string) - Acme endpoint 9")
-    assert prompt.endswith(f"Task: {example.task}\nData: {json.dumps(json.loads(example.payload_json), separators=(',', ':'), sort_keys=True)}\nCall: ")
+    data = json.dumps(json.loads(example.payload_json), separators=(",", ":"), sort_keys=True)
+    assert prompt.endswith(f"Task: {example.task}\nData: {data}\nCall: ")
     target = render_target(example.tool_name, example.arguments)
     assert parse_call(target) == (example.tool_name, example.arguments)
     assert target == json.dumps({"tool": example.tool_name, "arguments": example.arguments},
@@ -74,16 +78,126 @@ def test_registry_versions_are_content_addressed_and_published_whole(tmp_path: P
     # a half-written publish (a crash before the rename) is never listed
     (tmp_path / "registry" / "acme" / ".staging-deadbeef").mkdir()
     assert len(registry.list("acme")) == 2
-    assert registry.active("acme") is None
-    registry.activate("acme", first.version)
-    registry.activate("acme", second.version)
-    assert registry.active("acme") == second
-    assert registry.rollback("acme") == first and registry.active("acme") == first
-    with pytest.raises(KeyError, match="no earlier active"):
-        registry.rollback("acme")
-    with pytest.raises(KeyError, match="no adapter version"):
+    with pytest.raises(UnknownVersion, match="no adapter version"):
         registry.get("acme", "0000")
-    assert not any(name.startswith(".ACTIVE") for name in os.listdir(tmp_path / "registry" / "acme"))
+    # which version is active is inference's word (adapter_activated), not a file of the registry's
+    assert not hasattr(registry, "activate") and not hasattr(registry, "rollback")
+    assert sorted(os.listdir(tmp_path / "registry" / "acme")) == sorted([".staging-deadbeef", first.version, second.version])
+
+
+def test_registry_paths_never_leave_the_registry(tmp_path: Path) -> None:
+    root = tmp_path / "home" / "adapters"
+    (tmp_path / "home" / "keep.txt").parent.mkdir(parents=True)
+    (tmp_path / "home" / "keep.txt").write_text("precious")
+    registry = LocalAdapterRegistry(root)
+    for company, version in (("..", "v"), ("../..", "v"), ("acme", "../../keep.txt"), ("acme/../..", "v"), ("acme", "..")):
+        with pytest.raises(UnsafePath):
+            registry.get(company, version)
+    with pytest.raises(UnsafePath):
+        registry.publish("../..", _adapter(tmp_path / "a", b"x"), {})
+    with pytest.raises(UnsafePath):
+        registry.list("../../..")
+    assert (tmp_path / "home" / "keep.txt").read_text() == "precious" and not root.exists()
+
+
+def test_versions_and_checkpoints_are_on_disk_before_their_rename(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every file of a version (and of a checkpoint) is fsynced before the rename that makes it visible."""
+    synced: set[Path] = set()
+    renamed: list[tuple[Path, set[Path]]] = []
+    real_fsync, real_rename = os.fsync, os.rename
+
+    def fsync(fd: int) -> None:
+        synced.add(Path(os.readlink(f"/proc/self/fd/{fd}")))
+        real_fsync(fd)
+
+    def rename(src: os.PathLike[str] | str, dst: os.PathLike[str] | str) -> None:
+        renamed.append((Path(src), {p for p in Path(src).rglob("*") if p.is_file()} if Path(src).is_dir() else set()))
+        real_rename(src, dst)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "rename", rename)
+    registry = LocalAdapterRegistry(tmp_path / "registry")
+    meta = {"base_model": "tiny", "rank": 8, "dataset_hash": "d", "request_id": "r1", "metrics": {}}
+    registry.publish("acme", _adapter(tmp_path / "a1", b"one"), meta)
+    staging = [(src, files) for src, files in renamed if src.name.startswith(".staging-")]
+    assert staging and all(files and files <= synced for _, files in staging), (renamed, synced)
+
+
+def test_request_bounds_name_the_field(tmp_path: Path) -> None:
+    from trainer.errors import BadRequest
+    from trainer.train import TrainConfig
+    from trainer.worker import config_from
+
+    settings = Settings(home=tmp_path, trainer_max_steps=1000, trainer_max_learning_rate=0.01, vllm_max_lora_rank=16)
+
+    def request(**fields: object) -> Event:
+        return Event.new("lora_training_requested", "acme", request_id="r1", base_model="b", source="INLINE", **fields)
+
+    assert config_from(request(max_steps=1000, learning_rate=0.01, rank=16), TrainConfig(), settings).max_steps == 1000
+    assert config_from(request(), TrainConfig(max_steps=7), settings).max_steps == 7
+    for fields, named in (({"max_steps": 1001}, "max_steps"), ({"learning_rate": 0.5}, "learning_rate"),
+                          ({"learning_rate": 1e-8}, "learning_rate"), ({"rank": 64}, "rank")):
+        with pytest.raises(BadRequest, match=named) as info:
+            config_from(request(**fields), TrainConfig(), settings)
+        assert info.value.field == named
+
+
+def test_one_worker_per_request_folder(tmp_path: Path) -> None:
+    """The work folder's lock: a second holder is refused at once (transient, so nothing is committed)."""
+    from cda.errors import is_transient
+    from trainer.errors import RequestBusy
+    from trainer.worker import exclusive
+
+    lock = tmp_path / "work" / "acme" / "r1.lock"
+    with exclusive(lock):
+        with pytest.raises(RequestBusy) as info:
+            with exclusive(lock):
+                pass
+        assert is_transient(info.value)
+    assert not lock.exists()
+    with exclusive(lock):  # free again once released
+        pass
+
+
+def test_evaluation_outage_is_transient_not_a_verdict() -> None:
+    """A vLLM that does not answer makes evaluation raise InferenceUnavailable (retry later), not raw httpx errors."""
+    from cda.errors import is_transient
+    from cda.retry import RetryPolicy
+    from inference.errors import InferenceUnavailable
+    from tests.helpers import free_port
+    from trainer.evaluate import evaluate
+
+    example = demo_examples(1)[0]
+    with pytest.raises(InferenceUnavailable) as info:
+        evaluate(f"http://127.0.0.1:{free_port()}", "base", [example], TOOLS,
+                 policy=RetryPolicy(attempts=2, deadline_s=2.0, backoff_s=0.05))
+    assert is_transient(info.value)
+
+
+def test_examples_too_large_for_a_record_are_stored_by_content(tmp_path: Path) -> None:
+    from trainer.errors import BadRequest
+    from trainer.examples_store import load_examples, store_examples
+
+    settings = Settings(home=tmp_path / "home")
+    rows = [{"task": f"t{i}", "payload_json": "{}", "tool_name": "zx_post", "arguments_json": "{}"} for i in range(3)]
+    ref = store_examples(settings, "acme", rows)
+    assert store_examples(settings, "acme", rows) == ref and load_examples(settings, "acme", ref) == rows
+    with pytest.raises(BadRequest, match="examples_ref"):
+        load_examples(settings, "globex", ref)  # another company's examples are not this one's
+    for bad in ("../../../etc/passwd", "..", "a/b"):
+        with pytest.raises(BadRequest, match="examples_ref"):
+            load_examples(settings, "acme", bad)
+    path = tmp_path / "home" / "trainer" / "examples" / "acme" / f"{ref}.jsonl"
+    path.write_text(path.read_text().replace("t1", "t9"))
+    with pytest.raises(BadRequest, match="changed"):
+        load_examples(settings, "acme", ref)
+
+
+def test_the_gate() -> None:
+    from trainer.worker import beats
+
+    assert beats({"exact_match": 0.5}, {"exact_match": 0.4})
+    assert not beats({"exact_match": 0.4}, {"exact_match": 0.4}) and not beats({"exact_match": 0.1}, {"exact_match": 0.4})
 
 
 def test_qlora_without_cuda_is_refused_or_falls_back() -> None:

@@ -10,13 +10,14 @@ from dataclasses import dataclass, field
 
 import jsonschema
 
+from cda.errors import CdaError
 from cda.prompts import ToolSpec
 from trainer.examples import Example
 
 EVAL_SHARE = 0.2
 
 
-class BadData(Exception):
+class BadData(CdaError):
     """The examples cannot make a dataset; `counts` says how many were rejected for which reason."""
 
     def __init__(self, message: str, counts: dict[str, int]) -> None:

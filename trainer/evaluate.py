@@ -1,6 +1,12 @@
 """Evaluation through the serving path: the adapter is loaded into the vLLM server and asked each held-out
 task with guided decoding, exactly as the agents will ask it. Exact tool-call accuracy (tool name and
-arguments) and JSON validity are measured for a candidate and for the company's current model."""
+arguments) and JSON validity are measured for a candidate and for the company's current model.
+
+A server that is down, overloaded or restarted (it forgot the adapter: 404) is an outage, not a verdict:
+each question is retried under `cda.retry`, and what is still failing becomes `InferenceUnavailable`
+(transient), so the trainer commits nothing and asks again when vLLM is back. Asking twice is harmless
+here (nothing is executed), so read timeouts are retried too.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +17,17 @@ from typing import Any
 import httpx
 import jsonschema
 
+from cda.errors import CdaError
 from cda.prompts import ToolSpec, call_schema, parse_call, render_prompt
+from cda.retry import RetryPolicy, http_transient, raise_for_retry
+from inference.errors import InferenceUnavailable
 from trainer.examples import Example
+
+DEFAULT_POLICY = RetryPolicy(attempts=4, deadline_s=120.0, backoff_s=0.5, max_backoff_s=5.0)
+
+
+class EvaluationError(CdaError):
+    """vLLM refused an evaluation request for a reason that retrying cannot change (a 4xx other than 404)."""
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -20,11 +35,23 @@ def _same(a: Any, b: Any) -> bool:
 
 
 async def _ask(http: httpx.AsyncClient, model: str, example: Example, tools: list[ToolSpec],
-               schema: dict[str, Any], max_tokens: int) -> tuple[bool, bool]:
+               schema: dict[str, Any], max_tokens: int, policy: RetryPolicy) -> tuple[bool, bool]:
     body = {"model": model, "prompt": render_prompt(example.task, example.payload_json, tools),
             "max_tokens": max_tokens, "temperature": 0, "structured_outputs": {"json": schema}}
-    response = await http.post("/v1/completions", json=body)
-    response.raise_for_status()
+
+    async def attempt(remaining_s: float) -> httpx.Response:
+        return raise_for_retry(await http.post("/v1/completions", json=body, timeout=remaining_s))
+
+    try:
+        response = await policy.call_async(attempt, retry_if=http_transient(resend_after_read_timeout=True))
+    except Exception as exc:
+        if not _is_retryable(exc):
+            raise
+        raise InferenceUnavailable(f"vLLM at {http.base_url} did not answer the evaluation of {model}: {exc}") from exc
+    if response.status_code == 404:  # the server lost the adapter (a restart): load it again on the next try
+        raise InferenceUnavailable(f"vLLM at {http.base_url} does not know {model} (restarted?): {response.text[:200]}")
+    if response.status_code != 200:
+        raise EvaluationError(f"vLLM refused the evaluation of {model}: HTTP {response.status_code}: {response.text[:300]}")
     text = response.json()["choices"][0]["text"]
     call = parse_call(text)
     if call is None:
@@ -35,14 +62,18 @@ async def _ask(http: httpx.AsyncClient, model: str, example: Example, tools: lis
     return exact, valid
 
 
+def _is_retryable(exc: BaseException) -> bool:
+    return http_transient(resend_after_read_timeout=True)(exc)
+
+
 async def _evaluate(url: str, model: str, examples: list[Example], tools: list[ToolSpec], max_tokens: int,
-                    concurrency: int) -> dict[str, float]:
+                    concurrency: int, policy: RetryPolicy) -> dict[str, float]:
     schema = call_schema(tools)
     slots = asyncio.Semaphore(concurrency)
-    async with httpx.AsyncClient(base_url=url, timeout=120) as http:
+    async with httpx.AsyncClient(base_url=url, timeout=policy.deadline_s) as http:
         async def one(example: Example) -> tuple[bool, bool]:
             async with slots:
-                return await _ask(http, model, example, tools, schema, max_tokens)
+                return await _ask(http, model, example, tools, schema, max_tokens, policy)
 
         results = await asyncio.gather(*(one(e) for e in examples))
     n = max(len(results), 1)
@@ -51,6 +82,8 @@ async def _evaluate(url: str, model: str, examples: list[Example], tools: list[T
 
 
 def evaluate(url: str, model: str, examples: list[Example], tools: list[ToolSpec], max_tokens: int = 128,
-             concurrency: int = 8) -> dict[str, float]:
-    """exact_match and json_valid of `model` (an adapter name or the base) on `examples`."""
-    return asyncio.run(_evaluate(url, model, examples, tools, max_tokens, concurrency))
+             concurrency: int = 8, policy: RetryPolicy = DEFAULT_POLICY) -> dict[str, float]:
+    """exact_match and json_valid of `model` (an adapter name or the base) on `examples`.
+
+    Raises `InferenceUnavailable` (transient) when vLLM cannot be reached within `policy`."""
+    return asyncio.run(_evaluate(url, model, examples, tools, max_tokens, concurrency, policy))

@@ -1,7 +1,10 @@
 """The adapter registry: content-addressed, versioned adapters with their metadata, per company.
 
-Publishing writes into a hidden temporary folder and renames it into place, so a version is either
-wholly visible or not at all. `activate` and `rollback` move a small pointer file the same way.
+Publishing writes into a hidden temporary folder, flushes it to disk and renames it into place, so a
+version is either wholly visible or not at all, also after a crash. The registry stores versions; it does
+not say which one is active: that is what the inference lifecycle announces (`adapter_activated` on the
+compacted `company_adapters` topic), and a rollback is a new `lora_adapter_ready` for a stored version.
+Every path is built with `safe_join`, so no company or version id can point outside the registry.
 Local filesystem backend; the interface is what an S3-compatible backend would implement.
 """
 
@@ -9,15 +12,23 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import uuid
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from cda.errors import CdaError
+from cda.paths import safe_join
+from topics.identifiers import is_identifier
+from trainer.durable import fsync_path, fsync_tree
+
 TRAINER_VERSION = "1"
+
+
+class UnknownVersion(CdaError, LookupError):
+    """The registry holds no such version for the company."""
 
 
 @dataclass(frozen=True)
@@ -32,6 +43,7 @@ class AdapterVersion:
     created_at: str = ""
     trainer_version: str = TRAINER_VERSION
     path: str = ""
+    baseline: str = ""  # what the candidate was compared with: a served version, or the base model's name
 
 
 class AdapterRegistry(Protocol):
@@ -43,12 +55,6 @@ class AdapterRegistry(Protocol):
 
     def find_by_request(self, company_id: str, request_id: str) -> AdapterVersion | None: ...
 
-    def active(self, company_id: str) -> AdapterVersion | None: ...
-
-    def activate(self, company_id: str, version: str) -> AdapterVersion: ...
-
-    def rollback(self, company_id: str) -> AdapterVersion: ...
-
 
 def content_version(adapter_dir: Path) -> str:
     """The version id: a hash of the adapter's files (names and bytes)."""
@@ -57,12 +63,6 @@ def content_version(adapter_dir: Path) -> str:
         digest.update(str(path.relative_to(adapter_dir)).encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 class LocalAdapterRegistry:
@@ -74,62 +74,47 @@ class LocalAdapterRegistry:
         self.root = root
 
     def _company(self, company_id: str) -> Path:
-        return self.root / company_id
+        return safe_join(self.root, company_id)
+
+    def _version(self, company_id: str, version: str) -> Path:
+        return safe_join(self.root, company_id, version)
 
     def publish(self, company_id: str, adapter_dir: Path, meta: dict[str, Any]) -> AdapterVersion:
         version = content_version(adapter_dir)
-        final = self._company(company_id) / version
-        if final.exists():
+        final = self._version(company_id, version)
+        if (final / self.META).exists():
             return self.get(company_id, version)
-        staging = self._company(company_id) / f".staging-{uuid.uuid4().hex}"
+        staging = final.with_name(f".staging-{uuid.uuid4().hex}")
         shutil.copytree(adapter_dir, staging)
         record = AdapterVersion(company_id=company_id, version=version, path=str(final),
-                                created_at=datetime.now(timezone.utc).isoformat(), **meta)
+                                created_at=datetime.now(UTC).isoformat(), **meta)
         (staging / self.META).write_text(json.dumps(asdict(record), indent=2))
+        fsync_tree(staging)  # on disk before the name is: a crash never leaves a visible, empty version
         try:
-            os.rename(staging, final)  # atomic: the version appears whole or not at all
+            staging.rename(final)  # atomic: the version appears whole or not at all
         except OSError:
             shutil.rmtree(staging, ignore_errors=True)
             if not final.exists():
                 raise
+        fsync_path(final.parent)
         return self.get(company_id, version)
 
     def list(self, company_id: str) -> list[AdapterVersion]:
         folder = self._company(company_id)
         if not folder.exists():
             return []
-        found = [self._read(p) for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")]
+        found = [self._read(p) for p in folder.iterdir()
+                 if p.is_dir() and is_identifier(p.name) and (p / self.META).exists()]
         return sorted(found, key=lambda v: v.created_at)
 
     def get(self, company_id: str, version: str) -> AdapterVersion:
-        path = self._company(company_id) / version
+        path = self._version(company_id, version)
         if not (path / self.META).exists():
-            raise KeyError(f"company {company_id} has no adapter version {version}")
+            raise UnknownVersion(f"company {company_id} has no adapter version {version} in {self.root}")
         return self._read(path)
 
     def find_by_request(self, company_id: str, request_id: str) -> AdapterVersion | None:
         return next((v for v in self.list(company_id) if v.request_id == request_id), None)
-
-    def active(self, company_id: str) -> AdapterVersion | None:
-        history = self._history(company_id)
-        return self.get(company_id, history[-1]) if history else None
-
-    def activate(self, company_id: str, version: str) -> AdapterVersion:
-        record = self.get(company_id, version)
-        history = [v for v in self._history(company_id) if v != version] + [version]
-        _write_atomically(self._company(company_id) / "ACTIVE.json", json.dumps(history))
-        return record
-
-    def rollback(self, company_id: str) -> AdapterVersion:
-        history = self._history(company_id)
-        if len(history) < 2:
-            raise KeyError(f"company {company_id} has no earlier active adapter to roll back to")
-        _write_atomically(self._company(company_id) / "ACTIVE.json", json.dumps(history[:-1]))
-        return self.get(company_id, history[-2])
-
-    def _history(self, company_id: str) -> list[str]:
-        path = self._company(company_id) / "ACTIVE.json"
-        return json.loads(path.read_text()) if path.exists() else []
 
     def _read(self, path: Path) -> AdapterVersion:
         return AdapterVersion(**json.loads((path / self.META).read_text()))

@@ -7,14 +7,15 @@ import json
 import uuid
 from collections.abc import Iterator
 
+from cda.prompts import ToolSpec
 from cda.settings import Settings
 from topics.consumer import EventConsumer, Received
 from topics.positions import Position
-from cda.prompts import ToolSpec
 from trainer.examples import Example
 
 
-def _read(settings: Settings, topic: str) -> Iterator[Received]:
+def read_topic(settings: Settings, topic: str) -> Iterator[Received]:
+    """Every event of a catalog topic from its beginning to today's end (a throw-away reader, no group commits)."""
     with EventConsumer(settings, f"cda-trainer-read-{uuid.uuid4()}") as consumer:
         consumer.assign(topic, Position.beginning(), until_end=True)
         yield from consumer
@@ -23,7 +24,7 @@ def _read(settings: Settings, topic: str) -> Iterator[Received]:
 def company_tools(settings: Settings, company_id: str) -> list[ToolSpec]:
     """The company's tools now: the latest fact per tool, removals honoured."""
     latest: dict[str, dict[str, object] | None] = {}
-    for received in _read(settings, "company_tools"):
+    for received in read_topic(settings, "company_tools"):
         event = received.event
         if event.company_id != company_id:
             continue
@@ -35,12 +36,12 @@ def company_tools(settings: Settings, company_id: str) -> list[ToolSpec]:
 def history_examples(settings: Settings, company_id: str) -> list[Example]:
     """One example per completed job: its task and data, and its first tool call that succeeded."""
     payloads: dict[str, str] = {}
-    for received in _read(settings, "company_data"):
+    for received in read_topic(settings, "company_data"):
         if received.event.company_id == company_id:
             payloads[str(received.event["request_id"])] = str(received.event["payload_json"])
     jobs: dict[str, dict[str, object]] = {}
     calls: dict[tuple[str, str], dict[str, object]] = {}
-    for received in _read(settings, "company_automation_jobs"):
+    for received in read_topic(settings, "company_automation_jobs"):
         event = received.event
         if event.company_id != company_id:
             continue

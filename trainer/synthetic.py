@@ -75,7 +75,7 @@ def _arg(rng: random.Random, kind: str, source: str, prefix: str, grades: tuple[
         codes = [style.format(i) for i in range(1, len(grades) + 1)]
         if rng.random() < 0.5:
             codes.reverse()
-        mapping = dict(zip(grades, codes))
+        mapping = dict(zip(grades, codes, strict=True))
         return _Arg(name, source, kind, {"enum": codes}, lambda v: mapping[v])
     return _Arg(name, source, kind, {"type": "integer" if kind == "count" else "string"}, lambda v: v)
 
@@ -154,14 +154,17 @@ def demo_examples(n: int, seed: int = 1) -> list[Example]:
         if kind == 0:
             amount = rng.randint(1, 99)
             task = rng.choice(("Bill the customer for the order", "Charge this customer", "Send the bill"))
-            data, tool, args = {"customer": customer, "amount": amount}, "zx_post", {"ref": f"{DEMO_PREFIX}-{customer}", "cents": amount * 100}
+            data, tool = {"customer": customer, "amount": amount}, "zx_post"
+            args = {"ref": f"{DEMO_PREFIX}-{customer}", "cents": amount * 100}
         elif kind == 1:
             severity = rng.choice(list(_LEVELS))
             task = rng.choice(("Log this complaint", "The customer is unhappy, file it", "Record a complaint"))
-            data, tool, args = {"customer": customer, "severity": severity}, "qv_file", {"ref": f"{DEMO_PREFIX}-{customer}", "level": _LEVELS[severity]}
+            data, tool = {"customer": customer, "severity": severity}, "qv_file"
+            args = {"ref": f"{DEMO_PREFIX}-{customer}", "level": _LEVELS[severity]}
         else:
             postcode = f"{rng.randint(1000, 9999)}"
             task = rng.choice(("Update the customer's address", "The customer moved", "Change the shipping address"))
-            data, tool, args = {"customer": customer, "postcode": postcode, "city": rng.choice(_NAMES)}, "kr_sync", {"ref": f"{DEMO_PREFIX}-{customer}", "zip": postcode}
+            data, tool = {"customer": customer, "postcode": postcode, "city": rng.choice(_NAMES)}, "kr_sync"
+            args = {"ref": f"{DEMO_PREFIX}-{customer}", "zip": postcode}
         out.append(Example(task, json.dumps(data), tool, args))
     return out

@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 import os
 import pydoc
-import shutil
 import random
+import shutil
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -78,7 +78,14 @@ def corpus(lines: int = 20_000, seed: int = 0) -> Iterator[str]:
 
 def build_tokenizer(spec: TinyModelSpec) -> object:
     """A byte-level BPE tokenizer trained on `corpus()`, wrapped for transformers (and so for vLLM)."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from tokenizers import (
+        Tokenizer,
+        decoders,
+        models,
+        pre_tokenizers,
+        processors,
+        trainers,
+    )
     from transformers import PreTrainedTokenizerFast
 
     tokenizer = Tokenizer(models.BPE(unk_token="<unk>"))

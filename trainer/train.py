@@ -3,8 +3,8 @@
 Only what vLLM serves is trained: LoRA on every linear projection and on the output head (no
 `modules_to_save`, no embeddings). The head's LoRA matters: a company's tool names and codes are tokens the
 base rarely emitted, and without it the adapter cannot raise their logits enough. Seeds are fixed. A checkpoint
-(adapter weights, optimizer, step) is written atomically every `checkpoint_every` steps, so a killed
-trainer resumes the same request where it stopped.
+(adapter weights, optimizer, step) is flushed to disk and renamed into place every `checkpoint_every` steps,
+so a killed trainer resumes the same request where it stopped.
 """
 
 from __future__ import annotations
@@ -19,14 +19,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from inference.adapter_files import SERVED_MODULES
+from cda.errors import CdaError
 from cda.prompts import ToolSpec, render_prompt, render_target
+from inference.adapter_files import SERVED_MODULES
+from trainer.durable import fsync_path, fsync_tree
 from trainer.examples import Example
 
 Progress = Callable[[int, int, float], None]  # (step, total_steps, loss)
 
 
-class TrainingRejected(Exception):
+class TrainingRejected(CdaError):
     """The request cannot be trained as asked (for example QLoRA without CUDA and no fallback)."""
 
 
@@ -140,6 +142,9 @@ def train_adapter(base_model: str, examples: list[Example], tools: list[ToolSpec
     tokenizer = AutoTokenizer.from_pretrained(base_model)
     model = load_model(base_model, method)
     checkpoint = work_dir / "checkpoint"
+    previous = checkpoint.with_name(".checkpoint-old")
+    if not (checkpoint / "state.json").exists() and (previous / "state.json").exists():
+        os.rename(previous, checkpoint)  # killed between the two renames of `_save_checkpoint`: the last one stands
     state: dict[str, Any] = {"step": 0}
     if (checkpoint / "state.json").exists():
         state = json.loads((checkpoint / "state.json").read_text())
@@ -192,9 +197,11 @@ def _save_checkpoint(model: Any, optimizer: Any, step: int, checkpoint: Path) ->
     model.save_pretrained(staging / "adapter", save_embedding_layers=False)
     torch.save(optimizer.state_dict(), staging / "optimizer.pt")
     (staging / "state.json").write_text(json.dumps({"step": step}))
+    fsync_tree(staging)  # on disk before it takes the checkpoint's name: a crash never leaves a hollow one
     old = checkpoint.with_name(".checkpoint-old")
     shutil.rmtree(old, ignore_errors=True)
     if checkpoint.exists():
         os.rename(checkpoint, old)
     os.rename(staging, checkpoint)
+    fsync_path(checkpoint.parent)
     shutil.rmtree(old, ignore_errors=True)

@@ -1,46 +1,95 @@
 """The trainer worker: a consumer of `lora_training_requests` that turns each request into an adapter —
-data checked, LoRA/QLoRA trained with progress events, evaluated through vLLM against the company's
-current model, stored in the registry, and announced on `lora_adapter_ready` only if it is better.
+data checked, LoRA/QLoRA trained with progress events, evaluated through vLLM against what the company is
+served now, stored in the registry, and announced on `lora_adapter_ready` only if it is better.
 
 At-least-once: the request's offset is committed after its outcome is published. A trainer killed
 mid-run meets the request again and resumes from its checkpoint; the registry never shows a partial
 version, and a version already stored for the request is announced again rather than retrained.
+
+Failures by kind: a request the trainer will not do gets `training_failed` with the field at fault; an
+outage (broker, vLLM) raises a transient error, nothing is committed and the worker joins again later
+(`cda.workers.run_until_stopped`); a record it cannot handle at all (another event type, ids that are no
+identifiers, a bug) goes to `dead_letters` with the reason, and the worker goes on.
+
+One request, one worker: the work folder is held with an exclusive `flock` while the request is handled.
+A run longer than `max.poll.interval.ms` drops the worker from its group and the request is handed to
+another worker; that one finds the folder locked, commits nothing and asks again later (transient), and
+once the first is done it finds the stored version and announces it rather than training a second time.
+A lock (rather than polling the consumer during training) holds also across a rebalance, a second process
+or a restart with the first still running; `flock` is per host (and per shared volume that supports it).
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
+import os
 import shutil
 import threading
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from confluent_kafka import KafkaException
+
+from cda.errors import CdaError, TransientError, is_transient
+from cda.paths import safe_join
 from cda.settings import Settings
+from cda.workers import run_until_stopped
 from inference.errors import InferenceUnavailable
 from inference.routing import served_name
 from inference.vllm_api import VllmApi
-from topics.consumer import EventConsumer
+from topics.consumer import EventConsumer, Received
+from topics.errors import UnsafePath
 from topics.events import Event
+from topics.handling import handle_each
 from topics.producer import EventProducer
 from trainer.dataset import BadData, Dataset, build_dataset
-from trainer.evaluate import evaluate
+from trainer.errors import BadRequest, RequestBusy
+from trainer.evaluate import EvaluationError, evaluate
 from trainer.examples import Example
-from trainer.registry import AdapterVersion, LocalAdapterRegistry
+from trainer.examples_store import load_examples
+from trainer.registry import AdapterVersion, LocalAdapterRegistry, UnknownVersion
+from trainer.served import active_adapter
 from trainer.sources import company_tools, history_examples
 from trainer.train import TrainConfig, TrainingRejected, train_adapter
 
 log = logging.getLogger(__name__)
 GROUP_ID = "cda-trainer"
+MAX_POLL_INTERVAL_MS = 3_600_000
 
 
-def config_from(request: Event, defaults: TrainConfig) -> TrainConfig:
+class NotATrainingRequest(CdaError):
+    """A record on `lora_training_requests` that is no training request."""
+
+
+class GroupLost(TransientError):
+    """The commit after an outcome failed: the group moved on (a rebalance); join again."""
+
+
+def _bounded(data: Any, field: str, default: Any, low: Any, high: Any, what: str) -> Any:
+    value = data.get(field)
+    if value is None:
+        return default
+    if value < low:
+        raise BadRequest(field, f"{field} {value} is below the smallest allowed {low}")
+    if value > high:
+        raise BadRequest(field, f"{field} {value} exceeds {what} {high}")
+    return value
+
+
+def config_from(request: Event, defaults: TrainConfig, settings: Settings) -> TrainConfig:
+    """The training configuration a request asks for, each value within the trainer's bounds."""
     data = request.data
     return TrainConfig(
-        rank=data.get("rank") or defaults.rank,
-        learning_rate=data.get("learning_rate") or defaults.learning_rate,
-        max_steps=data.get("max_steps") or defaults.max_steps,
+        rank=_bounded(data, "rank", defaults.rank, 1, settings.vllm_max_lora_rank, "the server's maximum"),
+        learning_rate=_bounded(data, "learning_rate", defaults.learning_rate, settings.trainer_min_learning_rate,
+                               settings.trainer_max_learning_rate, "the largest allowed (CDA_TRAINER_MAX_LEARNING_RATE)"),
+        max_steps=_bounded(data, "max_steps", defaults.max_steps, 1, settings.trainer_max_steps,
+                           "the largest allowed (CDA_TRAINER_MAX_STEPS)"),
         batch_size=defaults.batch_size,
         method=str(data.get("method") or "LORA"),
         allow_fallback=bool(data.get("allow_fallback", True)),
@@ -49,34 +98,67 @@ def config_from(request: Event, defaults: TrainConfig) -> TrainConfig:
     )
 
 
+@contextmanager
+def exclusive(lock_path: Path) -> Iterator[None]:
+    """Hold `lock_path` exclusively (flock) or raise `RequestBusy` at once; the file goes when released."""
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if os.fstat(fd).st_ino != os.stat(lock_path).st_ino:  # released and removed meanwhile: not ours
+                raise FileNotFoundError(lock_path)
+        except (BlockingIOError, FileNotFoundError):
+            raise RequestBusy(f"another worker is handling the request in {lock_path.with_suffix('')}") from None
+        try:
+            yield
+        finally:
+            lock_path.unlink(missing_ok=True)  # still held: nobody else can be inside
+    finally:
+        os.close(fd)
+
+
 class TrainerWorker:
-    def __init__(self, settings: Settings, defaults: TrainConfig = TrainConfig(), max_examples: int = 2000) -> None:
+    def __init__(self, settings: Settings, defaults: TrainConfig | None = None, max_examples: int = 2000) -> None:
         self.settings = settings
-        self.defaults = defaults
+        self.defaults = defaults or TrainConfig()
         self.max_examples = max_examples
         self.registry = LocalAdapterRegistry(settings.home / "adapters")
         self.work_root = settings.home / "trainer" / "work"
         self.producer = EventProducer(settings)
         self.vllm = VllmApi(settings.vllm_url, timeout_s=120)
+        self.busy = 0  # how often a request was found held by another worker (and left uncommitted)
 
     # -- one request ------------------------------------------------------------------------------
     def handle(self, request: Event) -> Event:
+        """The outcome of one request, published; raises on outages (transient) and on what it cannot handle."""
         company, request_id = request.company_id, str(request["request_id"])
+        try:
+            work_dir = safe_join(self.work_root, company, request_id)
+        except UnsafePath as exc:  # a training_failed can only be published for ids of the contract's form
+            return self._failed(request, str(exc), "bad_request")
+        try:
+            with exclusive(work_dir.with_name(f"{work_dir.name}.lock")):
+                return self._handle_locked(request, work_dir)
+        except RequestBusy:
+            self.busy += 1
+            raise
+
+    def _handle_locked(self, request: Event, work_dir: Path) -> Event:
+        company, request_id = request.company_id, str(request["request_id"])
+        force = bool(request.data.get("force"))
         stored = self.registry.find_by_request(company, request_id)
         if stored is not None:  # redelivered after the version was stored: announce, do not retrain
-            return self._decide(request, stored, force=bool(request.data.get("force")))
+            return self._decide(request, stored, force=force)
         try:
-            config = config_from(request, self.defaults)
-        except ValueError as exc:
+            config = config_from(request, self.defaults, self.settings)
+            max_examples = _bounded(request.data, "max_examples", self.max_examples, 1, self.settings.trainer_max_examples,
+                                    "the largest allowed (CDA_TRAINER_MAX_EXAMPLES)")
+            dataset = self._dataset(request, max_examples)
+        except (BadRequest, ValueError) as exc:
             return self._failed(request, str(exc), "bad_request")
-        if config.rank > self.settings.vllm_max_lora_rank:
-            return self._failed(request, f"rank {config.rank} exceeds the server's maximum "
-                                         f"{self.settings.vllm_max_lora_rank}", "bad_request")
-        try:
-            dataset = self._dataset(request)
         except BadData as exc:
             return self._failed(request, str(exc), "bad_data", exc.counts)
-        work_dir = self.work_root / company / request_id
         try:
             result = train_adapter(str(request["base_model"]), list(dataset.train), list(dataset.tools), config, work_dir,
                                    progress=self._progress(request, config.max_steps))
@@ -84,16 +166,16 @@ class TrainerWorker:
             return self._failed(request, str(exc), "no_cuda")
         self._status(request, "training_progress", step=config.max_steps, total_steps=config.max_steps,
                      loss=result.final_loss, phase="evaluate")
-        candidate, current = self._evaluate(request, result.adapter_dir, dataset)
+        candidate, current, baseline = self._evaluate(request, result.adapter_dir, dataset)
         metrics = {**candidate, **{f"baseline_{k}": v for k, v in current.items()}, "train_loss": result.final_loss,
                    "train_examples": float(len(dataset.train)), "fell_back_to_lora": float(result.method != config.method)}
         stored = self.registry.publish(company, result.adapter_dir, {
             "base_model": str(request["base_model"]), "rank": config.rank, "dataset_hash": dataset.content_hash,
-            "request_id": request_id, "metrics": metrics})
+            "request_id": request_id, "metrics": metrics, "baseline": baseline})
         shutil.rmtree(work_dir, ignore_errors=True)
-        return self._decide(request, stored, force=bool(request.data.get("force")))
+        return self._decide(request, stored, force=force)
 
-    def _dataset(self, request: Event) -> Dataset:
+    def _dataset(self, request: Event, max_examples: int) -> Dataset:
         tools = company_tools(self.settings, request.company_id)
         if not tools:
             raise BadData(f"company {request.company_id} has no registered tools", {"no_tools": 1})
@@ -101,8 +183,11 @@ class TrainerWorker:
         if request["source"] == "FROM_HISTORY":
             examples = history_examples(self.settings, request.company_id)
         else:
+            raw_examples = list(request["examples"])
+            if ref := request.data.get("examples_ref"):
+                raw_examples += load_examples(self.settings, request.company_id, str(ref))
             examples = []
-            for raw in request["examples"]:
+            for raw in raw_examples:
                 try:
                     arguments = json.loads(raw["arguments_json"])
                 except json.JSONDecodeError:
@@ -110,32 +195,64 @@ class TrainerWorker:
                     continue
                 examples.append(Example(raw["task"], raw["payload_json"], raw["tool_name"], arguments))
         try:
-            return build_dataset(examples, tools, max_examples=request.data.get("max_examples") or self.max_examples)
+            return build_dataset(examples, tools, max_examples=max_examples)
         except BadData as exc:
             if unreadable:
                 exc.counts["invalid_arguments_json"] = unreadable
             raise
 
-    def _evaluate(self, request: Event, adapter_dir: Path, dataset: Dataset) -> tuple[dict[str, float], dict[str, float]]:
+    # -- evaluation and the gate ------------------------------------------------------------------
+    def _evaluate(self, request: Event, adapter_dir: Path, dataset: Dataset) -> tuple[dict[str, float], dict[str, float], str]:
+        """The candidate's metrics, those of what the company is served now, and which that was."""
         company = request.company_id
         candidate_name = f"eval-{company}-{uuid.uuid4().hex[:8]}"
-        response = self.vllm.load_adapter(candidate_name, str(adapter_dir))
-        if response.status_code != 200:
-            raise InferenceUnavailable(f"vLLM refused the candidate adapter: {response.text[:300]}")
+        loaded = [candidate_name]
+        self._load(candidate_name, adapter_dir)
         try:
+            baseline_model, baseline = self._baseline(company, loaded)
             tools, examples = list(dataset.tools), list(dataset.eval)
             candidate = evaluate(self.settings.vllm_url, candidate_name, examples, tools)
-            current_name = served_name(company) if served_name(company) in self.vllm.models() else self.settings.served_base_name
-            current = evaluate(self.settings.vllm_url, current_name, examples, tools)
+            current = evaluate(self.settings.vllm_url, baseline_model, examples, tools)
         finally:
-            self.vllm.unload_adapter(candidate_name)
-        return candidate, current
+            for name in loaded:
+                self._unload_quietly(name)
+        return candidate, current, baseline
+
+    def _baseline(self, company: str, loaded: list[str]) -> tuple[str, str]:
+        """(model to ask, label): the served version (`adapter_activated`) loaded from the registry, or the base."""
+        active = active_adapter(self.settings, company)
+        if active is None:
+            return self.settings.served_base_name, self.settings.served_base_name
+        version = str(active["version"])
+        try:
+            stored = self.registry.get(company, version)
+        except (UnknownVersion, UnsafePath):
+            if served_name(company) in self.vllm.models():
+                return served_name(company), version
+            log.warning("%s is served version %s, which neither this registry nor vLLM holds; comparing with the base",
+                        company, version)
+            return self.settings.served_base_name, self.settings.served_base_name
+        name = f"eval-served-{company}-{uuid.uuid4().hex[:8]}"
+        self._load(name, Path(stored.path))
+        loaded.append(name)
+        return name, version
+
+    def _load(self, name: str, path: Path) -> None:
+        response = self.vllm.load_adapter(name, str(path))
+        if response.status_code != 200:
+            raise EvaluationError(f"vLLM refused to load {path} for evaluation: HTTP {response.status_code}: "
+                                  f"{response.text[:300]}")
+
+    def _unload_quietly(self, name: str) -> None:
+        try:
+            self.vllm.unload_adapter(name)
+        except InferenceUnavailable as exc:
+            log.warning("could not unload %s: %s", name, exc)
 
     def _decide(self, request: Event, stored: AdapterVersion, force: bool) -> Event:
         candidate = {k: v for k, v in stored.metrics.items() if not k.startswith("baseline_")}
         current = {k.removeprefix("baseline_"): v for k, v in stored.metrics.items() if k.startswith("baseline_")}
-        if force or candidate.get("exact_match", 0.0) > current.get("exact_match", 0.0):
-            self.registry.activate(request.company_id, stored.version)
+        if force or beats(candidate, current):
             return self._publish(Event.new(
                 "lora_adapter_ready", request.company_id, request_id=str(request["request_id"]),
                 adapter_name=served_name(request.company_id), version=stored.version, uri=f"file://{stored.path}",
@@ -154,7 +271,7 @@ class TrainerWorker:
         return report
 
     def _failed(self, request: Event, error: str, kind: str, counts: dict[str, int] | None = None) -> Event:
-        log.warning("training request %s of %s failed: %s", request["request_id"], request.company_id, error)
+        log.warning("training request %s of %s failed: %s", request.data.get("request_id"), request.company_id, error)
         return self._status(request, "training_failed", error=error, error_kind=kind, reason_counts=counts or {})
 
     def _status(self, request: Event, event_type: str, **fields: Any) -> Event:
@@ -166,29 +283,48 @@ class TrainerWorker:
         return event
 
     # -- the consumer loop ------------------------------------------------------------------------
+    def handle_record(self, received: Received) -> None:
+        """One record: its outcome is published, or it raises (transient: retried; else: dead-lettered)."""
+        event = received.event
+        if event.type != "lora_training_requested":
+            raise NotATrainingRequest(f"a {event.type} event is no training request")
+        try:
+            self.handle(event)
+        except Exception as exc:
+            if is_transient(exc):
+                raise
+            log.exception("training request %s of %s failed", event.data.get("request_id"), event.company_id)
+            try:  # tell whoever follows the request; the record itself goes to dead_letters with the reason
+                self._failed(event, f"{type(exc).__name__}: {exc}", "internal")
+            except Exception as report:
+                if is_transient(report):
+                    raise
+                log.warning("could not publish training_failed for it: %s", report)
+            raise
+
     def run(self, stop: threading.Event, group_id: str = GROUP_ID) -> None:
         """Train requests one at a time until `stop`; a request is committed once its outcome is out.
 
-        When vLLM is unavailable for the evaluation, the request stays uncommitted and the worker joins
-        again after a pause: the request comes back and resumes from its checkpoint.
+        Outages (vLLM during the evaluation, the broker, a request held by another worker) leave the
+        request uncommitted: the worker joins again after a pause and the request comes back, resuming
+        from its checkpoint.
         """
-        while not stop.is_set():
-            try:
-                self._consume(stop, group_id)
-            except InferenceUnavailable as exc:
-                log.error("evaluation needs vLLM, which is unavailable; retrying the request: %s", exc)
-                stop.wait(5.0)
+        run_until_stopped(stop, lambda s: self._session(s, group_id), name="trainer")
 
-    def _consume(self, stop: threading.Event, group_id: str) -> None:
-        with EventConsumer(self.settings, group_id, **{"max.poll.interval.ms": 3_600_000}) as consumer:
+    def _session(self, stop: threading.Event, group_id: str) -> None:
+        with EventConsumer(self.settings, group_id, **{"max.poll.interval.ms": MAX_POLL_INTERVAL_MS}) as consumer:
             consumer.subscribe(["lora_training_requests"])
             while not stop.is_set():
-                for received in consumer.poll(0.5, max_records=1):
-                    try:
-                        self.handle(received.event)
-                    except InferenceUnavailable:
-                        raise
-                    except Exception as exc:  # a bug or a broken model: report it, do not stall the partition
-                        log.exception("training request %s failed", received.event["request_id"])
-                        self._failed(received.event, f"{type(exc).__name__}: {exc}", "internal")
+                batch = consumer.poll(0.5, max_records=1)
+                if not batch:
+                    continue
+                handle_each(consumer, batch, self.handle_record)
+                try:
                     consumer.commit()
+                except KafkaException as exc:
+                    raise GroupLost(f"could not commit the request's offset (the group moved on): {exc}") from exc
+
+
+def beats(candidate: dict[str, float], current: dict[str, float]) -> bool:
+    """The gate: a candidate is announced only when its exact tool-call accuracy beats what is served now."""
+    return candidate.get("exact_match", 0.0) > current.get("exact_match", 0.0)
