@@ -2,8 +2,9 @@
 ClickHouse server over HTTP alike (the DSN picks the backend: `chdb:///path` or `http://host:8123`).
 
 chDB runs in this process and holds its folder exclusively, so one process owns an embedded store; the
-store reconnects on demand after an outage, and turns driver errors into `StoreUnavailable` (retry) or
-`StoreError` (do not).
+store reconnects on demand after an outage, and turns every failure into `StoreUnavailable` (transient:
+retry, commit nothing) or `StoreError` (deterministic: do not retry) by its kind and ClickHouse code
+(`projections.failures`), never by its text.
 """
 
 from __future__ import annotations
@@ -14,13 +15,10 @@ from typing import Any
 
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
-from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError, ProgrammingError
 
 from cda.settings import Settings
 from projections.errors import StoreError, StoreUnavailable
-
-_UNAVAILABLE_MARKERS = ("Cannot lock file", "EmbeddedServer", "Unable to open the chdb engine", "Connection refused",
-                        "closed", "Failed to create connection")
+from projections.failures import error_code, is_transient_store_error
 
 
 class ProjectionStore:
@@ -49,7 +47,7 @@ class ProjectionStore:
     def query_dicts(self, sql: str, parameters: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         def run(c: Client) -> list[dict[str, Any]]:
             result = c.query(sql, parameters=parameters)
-            return [dict(zip(result.column_names, row)) for row in result.result_rows]
+            return [dict(zip(result.column_names, row, strict=True)) for row in result.result_rows]
 
         return self._run(run, sql)
 
@@ -80,19 +78,30 @@ class ProjectionStore:
                     bootstrap.close()
                     self._client = clickhouse_connect.get_client(dsn=self.dsn, database=self.database)
             except Exception as exc:
-                raise StoreUnavailable(f"ClickHouse at {self.dsn} is unavailable: {exc}") from exc
+                raise StoreUnavailable(f"{self._cannot_open()}: {_first_line(exc)}") from exc
         return self._client
+
+    def _cannot_open(self) -> str:
+        if self.embedded:
+            return (f"cannot open the embedded ClickHouse store {self.dsn} (one process at a time: stop the "
+                    f"`cda projections run` that holds it, or set CDA_CLICKHOUSE_URL to a ClickHouse server)")
+        return (f"ClickHouse at {self.dsn} is unavailable (start it, or set CDA_CLICKHOUSE_URL to a server "
+                f"that answers)")
 
     def _run(self, action: Any, what: str) -> Any:
         with self._lock:
             client = self._connect()
             try:
                 return action(client)
-            except OperationalError as exc:
-                self.close()
-                raise StoreUnavailable(f"ClickHouse at {self.dsn} failed during {what[:80]}: {exc}") from exc
-            except (DatabaseError, ProgrammingError) as exc:
-                if any(m in str(exc) for m in _UNAVAILABLE_MARKERS):
-                    self.close()
-                    raise StoreUnavailable(f"ClickHouse at {self.dsn} failed during {what[:80]}: {exc}") from exc
-                raise StoreError(f"{what[:200]}: {exc}") from exc
+            except Exception as exc:  # the driver's errors, and the serializer's on a value a column cannot hold
+                if is_transient_store_error(exc):
+                    if error_code(exc) is None:  # the connection or engine handle failed, not a statement: reopen
+                        self.close()
+                    raise StoreUnavailable(f"ClickHouse at {self.dsn} failed during {what[:80]} "
+                                           f"(transient, worth retrying): {exc}") from exc
+                raise StoreError(f"{what[:200]}: {type(exc).__name__}: {exc}") from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return (text.splitlines() or [type(exc).__name__])[0][:300]

@@ -72,3 +72,30 @@ def test_an_unreachable_server_is_unavailable_not_an_error() -> None:
     store = ProjectionStore(f"http://localhost:{free_port()}", "cda")
     with pytest.raises(StoreUnavailable, match="localhost"):
         store.query("SELECT 1")
+
+
+def test_server_errors_that_may_pass_are_unavailable_not_errors(db: ProjectionStore) -> None:
+    """Real TOO_MANY_PARTS, MEMORY_LIMIT_EXCEEDED and TIMEOUT_EXCEEDED from the engine: retry, do not dead-letter."""
+    db.command("CREATE TABLE p (n UInt64) ENGINE = MergeTree ORDER BY n "
+               "SETTINGS parts_to_delay_insert = 1, parts_to_throw_insert = 1")
+    db.command("SYSTEM STOP MERGES p")
+    db.insert("p", [(1,)], ["n"])
+    with pytest.raises(StoreUnavailable, match="TOO_MANY_PARTS"):
+        db.insert("p", [(2,)], ["n"])
+    with pytest.raises(StoreUnavailable, match="MEMORY_LIMIT_EXCEEDED"):
+        db.query("SELECT groupArray(number) FROM numbers(10000000) SETTINGS max_memory_usage = 1000000")
+    with pytest.raises(StoreUnavailable, match="TIMEOUT_EXCEEDED"):
+        db.query("SELECT count() FROM numbers(100000000000) SETTINGS max_execution_time = 0.05")
+    assert db.query("SELECT count() FROM p") == [(1,)]  # the store stays usable
+
+
+def test_data_errors_are_errors_even_when_their_text_says_closed(db: ProjectionStore) -> None:
+    db.command("CREATE TABLE t (n Int32, s String) ENGINE = MergeTree ORDER BY n")
+    with pytest.raises(StoreError, match="closed"):  # refused by the row serializer
+        db.insert("t", [("closed", "x")], ["n", "s"])
+    with pytest.raises(StoreError, match="Nullable"):
+        db.insert("t", [(1, None)], ["n", "s"])
+    with pytest.raises(StoreError, match="CANNOT_PARSE_TEXT"):  # refused by the server, "closed" in its text
+        db.command("INSERT INTO t SELECT 'closed', 'x'")
+    db.insert("t", [(1, "closed")], ["n", "s"])
+    assert db.query("SELECT n, s FROM t") == [(1, "closed")]
