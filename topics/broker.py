@@ -122,9 +122,7 @@ class LocalBroker:
             pid = int(self.pid_file.read_text().strip())
         except (FileNotFoundError, ValueError):
             return None
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+        if not _alive(pid):  # gone, or a killed child of ours not yet reaped (a zombie answers kill(0))
             self.pid_file.unlink(missing_ok=True)
             return None
         return pid
@@ -194,7 +192,8 @@ class LocalBroker:
     def _java(self, *jvm_args: str) -> list[str]:
         java = shutil.which("java")
         if java is None:
-            raise BrokerSetupError("Java 17+ is needed to run the Kafka broker; install it (apt-get install openjdk-17-jre-headless)")
+            raise BrokerSetupError("Java 17+ is needed to run the Kafka broker; "
+                                   "install it (apt-get install openjdk-17-jre-headless)")
         return [java, *jvm_args, "-cp", f"{self.lib_dir}/*"]
 
     def _log_tail(self, lines: int = 30) -> str:

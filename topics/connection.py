@@ -12,7 +12,6 @@ from cda.settings import Settings
 from topics.catalog import physical_name
 from topics.errors import BrokerUnavailable
 
-
 # librdkafka logs every failed connection attempt; route its log into Python logging, silent unless the
 # application configures logging. Failures reach callers as exceptions that name the address.
 LIBRDKAFKA_LOG = logging.getLogger("cda.kafka.client")

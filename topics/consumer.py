@@ -7,13 +7,21 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from cda.settings import Settings
 from topics.catalog import topic as catalog_topic
 from topics.connection import client_config, cluster_metadata, drop_reached, fetch_batch, topic_name
 from topics.dead_letters import DeadLetters, Rejected
-from topics.errors import BrokerUnavailable, EventValidationError, SchemaNotFound, SerializationError, UnknownTopic
+from topics.errors import (
+    BrokerUnavailable,
+    CommitFailed,
+    EventValidationError,
+    SchemaNotFound,
+    SerializationError,
+    TopicsError,
+    UnknownTopic,
+)
 from topics.events import Event
 from topics.positions import Position, resolve
 from topics.serde import Serde, serde_for
@@ -140,9 +148,13 @@ class EventConsumer:
         self.dead_letters.flush()
         try:
             self._consumer.commit(asynchronous=False)
-        except Exception as exc:  # KafkaException(_NO_OFFSET) when nothing was consumed since the last commit
-            if "NO_OFFSET" not in str(exc):
-                raise
+        except KafkaException as exc:
+            error = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
+            if error is not None and error.code() == KafkaError._NO_OFFSET:
+                return  # nothing consumed since the last commit
+            # broker gone, group rebalanced or member expired: re-join; the uncommitted records come back
+            raise CommitFailed(f"group {self.group_id} could not commit on {self.settings.kafka_bootstrap}: "
+                               f"{error.str() if error is not None else exc}") from exc
 
     def close(self) -> None:
         self.dead_letters.flush()
@@ -166,7 +178,8 @@ class EventConsumer:
         meta = cluster_metadata(self.settings)
         missing = [n for n in names if topic_name(self.settings, n) not in meta.topics]
         if missing:
-            raise UnknownTopic(f"topic(s) {', '.join(missing)} do not exist on {self.settings.kafka_bootstrap}; run `cda topics apply`")
+            raise UnknownTopic(f"topic(s) {', '.join(missing)} do not exist on {self.settings.kafka_bootstrap}; "
+                               "run `cda topics apply`")
 
     def _check_belongs(self, event: Event, physical: str) -> None:
         """An event of a type its topic does not carry is as wrong as bytes that are no event."""
@@ -191,5 +204,5 @@ class EventConsumer:
         if error.code() in (KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN):
             raise BrokerUnavailable(f"lost the Kafka broker at {self.settings.kafka_bootstrap}: {error.str()}")
         if error.fatal():
-            raise RuntimeError(f"fatal consumer error: {error.str()}")
+            raise TopicsError(f"fatal consumer error on {self.settings.kafka_bootstrap}: {error.str()}")
 

@@ -54,3 +54,7 @@ class UnsafePath(TopicsError):
 
 class RegistryUnavailable(TopicsError, TransientError):
     """The schema registry did not answer; decoding is retried, never dead-lettered."""
+
+
+class CommitFailed(TopicsError, TransientError):
+    """A consumer group could not commit (broker gone, rebalance): re-join; the records come back."""

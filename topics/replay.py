@@ -42,7 +42,7 @@ def range_bounds(settings: Settings, consumer: Consumer, name: str, start: Posit
     starts = resolve(consumer, topic, partitions, start, timeout)
     stops = resolve(consumer, topic, partitions, stop or Position.end(), timeout)
     out = []
-    for first_at, stop_at in zip(starts, stops):
+    for first_at, stop_at in zip(starts, stops, strict=True):
         low, high = consumer.get_watermark_offsets(TopicPartition(topic, first_at.partition), timeout=timeout)
         first = low if first_at.offset < 0 else max(first_at.offset, low)
         last = high if stop_at.offset < 0 else min(stop_at.offset, high)
