@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
+import io
 import json
 import struct
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import MappingProxyType
+from typing import Any
 
-import httpx
 import pytest
+from fastavro import parse_schema, schemaless_reader, schemaless_writer
 
-from topics.errors import EventValidationError, SerializationError
+from cda.errors import is_transient
+from cda.settings import Settings
+from topics.avro_codec import Unsupported, compile_decoder, compile_encoder
+from topics.errors import EventValidationError, RegistryUnavailable, SerializationError
 from topics.events import Event
 from topics.registry_client import RegistryClient
+from topics.samples import sample_record
+from topics.schema_store import default_store
 from topics.serde import ConfluentSerde, SingleObjectSerde, serde_for
 
 
@@ -94,43 +106,246 @@ def test_json_mode_reads_iso_times_and_base64() -> None:
     assert event.to_json()["occurred_at"] == "2026-11-24T10:00:00Z"
 
 
+
+# ---- the compiled codecs write and read exactly what fastavro does ------------------------------
+def _every_schema() -> list[Any]:
+    store = default_store()
+    return [s for e in store.event_types for s in store.versions(e)]
+
+
+@pytest.mark.parametrize("schema", _every_schema(), ids=lambda s: f"{s.event_type}-v{s.version}")
+def test_compiled_codecs_agree_with_fastavro_byte_for_byte(schema: Any) -> None:
+    encode, decode, parsed = compile_encoder(schema.raw), compile_decoder(schema.raw), parse_schema(schema.raw)
+    for seed in range(30):
+        record = sample_record(schema.raw, seed=seed)
+        buf = io.BytesIO()
+        schemaless_writer(buf, parsed, record)
+        assert encode(record, b"HEAD") == b"HEAD" + buf.getvalue()
+        expected = schemaless_reader(io.BytesIO(buf.getvalue()), parsed, None)
+        got, end = decode(b"HEAD" + buf.getvalue(), 4)
+        assert end == 4 + len(buf.getvalue())
+        assert list(got.items()) == list(expected.items())
+
+
+def test_compiled_codecs_cover_long_varints_blocks_and_negative_numbers() -> None:
+    schema = {"type": "record", "name": "R", "fields": [
+        {"name": "n", "type": "long"}, {"name": "i", "type": ["int", "null"]}, {"name": "f", "type": "float"},
+        {"name": "b", "type": "boolean"}, {"name": "e", "type": {"type": "enum", "name": "E", "symbols": ["A", "B"]}},
+        {"name": "x", "type": {"type": "fixed", "name": "X", "size": 2}}, {"name": "m", "type": {"type": "map", "values": "E"}},
+        {"name": "a", "type": {"type": "array", "items": "bytes"}}]}
+    parsed = parse_schema(schema)
+    for n in (0, 63, 64, -1, -65, 2**31, -(2**63), 2**63 - 1):
+        record = {"n": n, "i": None if n % 2 else -n % 2**31, "f": 1.5, "b": n > 0, "e": "B", "x": b"ab",
+                  "m": {"k": "A", "l": "B"}, "a": [b"", b"\x00" * 200]}
+        buf = io.BytesIO()
+        schemaless_writer(buf, parsed, record)
+        assert compile_encoder(schema)(record, b"") == buf.getvalue()
+        assert compile_decoder(schema)(buf.getvalue(), 0) == (schemaless_reader(io.BytesIO(buf.getvalue()), parsed, None),
+                                                               len(buf.getvalue()))
+    with pytest.raises(OverflowError):
+        compile_encoder(schema)({**record, "n": 2**63}, b"")
+    # blocks with a negative count carry their byte size (other writers use them): read them too
+    blocked = (b"\x00" + b"\x00\x00" + b"\x00" * 4 + b"\x00" + b"\x02" + b"ab"
+               + b"\x01\x06" + b"\x02k\x02" + b"\x00"  # map: one entry in a sized block
+               + b"\x01\x02" + b"\x00" + b"\x00")  # array: one empty bytes item in a sized block
+    expected = schemaless_reader(io.BytesIO(blocked), parsed, None)
+    assert expected["m"] == {"k": "B"} and expected["a"] == [b""]
+    assert compile_decoder(schema)(blocked, 0) == (expected, len(blocked))
+
+
+def test_schemas_outside_the_compiled_subset_are_refused_at_compile_time() -> None:
+    wide_union = {"type": "record", "name": "R", "fields": [{"name": "u", "type": ["null", "int", "string"]}]}
+    recursive = {"type": "record", "name": "Node", "fields": [{"name": "next", "type": ["null", "Node"]}]}
+    decimal = {"type": "record", "name": "D", "fields": [
+        {"name": "d", "type": {"type": "bytes", "logicalType": "decimal", "precision": 5, "scale": 2}}]}
+    for schema in (wide_union, recursive, decimal):
+        with pytest.raises(Unsupported):
+            compile_encoder(schema)
+        with pytest.raises(Unsupported):
+            compile_decoder(schema)
+
+
+def test_decoded_events_are_immutable_with_aware_times() -> None:
+    serde = SingleObjectSerde()
+    back = serde.decode(serde.encode(_job()))
+    assert isinstance(back.data, MappingProxyType)
+    with pytest.raises(TypeError):
+        back.data["job_id"] = "other"  # type: ignore[index]
+    assert back.occurred_at.tzinfo is not None and back.occurred_at.utcoffset().total_seconds() == 0  # type: ignore[union-attr]
+    assert str(back.data["event_id"]) == back.event_id
+
+
+def test_values_the_fast_path_refuses_are_decided_by_fastavro_and_named() -> None:
+    serde = SingleObjectSerde()
+    naive = _job()
+    odd = Event("job_accepted", MappingProxyType({**naive.data, "occurred_at": 1_700_000_000_123}))  # millis as int
+    assert serde.decode(serde.encode(odd)).occurred_at == datetime.fromtimestamp(1_700_000_000.123, tz=timezone.utc)
+    partial = Event("job_accepted", MappingProxyType({k: v for k, v in naive.data.items() if k != "tools"}))
+    assert serde.decode(serde.encode(partial)).data["tools"] == []  # fastavro fills a missing field's default
+    wrong = Event("job_accepted", MappingProxyType({**naive.data, "step": 1, "job_id": 7}))
+    with pytest.raises(EventValidationError) as info:
+        serde.encode(wrong)
+    assert info.value.path in ("job_id", "step")
+
+
+def test_a_corrupt_count_is_refused_not_allocated() -> None:
+    serde = SingleObjectSerde()
+    payload = serde.encode(_job())
+    schema = default_store().current("job_accepted")
+    header = b"\xc3\x01" + schema.fingerprint
+    body = compile_encoder(schema.raw)({**_job().data, "tools": []}, b"")
+    at = body.index(b"\x00", len(body) - 3)  # the empty tools array (before the two null unions)
+    huge = header + body[:at] + b"\xfe\xff\xff\xff\x0f" + body[at:]
+    with pytest.raises(SerializationError, match="corrupt"):
+        serde.decode(huge)
+    assert serde.decode(payload).data["tools"] == ["a", "b"]
+
+
+# ---- Confluent framing against a registry over HTTP on loopback -----------------------------------
 class FakeRegistry:
-    """The two registry endpoints the serde uses, over httpx's mock transport (a unit-test boundary)."""
+    """The registry endpoints the serde uses, served over real HTTP on 127.0.0.1 (no Confluent server here).
+
+    `mode` stages the registry's failures: "ok", "error" (answers 503), "hang" (accepts, never answers).
+    """
 
     def __init__(self) -> None:
         self.schemas: list[str] = []
         self.subjects: dict[str, int] = {}
+        self.requests = 0
+        self.mode = "ok"
+        self.release = threading.Event()
+        self.server: ThreadingHTTPServer | None = None
 
-    def handle(self, request: httpx.Request) -> httpx.Response:
-        if request.method == "POST":
-            schema = json.loads(request.content)["schema"]
-            if schema not in self.schemas:
-                self.schemas.append(schema)
-            subject = request.url.path.split("/")[2]
-            self.subjects[subject] = self.schemas.index(schema) + 1
-            return httpx.Response(200, json={"id": self.schemas.index(schema) + 1})
-        schema_id = int(request.url.path.rsplit("/", 1)[1])
-        if schema_id > len(self.schemas):
-            return httpx.Response(404, json={"error_code": 40403, "message": "Schema not found"})
-        return httpx.Response(200, json={"schema": self.schemas[schema_id - 1]})
+    @property
+    def url(self) -> str:
+        assert self.server is not None
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def start(self, port: int = 0) -> None:
+        registry = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *_: Any) -> None:
+                pass
+
+            def answer(self, status: int, body: dict[str, Any]) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/vnd.schemaregistry.v1+json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def staged(self) -> bool:
+                registry.requests += 1
+                if registry.mode == "hang":
+                    registry.release.wait(30)
+                    return True
+                if registry.mode == "error":
+                    self.answer(503, {"error_code": 50301, "message": "backend down"})
+                    return True
+                return False
+
+            def do_POST(self) -> None:  # /subjects/<subject>/versions
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                if self.staged():
+                    return
+                parts = self.path.split("?")[0].split("/")
+                if len(parts) != 4 or parts[1] != "subjects" or parts[3] != "versions":
+                    self.answer(404, {"error_code": 404, "message": "no such endpoint"})
+                    return
+                if body["schema"] not in registry.schemas:
+                    registry.schemas.append(body["schema"])
+                schema_id = registry.schemas.index(body["schema"]) + 1
+                registry.subjects[parts[2]] = schema_id
+                self.answer(200, {"id": schema_id})
+
+            def do_GET(self) -> None:  # /schemas/ids/<id>
+                if self.staged():
+                    return
+                parts = self.path.split("?")[0].split("/")
+                if len(parts) != 4 or parts[1:3] != ["schemas", "ids"]:
+                    self.answer(404, {"error_code": 404, "message": "no such endpoint"})
+                    return
+                schema_id = int(parts[3])
+                if not 1 <= schema_id <= len(registry.schemas):
+                    self.answer(404, {"error_code": 40403, "message": f"Schema {schema_id} not found"})
+                    return
+                self.answer(200, {"schema": registry.schemas[schema_id - 1]})
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        assert self.server is not None
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@contextmanager
+def fake_registry() -> Iterator[FakeRegistry]:
+    registry = FakeRegistry()
+    registry.start()
+    try:
+        yield registry
+    finally:
+        if registry.server is not None and not registry.release.is_set():
+            registry.stop()
 
 
 def test_confluent_framing_round_trip_through_a_registry() -> None:
-    fake = FakeRegistry()
-    client = RegistryClient("http://registry:8081", transport=httpx.MockTransport(fake.handle))
-    writer = ConfluentSerde(client)
-    payload = writer.encode(_job(), "company_automation_jobs")
-    assert payload[0] == 0 and struct.unpack(">I", payload[1:5]) == (1,)
-    assert fake.subjects == {"company_automation_jobs-cda.events.JobAccepted": 1}
-    reader = ConfluentSerde(client)  # a fresh process: learns the schema from the registry by id
-    event = reader.decode(payload, "company_automation_jobs")
-    assert event.type == "job_accepted" and event.data["job_id"] == "j1"
-    with pytest.raises(SerializationError, match="404"):
-        reader.decode(b"\x00" + struct.pack(">I", 99) + payload[5:], "company_automation_jobs")
-    with pytest.raises(SerializationError, match="magic"):
-        reader.decode(b"\xc3\x01" + payload, "company_automation_jobs")
+    with fake_registry() as fake:
+        writer = ConfluentSerde(RegistryClient(fake.url))
+        payload = writer.encode(_job(), "company_automation_jobs")
+        assert payload[0] == 0 and struct.unpack(">I", payload[1:5]) == (1,)
+        assert fake.subjects == {"company_automation_jobs-cda.events.JobAccepted": 1}
+        assert writer.encode(_job(), "company_automation_jobs")[:5] == payload[:5]
+        reader = ConfluentSerde(RegistryClient(fake.url))  # a fresh process: learns the schema from the registry by id
+        event = reader.decode(payload, "company_automation_jobs")
+        assert event.type == "job_accepted" and event.data["job_id"] == "j1"
+        asked = fake.requests
+        assert reader.decode(payload, "company_automation_jobs").event_id == event.event_id
+        assert fake.requests == asked  # ids are cached: the registry is asked once per id
+        with pytest.raises(SerializationError, match="unknown to the schema registry") as info:
+            reader.decode(b"\x00" + struct.pack(">I", 99) + payload[5:], "company_automation_jobs")
+        assert not is_transient(info.value)  # the record is at fault: dead-letter it
+        with pytest.raises(SerializationError, match="magic"):
+            reader.decode(b"\xc3\x01" + payload, "company_automation_jobs")
+
+
+def test_a_registry_schema_outside_the_catalog_is_a_serialization_error() -> None:
+    with fake_registry() as fake:
+        client = RegistryClient(fake.url)
+        foreign = {"type": "record", "name": "Foreign", "fields": [{"name": "x", "type": "int"}]}
+        schema_id = client.register("company_automation_jobs-Foreign", foreign)
+        with pytest.raises(SerializationError, match="not a schema of the cda catalog"):
+            ConfluentSerde(client).decode(b"\x00" + struct.pack(">I", schema_id) + b"\x02", "company_automation_jobs")
+
+
+@pytest.mark.parametrize("outage", ["stopped", "error", "hang"])
+def test_a_registry_outage_is_transient_not_poison(outage: str) -> None:
+    with fake_registry() as fake:
+        payload = ConfluentSerde(RegistryClient(fake.url)).encode(_job(), "company_automation_jobs")
+        reader = ConfluentSerde(RegistryClient(fake.url, timeout_s=1.0))
+        if outage == "stopped":
+            fake.stop()
+        else:
+            fake.mode = outage
+        with pytest.raises(RegistryUnavailable, match=fake.url) as info:
+            reader.decode(payload, "company_automation_jobs")
+        assert is_transient(info.value)  # a consumer retries it and dead-letters nothing
+        with pytest.raises(RegistryUnavailable):
+            ConfluentSerde(RegistryClient(fake.url, timeout_s=1.0)).encode(_job(), "company_tools")
+        if outage != "stopped":  # the registry comes back: the same record decodes
+            fake.mode = "ok"
+            fake.release.set()
+            assert reader.decode(payload, "company_automation_jobs").data["job_id"] == "j1"
 
 
 def test_serde_choice_follows_the_registry_setting() -> None:
     assert isinstance(serde_for(), SingleObjectSerde)
-    assert isinstance(serde_for(registry_url="http://registry:8081"), ConfluentSerde)
+    settings = Settings(schema_registry_url="http://127.0.0.1:1")
+    serde = serde_for(registry_url=settings.schema_registry_url, registry_timeout_s=settings.schema_registry_timeout_s)
+    assert isinstance(serde, ConfluentSerde)

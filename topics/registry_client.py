@@ -1,41 +1,75 @@
-"""A small client of the Confluent schema registry REST API, used only when a registry is configured."""
+"""The two schema-registry calls the Confluent framing needs, on confluent-kafka's `SchemaRegistryClient`,
+with a bounded time per call and failures sorted by who is at fault.
+
+- The registry is at fault (unreachable, timing out, 5xx/408/429, refusing our credentials, answering
+  nonsense): `RegistryUnavailable`, a `TransientError` — a consumer retries the record and never
+  dead-letters it for this.
+- The record is at fault (its schema id is unknown): `SerializationError`, deterministic.
+- The writer is at fault (the registry refuses the schema as incompatible or invalid): `SerializationError`.
+
+Retries follow the one policy of cda (`cda.retry.RetryPolicy`, total deadline); the library's own
+retries are switched off so the bound holds.
+"""
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import httpx
+from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+from confluent_kafka.schema_registry.error import SchemaRegistryError
 
-from topics.errors import SerializationError
+from cda.retry import RetryPolicy
+from topics.errors import RegistryUnavailable, SerializationError
 
-_CONTENT_TYPE = "application/vnd.schemaregistry.v1+json"
+try:  # the HTTP library the registry client runs on: httpx2 where installed, else httpx
+    from confluent_kafka.schema_registry.common._httpx_compat import httpx as _registry_http
+except ImportError:  # pragma: no cover - older confluent-kafka
+    _registry_http = httpx
+
+T = TypeVar("T")
+_NOT_FOUND = 404  # 40401 subject, 40402 version, 40403 schema not found
+_WRITER_AT_FAULT = frozenset({409, 422})  # incompatible with the subject's history, invalid schema
 
 
 class RegistryClient:
-    """Registers schemas and fetches them by id; answers are cached by the serde, not here."""
+    """Registers schemas under a subject and fetches them by id; the serde caches the answers."""
 
-    def __init__(self, url: str, timeout_s: float = 10.0, transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(self, url: str, timeout_s: float = 5.0, retry: RetryPolicy | None = None) -> None:
         self.url = url.rstrip("/")
-        self._http = httpx.Client(base_url=self.url, timeout=timeout_s, transport=transport,
-                                  headers={"Content-Type": _CONTENT_TYPE, "Accept": _CONTENT_TYPE})
+        self._client = SchemaRegistryClient({"url": self.url, "timeout": timeout_s, "max.retries": 0})
+        self._retry = retry or RetryPolicy(attempts=3, deadline_s=timeout_s, backoff_s=0.1, max_backoff_s=1.0)
 
     def register(self, subject: str, schema: dict[str, Any]) -> int:
         """Register `schema` under `subject` (idempotent on the registry's side); return its id."""
-        body = {"schema": json.dumps(schema, separators=(",", ":"))}
-        answer = self._call("POST", f"/subjects/{subject}/versions", json=body)
-        return int(answer["id"])
+        text = json.dumps(schema, separators=(",", ":"))
+        return self._call(f"registering {subject}", lambda: self._client.register_schema(subject, Schema(text, "AVRO")))
 
     def schema(self, schema_id: int) -> dict[str, Any]:
         """The schema registered with `schema_id`."""
-        answer = self._call("GET", f"/schemas/ids/{schema_id}")
-        return json.loads(answer["schema"])
-
-    def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        found = self._call(f"schema id {schema_id}", lambda: self._client.get_schema(schema_id))
         try:
-            response = self._http.request(method, path, **kwargs)
-        except httpx.HTTPError as exc:
-            raise SerializationError(f"schema registry {self.url} unreachable: {exc}") from exc
-        if response.status_code >= 400:
-            raise SerializationError(f"schema registry {self.url}{path} answered {response.status_code}: {response.text}")
-        return response.json()
+            return json.loads(found.schema_str or "")  # type: ignore[no-any-return]
+        except ValueError as exc:
+            raise SerializationError(f"schema id {schema_id} at {self.url} is no JSON schema: {exc}") from exc
+
+    def close(self) -> None:
+        self._client.close()
+
+    def _call(self, what: str, request: Callable[[], T]) -> T:
+        def attempt(_remaining_s: float) -> T:
+            try:
+                return request()
+            except SchemaRegistryError as exc:
+                status = exc.http_status_code
+                if status == _NOT_FOUND:
+                    raise SerializationError(f"{what}: unknown to the schema registry at {self.url} ({exc})") from exc
+                if status in _WRITER_AT_FAULT:
+                    raise SerializationError(f"{what}: refused by the schema registry at {self.url} ({exc})") from exc
+                raise RegistryUnavailable(f"{what}: the schema registry at {self.url} answered {exc}") from exc
+            except (_registry_http.HTTPError, httpx.HTTPError, ValueError, OSError) as exc:  # unreachable, timed out, or no JSON answer
+                raise RegistryUnavailable(f"{what}: the schema registry at {self.url} is unavailable: {exc!r}") from exc
+
+        return self._retry.call(attempt)

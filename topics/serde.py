@@ -4,18 +4,28 @@ Default: Avro single-object encoding — 0xC3 0x01, the writer schema's 8-byte C
 then the body — resolved against the schema catalog in this repository. With a schema registry URL
 configured: Confluent framing — 0x00, a 4-byte schema id, then the body.
 Either way a reader finds the writer's schema from the bytes alone and reads it with the current one.
+
+Speed (BENCH P1): everything that depends only on the schema is done once per schema, not per record —
+the header bytes, a compiled encoder, and per writer schema a compiled decoder (writer == current
+reader, the common case: no resolution) or fastavro with pre-parsed schemas (an older writer: Avro
+schema resolution fills the new fields' defaults). Values are not validated again on encode:
+`Event.new`/`Event.from_fields` did that; a value the fast path refuses is retried with fastavro and,
+if that fails too, named by `datum.check`.
 """
 
 from __future__ import annotations
 
 import io
 import struct
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Protocol
+from typing import Any, Protocol
 
 from fastavro import parse_schema, schemaless_reader, schemaless_writer
 
 from topics import datum
+from topics.avro_codec import Unsupported, compile_decoder, compile_encoder
 from topics.errors import EventValidationError, SchemaNotFound, SerializationError
 from topics.events import Event
 from topics.registry_client import RegistryClient
@@ -23,6 +33,8 @@ from topics.schema_store import EventSchema, SchemaStore, default_store, fingerp
 
 SINGLE_OBJECT_MARKER = b"\xc3\x01"
 CONFLUENT_MAGIC = b"\x00"
+
+BodyReader = Callable[[bytes, int], tuple[dict[str, Any], int]]  # (payload, body start) -> (record, end)
 
 
 class Serde(Protocol):
@@ -33,25 +45,116 @@ class Serde(Protocol):
     def decode(self, payload: bytes, topic: str) -> Event: ...
 
 
-def _write_body(buf: io.BytesIO, schema: EventSchema, event: Event) -> None:
+@dataclass(frozen=True)
+class _Writer:
+    """How to write one event type: its current schema, the header before the body, the body encoder."""
+
+    schema: EventSchema
+    header: bytes
+    encode: Callable[[Mapping[str, Any], bytes], bytes]
+
+
+@dataclass(frozen=True)
+class _Reader:
+    """How to read bodies written with one schema: its event type and the body reader."""
+
+    event_type: str
+    read: BodyReader
+
+
+class _Codecs:
+    """Per-schema compiled codecs, built on first use and shared by the serdes of a process."""
+
+    def __init__(self) -> None:
+        self._encoders: dict[bytes, Callable[[Mapping[str, Any], bytes], bytes]] = {}
+        self._readers: dict[tuple[bytes, bytes], BodyReader] = {}
+        self._hinted: dict[bytes, dict[str, Any]] = {}
+
+    def hinted(self, schema: EventSchema) -> dict[str, Any]:
+        """The schema parsed once for fastavro with its "already parsed" mark, so it is not re-parsed per call."""
+        parsed = self._hinted.get(schema.fingerprint)
+        if parsed is None:
+            parsed = self._hinted[schema.fingerprint] = parse_schema(schema.raw)
+        return parsed
+
+    def encoder(self, schema: EventSchema) -> Callable[[Mapping[str, Any], bytes], bytes]:
+        found = self._encoders.get(schema.fingerprint)
+        if found is None:
+            try:
+                found = compile_encoder(schema.raw)
+            except Unsupported:
+                found = self._fastavro_encoder(schema)
+            self._encoders[schema.fingerprint] = found
+        return found
+
+    def reader(self, writer: EventSchema, reader: EventSchema) -> BodyReader:
+        key = (writer.fingerprint, reader.fingerprint)
+        found = self._readers.get(key)
+        if found is None:
+            if writer.fingerprint == reader.fingerprint:
+                try:
+                    found = compile_decoder(writer.raw)
+                except Unsupported:
+                    found = self._fastavro_reader(writer, None)
+            else:
+                found = self._fastavro_reader(writer, reader)
+            self._readers[key] = found
+        return found
+
+    def _fastavro_encoder(self, schema: EventSchema) -> Callable[[Mapping[str, Any], bytes], bytes]:
+        parsed = self.hinted(schema)
+
+        def encode(record: Mapping[str, Any], header: bytes) -> bytes:
+            buf = io.BytesIO()
+            buf.write(header)
+            schemaless_writer(buf, parsed, record)
+            return buf.getvalue()
+
+        return encode
+
+    def _fastavro_reader(self, writer: EventSchema, reader: EventSchema | None) -> BodyReader:
+        writer_parsed = self.hinted(writer)
+        reader_parsed = self.hinted(reader) if reader is not None else None
+
+        def read(payload: bytes, start: int) -> tuple[dict[str, Any], int]:
+            buf = io.BytesIO(payload)
+            buf.seek(start)
+            record = schemaless_reader(buf, writer_parsed, reader_parsed)
+            return record, buf.tell()  # type: ignore[return-value]
+
+        return read
+
+
+_CODECS = _Codecs()
+
+
+def _encode(codecs: _Codecs, schema: EventSchema, header: bytes, event: Event,
+            fast: Callable[[Mapping[str, Any], bytes], bytes]) -> bytes:
     try:
-        schemaless_writer(buf, schema.parsed, event.data)
+        return fast(event.data, header)
+    except Exception:  # the fast path refused a value: fastavro decides, then our walker names the field
+        pass
+    buf = io.BytesIO()
+    buf.write(header)
+    try:
+        schemaless_writer(buf, codecs.hinted(schema), event.data)
     except Exception as exc:  # fastavro raises many types; name the field with our own walker
         try:
             datum.check(schema.raw, dict(event.data))
         except EventValidationError as named:
             raise named from exc
         raise SerializationError(f"cannot encode {event.type}: {exc}") from exc
+    return buf.getvalue()
 
 
-def _read_body(buf: io.BytesIO, writer: EventSchema, reader: EventSchema, size: int) -> Event:
+def _decode(reader: _Reader, writer_name: str, payload: bytes, start: int) -> Event:
     try:
-        record = schemaless_reader(buf, writer.parsed, None if writer is reader else reader.parsed)
+        record, end = reader.read(payload, start)
     except Exception as exc:
-        raise SerializationError(f"corrupt {writer.event_type} v{writer.version} body: {exc}") from exc
-    if buf.tell() != size:
-        raise SerializationError(f"{size - buf.tell()} trailing bytes after a {writer.event_type} record")
-    return Event(writer.event_type, MappingProxyType(record))
+        raise SerializationError(f"corrupt {writer_name} body: {exc!r}") from exc
+    if end != len(payload):
+        raise SerializationError(f"{len(payload) - end} trailing bytes after a {reader.event_type} record")
+    return Event(reader.event_type, MappingProxyType(record))
 
 
 class SingleObjectSerde:
@@ -59,72 +162,90 @@ class SingleObjectSerde:
 
     def __init__(self, store: SchemaStore | None = None) -> None:
         self.store = store or default_store()
+        self._codecs = _CODECS
+        self._writers: dict[str, _Writer] = {}
+        self._readers: dict[bytes, tuple[_Reader, str]] = {}
 
     def encode(self, event: Event, topic: str = "") -> bytes:
-        schema = self.store.current(event.type)
-        buf = io.BytesIO()
-        buf.write(SINGLE_OBJECT_MARKER)
-        buf.write(schema.fingerprint)
-        _write_body(buf, schema, event)
-        return buf.getvalue()
+        writer = self._writers.get(event.type)
+        if writer is None:
+            schema = self.store.current(event.type)
+            writer = self._writers[event.type] = _Writer(
+                schema, SINGLE_OBJECT_MARKER + schema.fingerprint, self._codecs.encoder(schema))
+        return _encode(self._codecs, writer.schema, writer.header, event, writer.encode)
 
     def decode(self, payload: bytes, topic: str = "") -> Event:
+        found = self._readers.get(payload[2:10])
+        if found is None or payload[:2] != SINGLE_OBJECT_MARKER:
+            found = self._reader_for(payload)
+        return _decode(found[0], found[1], payload, 10)
+
+    def _reader_for(self, payload: bytes) -> tuple[_Reader, str]:
         if len(payload) < 10 or payload[:2] != SINGLE_OBJECT_MARKER:
             raise SerializationError("not an Avro single-object encoded event (missing the 0xC3 0x01 marker)")
         try:
             writer = self.store.by_fingerprint(payload[2:10])
         except SchemaNotFound as exc:
             raise SerializationError(str(exc)) from exc
-        buf = io.BytesIO(payload)
-        buf.seek(10)
-        return _read_body(buf, writer, self.store.current(writer.event_type), len(payload))
+        current = self.store.current(writer.event_type)
+        found = (_Reader(writer.event_type, self._codecs.reader(writer, current)), f"{writer.event_type} v{writer.version}")
+        self._readers[payload[2:10]] = found
+        return found
 
 
 class ConfluentSerde:
-    """Confluent wire format (magic 0, schema id) with schemas registered under `<topic>-<record name>`."""
+    """Confluent wire format (magic 0, schema id) with schemas registered under `<topic>-<record name>`.
+
+    Ids are cached per process both ways, so the registry is asked once per (topic, schema) on write and
+    once per id on read. A registry that does not answer raises `RegistryUnavailable` (transient: the
+    record is retried, never dead-lettered); an id the registry does not know, or whose schema is not
+    in the catalog, raises `SerializationError` (the record itself is at fault).
+    """
 
     def __init__(self, registry: RegistryClient, store: SchemaStore | None = None) -> None:
         self.registry = registry
         self.store = store or default_store()
-        self._ids: dict[tuple[str, bytes], int] = {}
-        self._schemas: dict[int, EventSchema] = {}
+        self._codecs = _CODECS
+        self._writers: dict[tuple[str, str], _Writer] = {}
+        self._readers: dict[int, tuple[_Reader, str]] = {}
 
     def encode(self, event: Event, topic: str) -> bytes:
-        schema = self.store.current(event.type)
-        cache_key = (topic, schema.fingerprint)
-        schema_id = self._ids.get(cache_key)
-        if schema_id is None:
+        writer = self._writers.get((topic, event.type))
+        if writer is None:
+            schema = self.store.current(event.type)
             schema_id = self.registry.register(f"{topic}-{schema.full_name}", schema.raw)
-            self._ids[cache_key] = schema_id
-            self._schemas[schema_id] = schema
-        buf = io.BytesIO()
-        buf.write(CONFLUENT_MAGIC + struct.pack(">I", schema_id))
-        _write_body(buf, schema, event)
-        return buf.getvalue()
+            writer = self._writers[(topic, event.type)] = _Writer(
+                schema, CONFLUENT_MAGIC + struct.pack(">I", schema_id), self._codecs.encoder(schema))
+        return _encode(self._codecs, writer.schema, writer.header, event, writer.encode)
 
     def decode(self, payload: bytes, topic: str) -> Event:
         if len(payload) < 5 or payload[:1] != CONFLUENT_MAGIC:
             raise SerializationError("not a Confluent-framed Avro record (missing magic byte 0)")
-        (schema_id,) = struct.unpack(">I", payload[1:5])
-        writer = self._schemas.get(schema_id)
-        if writer is None:
+        (schema_id,) = struct.unpack_from(">I", payload, 1)
+        found = self._readers.get(schema_id)
+        if found is None:
             writer = self._writer_for(schema_id)
-            self._schemas[schema_id] = writer
-        buf = io.BytesIO(payload)
-        buf.seek(5)
-        return _read_body(buf, writer, self.store.current(writer.event_type), len(payload))
+            current = self.store.current(writer.event_type)
+            found = (_Reader(writer.event_type, self._codecs.reader(writer, current)),
+                     f"{writer.event_type} v{writer.version} (schema id {schema_id})")
+            self._readers[schema_id] = found
+        return _decode(found[0], found[1], payload, 5)
 
     def _writer_for(self, schema_id: int) -> EventSchema:
         raw = self.registry.schema(schema_id)
-        fp = fingerprint_of(parse_schema(raw, _write_hint=False))
+        try:
+            fp = fingerprint_of(parse_schema(raw, _write_hint=False))
+        except Exception as exc:
+            raise SerializationError(f"schema id {schema_id} is no valid Avro schema: {exc}") from exc
         try:
             return self.store.by_fingerprint(fp)
         except SchemaNotFound as exc:
             raise SerializationError(f"schema id {schema_id} is not a schema of the cda catalog") from exc
 
 
-def serde_for(store: SchemaStore | None = None, registry_url: str | None = None) -> Serde:
+def serde_for(store: SchemaStore | None = None, registry_url: str | None = None,
+              registry_timeout_s: float = 5.0) -> Serde:
     """Single-object encoding, or Confluent framing when a registry URL is configured."""
     if registry_url:
-        return ConfluentSerde(RegistryClient(registry_url), store)
+        return ConfluentSerde(RegistryClient(registry_url, timeout_s=registry_timeout_s), store)
     return SingleObjectSerde(store)
