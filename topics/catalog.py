@@ -75,6 +75,10 @@ CATALOG: tuple[TopicSpec, ...] = (
         doc="The adapter each company is served with; compacted to the latest activation per company.",
     ),
     TopicSpec(
+        "company_agents", ("agent_configured",), cleanup_policy="compact",
+        doc="Each company's agent settings (adapter or base, step limit, concurrency, reachable hosts, secrets).",
+    ),
+    TopicSpec(
         "company_memory", ("memory_written", "memory_deleted"), key_fields=("company_id", "entry_id"),
         cleanup_policy="compact", doc="Company memory entries; compacted to the latest fact per entry.",
     ),

@@ -94,6 +94,16 @@ def _training_requested(record: Record) -> None:
     check_range(record, "max_examples", 1, 100_000_000)
 
 
+def _agent_configured(record: Record) -> None:
+    check_range(record, "step_limit", 1, 100_000)
+    check_range(record, "concurrency", 1, 256)
+    for i, host in enumerate(record["allowed_hosts"]):
+        if not host or any(c in host for c in "/@ \t\r\n") or len(host) > 261:
+            raise _fail(f"allowed_hosts[{i}]", f"expected a host name or IP, optionally with :port, got {host!r}")
+    for i, ref in enumerate(record["allowed_secrets"]):
+        check_secret_ref(ref, f"allowed_secrets[{i}]")
+
+
 def _adapter_uri(record: Record) -> None:
     uri = record["uri"]
     path = uri.removeprefix("file://")
@@ -116,6 +126,7 @@ CHECKS: dict[str, tuple[Check, ...]] = {
     "tool_call_completed": (_json_fields("result_json"),),
     "job_completed": (_json_fields("result_json"),),
     "lora_training_requested": (_training_requested,),
+    "agent_configured": (_agent_configured,),
     "lora_adapter_ready": (_adapter_uri,),
     "adapter_activated": (_adapter_uri,),
     "adapter_refused": (_adapter_uri,),

@@ -1,0 +1,29 @@
+"""A company's agent settings (from `agent_configured` on the compacted `company_agents` topic): whether
+its jobs ask its adapter, how many units a job may take, how many run at once, which hosts its tools may
+reach although they resolve to loopback or private addresses, and which secrets they may use."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from topics.events import Event
+
+
+@dataclass(frozen=True)
+class AgentSettings:
+    company_id: str
+    use_adapter: bool = True
+    step_limit: int = 1000
+    concurrency: int = 4
+    allowed_hosts: frozenset[str] = frozenset()
+    allowed_secrets: frozenset[str] = frozenset()
+
+    @classmethod
+    def from_event(cls, event: Event) -> AgentSettings:
+        data = event.data
+        return cls(event.company_id, bool(data["use_adapter"]), int(data["step_limit"]), int(data["concurrency"]),
+                   frozenset(data["allowed_hosts"]), frozenset(data["allowed_secrets"]))
+
+    def to_fields(self) -> dict[str, object]:
+        return {"use_adapter": self.use_adapter, "step_limit": self.step_limit, "concurrency": self.concurrency,
+                "allowed_hosts": sorted(self.allowed_hosts), "allowed_secrets": sorted(self.allowed_secrets)}
