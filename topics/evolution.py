@@ -1,8 +1,19 @@
-"""Schema evolution: can the current reader schema read what every earlier writer schema wrote?
+"""Schema evolution: can the current reader schema read what every earlier writer schema wrote, and can
+the previous reader read what the current writer writes?
 
-Implements the Avro specification's schema-resolution rules as a checker, so a schema change that would
-make stored events unreadable fails the tests before it is published. Published versions are also
-pinned in `schemas/fingerprints.lock`: editing one in place (instead of adding v<N+1>) is caught too.
+Implements the Avro specification's schema-resolution rules as a checker (cross-checked in the tests
+against Apache Avro's own `ReaderWriterCompatibilityChecker`), so a schema change that would make events
+unreadable fails the tests before it is published. Two directions, per event type:
+
+- BACKWARD (always, transitively): the current schema reads every earlier version — stored events stay
+  readable for ever, since readers always read with the current schema.
+- FORWARD (the catalog's policy, default on): the previous version reads the current one — during a
+  rolling upgrade an old consumer meets a new writer's events and must not dead-letter them. An event
+  type may opt out in `POLICIES`, with the reason; its old consumers then dead-letter new events until
+  they are upgraded, and `cda dead-letters redrive` drives those again.
+
+Published versions are also pinned in `schemas/fingerprints.lock`: editing one in place (instead of
+adding v<N+1>) is caught too.
 """
 
 from __future__ import annotations
@@ -27,14 +38,32 @@ _PROMOTIONS = {
 
 
 @dataclass(frozen=True)
+class Policy:
+    """Which compatibility an event type's versions keep. BACKWARD is not optional: stored events stay readable."""
+
+    forward: bool = True  # the previous version reads the current one (old consumers during a rolling upgrade)
+
+
+DEFAULT_POLICY = Policy()
+# per event type: an exception to the default, with the reason why old consumers may miss its new events
+POLICIES: dict[str, Policy] = {}
+
+
+def policy_of(event_type: str) -> Policy:
+    return POLICIES.get(event_type, DEFAULT_POLICY)
+
+
+@dataclass(frozen=True)
 class Incompatibility:
     event_type: str
     writer_version: int
     path: str
     reason: str
+    reader_version: int | None = None  # None: the current version reads (BACKWARD); else FORWARD
 
     def __str__(self) -> str:
-        return f"{self.event_type} v{self.writer_version} -> current: {self.path or '<root>'}: {self.reason}"
+        reader = "current" if self.reader_version is None else f"v{self.reader_version} (FORWARD)"
+        return f"{self.event_type} v{self.writer_version} -> {reader}: {self.path or '<root>'}: {self.reason}"
 
 
 def collect_names(schema: Any, names: dict[str, dict[str, Any]], namespace: str = "") -> None:
@@ -88,12 +117,14 @@ class _Resolver:
             return [] if r_kind == w_kind and isinstance(reader, str) else [(path, f"writer {w_kind} cannot be read as {r_kind}")]
         if r_kind != w_kind:
             return [(path, f"writer {w_kind} cannot be read as {r_kind}")]
+        if r_kind in ("record", "enum", "fixed") and not _names_match(reader, writer):
+            return [(path, f"{r_kind} {_full_name(writer)} cannot be read as {_full_name(reader)} (no alias names it)")]
         if r_kind == "record":
             return self._record(reader, writer, path)
         if r_kind == "enum":
             missing = set(writer["symbols"]) - set(reader["symbols"])
-            if missing and "default" not in reader:
-                return [(path, f"reader enum lacks symbols {sorted(missing)} and has no default")]
+            if missing and reader.get("default") not in reader["symbols"]:
+                return [(path, f"reader enum lacks symbols {sorted(missing)} and has no default among its symbols")]
             return []
         if r_kind == "array":
             return self.problems(reader["items"], writer["items"], f"{path}[]")
@@ -104,9 +135,6 @@ class _Resolver:
         return []
 
     def _record(self, reader: dict[str, Any], writer: dict[str, Any], path: str) -> list[tuple[str, str]]:
-        aliases = set(reader.get("aliases", [])) | {reader["name"]}
-        if writer["name"] not in aliases:
-            return [(path, f"record {writer['name']} cannot be read as {reader['name']}")]
         written = {f["name"]: f for f in writer["fields"]}
         found: list[tuple[str, str]] = []
         for field in reader["fields"]:
@@ -119,6 +147,20 @@ class _Resolver:
             else:
                 found += self.problems(field["type"], source["type"], field_path)
         return found
+
+
+def _full_name(schema: dict[str, Any]) -> str:
+    name = schema["name"]
+    return name if "." in name else f"{schema.get('namespace', '')}.{name}".lstrip(".")
+
+
+def _names_match(reader: dict[str, Any], writer: dict[str, Any]) -> bool:
+    """Named types resolve when their unqualified names are equal or a reader alias names the writer."""
+    if reader["name"].rsplit(".", 1)[-1] == writer["name"].rsplit(".", 1)[-1]:
+        return True
+    namespace = _full_name(reader).rpartition(".")[0]
+    aliases = {a if "." in a or not namespace else f"{namespace}.{a}" for a in reader.get("aliases", [])}
+    return _full_name(writer) in aliases
 
 
 def _kind(schema: Any) -> str:
@@ -134,15 +176,22 @@ def reader_problems(reader: dict[str, Any], writer: dict[str, Any]) -> list[tupl
     return _Resolver(reader, writer).problems(reader, writer, "")
 
 
-def check_store(store: SchemaStore | None = None) -> list[Incompatibility]:
-    """Every incompatibility between each event type's current schema and its earlier versions."""
+def check_store(store: SchemaStore | None = None, policies: dict[str, Policy] | None = None) -> list[Incompatibility]:
+    """Every incompatibility of the catalog: the current schema of each event type must read all its
+    earlier versions (BACKWARD), and where its policy says FORWARD, the previous version must read the current."""
     store = store or default_store()
+    policies = POLICIES if policies is None else policies
     found: list[Incompatibility] = []
     for event_type in store.event_types:
-        current = store.current(event_type)
-        for old in store.versions(event_type):
+        versions = store.versions(event_type)
+        current = versions[-1]
+        for old in versions:
             for path, reason in reader_problems(current.raw, old.raw):
                 found.append(Incompatibility(event_type, old.version, path, reason))
+        if len(versions) > 1 and policies.get(event_type, DEFAULT_POLICY).forward:
+            previous = versions[-2]
+            for path, reason in reader_problems(previous.raw, current.raw):
+                found.append(Incompatibility(event_type, current.version, path, reason, reader_version=previous.version))
     return found
 
 

@@ -64,11 +64,13 @@ class SchemaStore:
     def __init__(self, root: Path = SCHEMA_DIR) -> None:
         self._versions: dict[str, dict[int, EventSchema]] = {}
         self._by_fingerprint: dict[bytes, EventSchema] = {}
+        self._by_name: dict[str, str] = {}
         for folder in sorted(p for p in root.iterdir() if p.is_dir()):
             for path in sorted(folder.glob("v*.avsc")):
                 schema = load_schema_file(folder.name, path)
                 self._versions.setdefault(folder.name, {})[schema.version] = schema
                 self._by_fingerprint[schema.fingerprint] = schema
+                self._by_name[schema.full_name] = folder.name
 
     @property
     def event_types(self) -> list[str]:
@@ -92,6 +94,10 @@ class SchemaStore:
             return self._by_fingerprint[fp]
         except KeyError:
             raise SchemaNotFound(f"no schema in the catalog has fingerprint {fp.hex()}") from None
+
+    def event_type_named(self, full_name: str) -> str | None:
+        """The event type whose record is called `full_name` (e.g. `cda.events.JobAccepted`), if any."""
+        return self._by_name.get(full_name)
 
     def _versions_of(self, event_type: str) -> dict[int, EventSchema]:
         try:

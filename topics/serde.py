@@ -28,6 +28,7 @@ from topics import datum
 from topics.avro_codec import Unsupported, compile_decoder, compile_encoder
 from topics.errors import EventValidationError, SchemaNotFound, SerializationError
 from topics.events import Event
+from topics.evolution import reader_problems
 from topics.registry_client import RegistryClient
 from topics.schema_store import EventSchema, SchemaStore, default_store, fingerprint_of
 
@@ -226,21 +227,37 @@ class ConfluentSerde:
         if found is None:
             writer = self._writer_for(schema_id)
             current = self.store.current(writer.event_type)
+            version = f"v{writer.version}" if writer.version else "(newer version)"
             found = (_Reader(writer.event_type, self._codecs.reader(writer, current)),
-                     f"{writer.event_type} v{writer.version} (schema id {schema_id})")
+                     f"{writer.event_type} {version} (schema id {schema_id})")
             self._readers[schema_id] = found
         return _decode(found[0], found[1], payload, 5)
 
     def _writer_for(self, schema_id: int) -> EventSchema:
+        """The writer schema behind `schema_id`: one of the catalog's, or a newer version of one of its event
+        types (written by an upgraded producer during a rolling upgrade) that the current schema can read."""
         raw = self.registry.schema(schema_id)
         try:
-            fp = fingerprint_of(parse_schema(raw, _write_hint=False))
+            parsed = parse_schema(raw, _write_hint=False)
+            fp = fingerprint_of(parsed)
         except Exception as exc:
             raise SerializationError(f"schema id {schema_id} is no valid Avro schema: {exc}") from exc
         try:
             return self.store.by_fingerprint(fp)
-        except SchemaNotFound as exc:
-            raise SerializationError(f"schema id {schema_id} is not a schema of the cda catalog") from exc
+        except SchemaNotFound:
+            pass
+        full_name = f"{raw.get('namespace', '')}.{raw.get('name', '')}".lstrip(".") if isinstance(raw, dict) else ""
+        event_type = self.store.event_type_named(full_name)
+        if event_type is None:
+            raise SerializationError(f"schema id {schema_id} ({full_name or 'unnamed'}) is not a schema of the cda catalog")
+        current = self.store.current(event_type)
+        problems = reader_problems(current.raw, raw)
+        if problems:
+            path, reason = problems[0]
+            raise SerializationError(
+                f"schema id {schema_id} is a {event_type} version this consumer's v{current.version} cannot read "
+                f"({path or '<root>'}: {reason}); upgrade the consumer, then redrive the dead letter")
+        return EventSchema(event_type, 0, raw, parsed, fp)  # version 0: not (yet) in this catalog
 
 
 def serde_for(store: SchemaStore | None = None, registry_url: str | None = None,
