@@ -9,24 +9,26 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
+from cda.prompts import ToolSpec
+from cda.retry import RetryPolicy
 from cda.settings import Settings
 from inference.lifecycle import AdapterManager
 from inference.routing import AdapterRouter, served_name
 from inference.vllm_api import VllmApi
-from topics.consumer import EventConsumer
+from tests.helpers import eventually, running
+from tests.test_trainer_worker import committed, inline, outcome, outcomes, register_demo_tools, request
 from topics.events import Event
-from topics.positions import Position
 from topics.producer import EventProducer
 from trainer.evaluate import evaluate
 from trainer.registry import LocalAdapterRegistry
-from trainer.synthetic import DEMO_TOOLS, demo_examples
+from trainer.synthetic import DEMO_TOOLS, demo_examples, generic_world
 from trainer.train import TrainConfig
 from trainer.worker import TrainerWorker
 
@@ -42,55 +44,19 @@ def trainer_settings(catalog: Catalog, vllm_url: str, tiny_model: str, tmp_path:
     return catalog(*TOPICS).model_copy(update={"vllm_url": vllm_url, "base_model": tiny_model, "home": tmp_path / "home"})
 
 
-def register_demo_tools(settings: Settings, company: str) -> None:
-    with EventProducer(settings) as producer:
-        for tool in DEMO_TOOLS:
-            producer.produce(Event.new("tool_registered", company, tool_name=tool.name, description=tool.description,
-                                       parameters_schema_json=json.dumps(tool.parameters), url=f"https://{company}.example/{tool.name}"))
+def progress_of(settings: Settings, request_id: str) -> list[Event]:
+    from tests.test_trainer_worker import read_all
+
+    events = [r.event for r in read_all(settings, "lora_training_status")
+              if r.event.type == "training_progress" and r.event.data.get("request_id") == request_id]
+    return sorted(events, key=lambda e: e.occurred_at)
 
 
-def request(settings: Settings, company: str, examples: list[dict[str, str]], **fields: object) -> str:
-    request_id = str(uuid.uuid4())
-    with EventProducer(settings) as producer:
-        producer.produce(Event.new("lora_training_requested", company, request_id=request_id,
-                                   base_model=settings.base_model_path, source="INLINE", examples=examples, **fields))
-    return request_id
-
-
-def inline(n: int, seed: int = 1) -> list[dict[str, str]]:
-    return [{"task": e.task, "payload_json": e.payload_json, "tool_name": e.tool_name,
-             "arguments_json": json.dumps(e.arguments)} for e in demo_examples(n, seed=seed)]
-
-
-def outcome(settings: Settings, request_id: str, timeout_s: float = 600) -> tuple[Event, list[Event]]:
-    """The final event of a request (ready, rejected or failed) and its progress events."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        events: list[Event] = []
-        for topic in ("lora_training_status", "lora_adapter_ready"):
-            with EventConsumer(settings, f"check-{uuid.uuid4()}") as consumer:
-                consumer.assign(topic, Position.beginning(), until_end=True)
-                events += [r.event for r in consumer if r.event.data.get("request_id") == request_id]
-        final = [e for e in events if e.type in ("lora_adapter_ready", "training_rejected", "training_failed")]
-        if final:
-            return final[0], sorted((e for e in events if e.type == "training_progress"), key=lambda e: e.occurred_at)
-        time.sleep(0.5)
-    raise AssertionError(f"no outcome for request {request_id}")
-
-
-class RunningWorker:
-    def __init__(self, settings: Settings, defaults: TrainConfig = TrainConfig(max_steps=150, checkpoint_every=50)) -> None:
-        self.worker = TrainerWorker(settings, defaults)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self.worker.run, args=(self._stop,))
-
-    def __enter__(self) -> TrainerWorker:
-        self._thread.start()
-        return self.worker
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join()
+@contextmanager
+def RunningWorker(settings: Settings, defaults: TrainConfig | None = None) -> Iterator[TrainerWorker]:  # noqa: N802
+    worker = TrainerWorker(settings, defaults or TrainConfig(max_steps=150, checkpoint_every=50))
+    with running(worker.run, "trainer"):
+        yield worker
 
 
 def test_a_request_becomes_a_stored_announced_and_served_adapter(trainer_settings: Settings) -> None:
@@ -100,8 +66,8 @@ def test_a_request_becomes_a_stored_announced_and_served_adapter(trainer_setting
     forced = request(settings, company, inline(400), max_steps=300, force=True)
     gated = request(settings, company, inline(240, seed=2), max_steps=50)
     with RunningWorker(settings):
-        final, progress = outcome(settings, forced)
-        decision, _ = outcome(settings, gated)
+        final, progress = outcome(settings, forced, 900), progress_of(settings, forced)
+        decision = outcome(settings, gated, 900)
     assert final.type == "lora_adapter_ready", final.to_json()
     assert progress and progress[-1]["step"] == 300 and [p["step"] for p in progress] == sorted(p["step"] for p in progress)
     metrics = dict(final["metrics"])
@@ -139,7 +105,7 @@ def test_bad_data_and_impossible_requests_are_rejected_with_reasons(trainer_sett
     too_big = request(settings, company, inline(60), rank=64)
     nobody = request(settings, f"notools{uuid.uuid4().hex[:6]}", inline(60))
     with RunningWorker(settings):
-        failed = {rid: outcome(settings, rid)[0] for rid in (few, qlora, too_big, nobody)}
+        failed = {rid: outcome(settings, rid, 300) for rid in (few, qlora, too_big, nobody)}
     assert all(e.type == "training_failed" for e in failed.values())
     assert failed[few]["error_kind"] == "bad_data"
     assert dict(failed[few]["reason_counts"]) == {"unknown_tool": 1, "invalid_arguments_json": 1, "too_few": 3}
@@ -162,19 +128,137 @@ def test_a_killed_trainer_resumes_and_publishes_once(trainer_settings: Settings)
     first = subprocess.Popen([sys.executable, "-m", "cda.cli.main", "trainer", "run"], cwd=ROOT, env=env,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     checkpoint = settings.home / "trainer" / "work" / company / request_id / "checkpoint" / "state.json"
-    deadline = time.monotonic() + 300
-    while not checkpoint.exists() and time.monotonic() < deadline:
-        time.sleep(0.2)
+    eventually(checkpoint.exists, 300, "the first trainer's checkpoint")
     assert checkpoint.exists(), "the first trainer never wrote a checkpoint"
     os.killpg(first.pid, signal.SIGKILL)  # killed mid-run: no goodbye, no commit
     first.wait()
     resumed_from = json.loads(checkpoint.read_text())["step"]
     assert 0 < resumed_from < 150
     with RunningWorker(settings):  # the same group: the uncommitted request comes back
-        final, progress = outcome(settings, request_id)
+        final, progress = outcome(settings, request_id, 900), progress_of(settings, request_id)
     assert final.type == "lora_adapter_ready"
     registry = LocalAdapterRegistry(settings.home / "adapters")
     assert [v.version for v in registry.list(company)] == [final["version"]]
     assert not [p for p in (settings.home / "adapters" / company).iterdir() if p.name.startswith(".staging")]
     steps = [p["step"] for p in progress]
     assert steps[-1] == 150 and steps.count(150) >= 1
+
+
+def _register(settings: Settings, company_id: str, tools: tuple[ToolSpec, ...]) -> None:
+    with EventProducer(settings) as producer:
+        for tool in tools:
+            producer.produce(Event.new("tool_registered", company_id, tool_name=tool.name, description=tool.description,
+                                       parameters_schema_json=json.dumps(tool.parameters),
+                                       url=f"https://{company_id}.example/{tool.name}"))
+
+
+def _serve_a_wrecked_adapter(settings: Settings, company_id: str) -> str:
+    """Store an adapter whose weights wreck the base's answers and announce it as served (`adapter_activated`)."""
+    from safetensors.torch import load_file, save_file
+
+    from inference.random_adapter import make_adapter
+
+    folder = make_adapter(settings.base_model_path, settings.home / "scratch" / "wrecked", seed=3, rank=8)
+    weights = folder / "adapter_model.safetensors"
+    save_file({k: v * 50 if "lora_B" in k else v for k, v in load_file(weights).items()}, weights)
+    stored = LocalAdapterRegistry(settings.home / "adapters").publish(company_id, folder, {
+        "base_model": settings.base_model_path, "rank": 8, "dataset_hash": "-", "request_id": "wrecked", "metrics": {}})
+    with EventProducer(settings) as producer:
+        producer.produce(Event.new("adapter_activated", company_id, version=stored.version, served_name=served_name(company_id),
+                                   uri=f"file://{stored.path}", base_model=settings.base_model_path, rank=8))
+    return stored.version
+
+
+def test_the_gate_compares_the_candidate_with_what_is_served(trainer_settings: Settings) -> None:
+    """Data that forces each outcome. Both candidates are the base in all but name (one step at the smallest
+    learning rate). Where the base is served (nothing activated), the candidate ties it: rejected. Where a
+    wrecked adapter is served, the same near-base candidate beats it on data the base knows: published."""
+    settings = trainer_settings
+    tied = f"acme{uuid.uuid4().hex[:6]}"
+    register_demo_tools(settings, tied)
+    world = generic_world(11, 60)  # the pretraining distribution: the base answers much of it exactly
+    better = f"world{uuid.uuid4().hex[:6]}"
+    _register(settings, better, world.tools)
+    wrecked = _serve_a_wrecked_adapter(settings, better)
+    near_base = {"max_steps": 1, "learning_rate": settings.trainer_min_learning_rate}
+    rejected = request(settings, tied, inline(60), **near_base)
+    published = request(settings, better, [{"task": e.task, "payload_json": e.payload_json, "tool_name": e.tool_name,
+                                            "arguments_json": json.dumps(e.arguments)} for e in world.examples], **near_base)
+    with RunningWorker(settings, TrainConfig(batch_size=4)):
+        no, yes = outcome(settings, rejected, 600), outcome(settings, published, 600)
+    assert no.type == "training_rejected", no.to_json()
+    assert dict(no["candidate_metrics"])["exact_match"] <= dict(no["current_metrics"])["exact_match"]
+    assert yes.type == "lora_adapter_ready", yes.to_json()
+    metrics = dict(yes["metrics"])
+    assert metrics["exact_match"] > metrics["baseline_exact_match"], metrics
+    registry = LocalAdapterRegistry(settings.home / "adapters")
+    assert registry.get(better, yes["version"]).baseline == wrecked  # compared with the served version
+    assert registry.get(tied, no["version"]).baseline == settings.served_base_name
+
+
+class FlakyVllm:
+    """A proxy in front of the real vLLM that answers 503 to every completion while `down` (an overloaded or
+    restarting server behind a load balancer); everything else goes through."""
+
+    def __init__(self, target: str) -> None:
+        import http.server
+
+        import httpx
+
+        proxy = self
+        self.down = True
+        self.refused = 0
+        upstream = httpx.Client(base_url=target, timeout=120)
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def _relay(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length") or 0))
+                if proxy.down and self.path.startswith("/v1/completions"):
+                    proxy.refused += 1
+                    self._answer(503, b'{"error": "overloaded"}')
+                    return
+                answer = upstream.request(self.command, self.path, content=body,
+                                          headers={"content-type": self.headers.get("content-type", "application/json")})
+                self._answer(answer.status_code, answer.content)
+
+            def _answer(self, status: int, body: bytes) -> None:
+                self.send_response(status)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_POST = _relay  # noqa: N815
+
+            def log_message(self, *_: object) -> None:
+                pass
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def __enter__(self) -> FlakyVllm:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def test_a_vllm_outage_during_evaluation_is_retried_not_failed(trainer_settings: Settings) -> None:
+    """vLLM answers 503 while the candidate is evaluated: the request is neither failed nor committed; once
+    vLLM answers again, it is evaluated and announced (before: training_failed/internal, committed)."""
+    settings = trainer_settings
+    name = f"acme{uuid.uuid4().hex[:6]}"
+    register_demo_tools(settings, name)
+    with FlakyVllm(settings.vllm_url) as vllm:
+        flaky = settings.model_copy(update={"vllm_url": vllm.url})
+        request_id = request(flaky, name, inline(40), max_steps=2, force=True)
+        worker = TrainerWorker(flaky, TrainConfig(batch_size=4), eval_policy=RetryPolicy(attempts=2, deadline_s=5, backoff_s=0.05))
+        with running(worker.run, "trainer"):
+            eventually(lambda: vllm.refused >= 4, 300, "two evaluation attempts meeting the outage")
+            assert outcomes(flaky, request_id) == [] and committed(flaky) == []
+            vllm.down = False
+            final = outcome(flaky, request_id, 300)
+    assert final.type == "lora_adapter_ready", final.to_json()

@@ -76,8 +76,8 @@ def outcome(settings: Settings, request_id: str, timeout_s: float = 60) -> Event
 def request(settings: Settings, company: str, examples: list[dict[str, str]] | None = None, **fields: object) -> str:
     request_id = str(uuid.uuid4())
     with EventProducer(settings) as producer:
-        producer.produce(Event.new("lora_training_requested", company, request_id=request_id, base_model="tiny",
-                                   source="INLINE", examples=examples or [], **fields))
+        producer.produce(Event.new("lora_training_requested", company, request_id=request_id,
+                                   base_model=settings.base_model_path, source="INLINE", examples=examples or [], **fields))
     return request_id
 
 

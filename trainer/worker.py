@@ -37,6 +37,7 @@ from confluent_kafka import KafkaException
 
 from cda.errors import CdaError, TransientError, is_transient
 from cda.paths import safe_join
+from cda.retry import RetryPolicy
 from cda.settings import Settings
 from cda.workers import run_until_stopped
 from inference.errors import InferenceUnavailable
@@ -49,7 +50,7 @@ from topics.handling import handle_each
 from topics.producer import EventProducer
 from trainer.dataset import BadData, Dataset, build_dataset
 from trainer.errors import BadRequest, RequestBusy
-from trainer.evaluate import EvaluationError, evaluate
+from trainer.evaluate import DEFAULT_POLICY, EvaluationError, evaluate
 from trainer.examples import Example
 from trainer.examples_store import load_examples
 from trainer.registry import AdapterVersion, LocalAdapterRegistry, UnknownVersion
@@ -119,9 +120,11 @@ def exclusive(lock_path: Path) -> Iterator[None]:
 
 
 class TrainerWorker:
-    def __init__(self, settings: Settings, defaults: TrainConfig | None = None, max_examples: int = 2000) -> None:
+    def __init__(self, settings: Settings, defaults: TrainConfig | None = None, max_examples: int = 2000,
+                 eval_policy: RetryPolicy = DEFAULT_POLICY) -> None:
         self.settings = settings
         self.defaults = defaults or TrainConfig()
+        self.eval_policy = eval_policy
         self.max_examples = max_examples
         self.registry = LocalAdapterRegistry(settings.home / "adapters")
         self.work_root = settings.home / "trainer" / "work"
@@ -211,8 +214,8 @@ class TrainerWorker:
         try:
             baseline_model, baseline = self._baseline(company, loaded)
             tools, examples = list(dataset.tools), list(dataset.eval)
-            candidate = evaluate(self.settings.vllm_url, candidate_name, examples, tools)
-            current = evaluate(self.settings.vllm_url, baseline_model, examples, tools)
+            candidate = evaluate(self.settings.vllm_url, candidate_name, examples, tools, policy=self.eval_policy)
+            current = evaluate(self.settings.vllm_url, baseline_model, examples, tools, policy=self.eval_policy)
         finally:
             for name in loaded:
                 self._unload_quietly(name)
