@@ -48,6 +48,14 @@ class Settings(BaseSettings):
     trainer_min_learning_rate: float = Field(default=1e-7, gt=0, description="Smallest learning rate a request may ask for.")
     trainer_inline_examples_bytes: int = Field(default=256_000, ge=1, description="Examples larger than this (encoded) are "
                                                "stored under <home>/trainer/examples and referenced by the request.")
+    bridge_max_response_bytes: int = Field(default=1_048_576, ge=1, description="Most bytes of a company API's answer "
+                                           "the bridge reads; past it the call fails with response_too_large.")
+    bridge_deadline_s: float = Field(default=30.0, gt=0, description="Bound on one tool call, its retries included.")
+    bridge_attempts: int = Field(default=3, ge=1, description="Tries of one tool call in all (transport errors, "
+                                 "timeouts, 429 and 5xx are tried again with the same Idempotency-Key).")
+    bridge_backoff_s: float = Field(default=0.2, gt=0, description="First wait between tries of a tool call; it doubles.")
+    bridge_secret_files_root: Path | None = Field(default=None, description="When set, `file:` secret references may "
+                                                  "only name files under this folder.")
 
     @field_validator("home")
     @classmethod
