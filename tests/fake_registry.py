@@ -24,11 +24,16 @@ class FakeRegistry:
         self.mode = "ok"
         self.release = threading.Event()
         self.server: ThreadingHTTPServer | None = None
+        self._port = 0
+
+    @property
+    def port(self) -> int:
+        assert self.server is not None
+        return int(self.server.server_address[1])
 
     @property
     def url(self) -> str:
-        assert self.server is not None
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
+        return f"http://127.0.0.1:{self._port}"
 
     def start(self, port: int = 0) -> None:
         registry = self
@@ -82,15 +87,20 @@ class FakeRegistry:
                     return
                 self.answer(200, {"schema": registry.schemas[schema_id - 1]})
 
+        self.release.clear()
         self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self._port = self.port
         self.server.daemon_threads = True
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def stop(self) -> None:
-        assert self.server is not None
+        """Take the registry away (connections are refused); `start(port)` brings it back with its schemas."""
+        if self.server is None:
+            return
         self.release.set()
         self.server.shutdown()
         self.server.server_close()
+        self.server = None
 
 
 @contextmanager
@@ -100,5 +110,4 @@ def fake_registry() -> Iterator[FakeRegistry]:
     try:
         yield registry
     finally:
-        if registry.server is not None and not registry.release.is_set():
-            registry.stop()
+        registry.stop()

@@ -14,9 +14,13 @@ from fastavro import parse_schema, schemaless_reader, schemaless_writer
 from cda.errors import is_transient
 from cda.settings import Settings
 from tests.fake_registry import fake_registry
+from tests.helpers import eventually
 from topics.avro_codec import Unsupported, compile_decoder, compile_encoder
+from topics.consumer import EventConsumer
+from topics.dead_letters import Rejected
 from topics.errors import EventValidationError, RegistryUnavailable, SerializationError
 from topics.events import Event
+from topics.producer import EventProducer
 from topics.registry_client import RegistryClient
 from topics.samples import sample_record
 from topics.schema_store import default_store
@@ -232,6 +236,7 @@ def test_a_registry_outage_is_transient_not_poison(outage: str) -> None:
     with fake_registry() as fake:
         payload = ConfluentSerde(RegistryClient(fake.url)).encode(_job(), "company_automation_jobs")
         reader = ConfluentSerde(RegistryClient(fake.url, timeout_s=1.0))
+        port = fake.port
         if outage == "stopped":
             fake.stop()
         else:
@@ -241,10 +246,11 @@ def test_a_registry_outage_is_transient_not_poison(outage: str) -> None:
         assert is_transient(info.value)  # a consumer retries it and dead-letters nothing
         with pytest.raises(RegistryUnavailable):
             ConfluentSerde(RegistryClient(fake.url, timeout_s=1.0)).encode(_job(), "company_tools")
-        if outage != "stopped":  # the registry comes back: the same record decodes
-            fake.mode = "ok"
-            fake.release.set()
-            assert reader.decode(payload, "company_automation_jobs").data["job_id"] == "j1"
+        fake.mode = "ok"  # the registry comes back: the same record decodes
+        fake.release.set()
+        if outage == "stopped":
+            fake.start(port)
+        assert reader.decode(payload, "company_automation_jobs").data["job_id"] == "j1"
 
 
 def test_serde_choice_follows_the_registry_setting() -> None:
@@ -252,3 +258,37 @@ def test_serde_choice_follows_the_registry_setting() -> None:
     settings = Settings(schema_registry_url="http://127.0.0.1:1")
     serde = serde_for(registry_url=settings.schema_registry_url, registry_timeout_s=settings.schema_registry_timeout_s)
     assert isinstance(serde, ConfluentSerde)
+
+
+@pytest.mark.kafka
+def test_a_consumer_meeting_a_registry_outage_dead_letters_nothing_and_reads_the_record_after(catalog: Any) -> None:
+    settings = catalog("company_automation_jobs")
+    rejected: list[Rejected] = []
+
+    class Sink:
+        def send(self, item: Rejected) -> None:
+            rejected.append(item)
+
+        def flush(self) -> None:
+            pass
+
+    def consumer() -> EventConsumer:
+        serde = ConfluentSerde(RegistryClient(fake.url, timeout_s=1.0))  # a fresh process: nothing cached
+        reader = EventConsumer(settings, "registry-outage", serde=serde, dead_letters=Sink())
+        reader.subscribe(["company_automation_jobs"])
+        return reader
+
+    with fake_registry() as fake:
+        framed = settings.model_copy(update={"schema_registry_url": fake.url})
+        with EventProducer(framed) as producer:
+            producer.produce(_job())
+        port = fake.port
+        fake.stop()
+        with consumer() as reader, pytest.raises(RegistryUnavailable):  # once the record arrives
+            eventually(lambda: reader.poll(1.0) != [], what="the record's arrival")
+        assert rejected == []  # not poison: nothing dead-lettered, nothing committed
+        fake.start(port)
+        with consumer() as reader:  # re-joined: the group starts again at the same record
+            got: list[Any] = []
+            eventually(lambda: bool(got.extend(reader.poll(1.0)) or got), what="the record after the outage")
+        assert [r.event.data["job_id"] for r in got] == ["j1"] and rejected == []
