@@ -24,6 +24,8 @@ SECRET_REF = re.compile(r"^(env:[A-Za-z_][A-Za-z0-9_]{0,127}|file:/[^\x00-\x1f]{
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$")
 
 Record = Mapping[str, Any]
+# identifier fields that may be empty: a failed call whose model output named no tool at all
+MAY_BE_EMPTY = frozenset({("tool_call_failed", "tool_name")})
 Check = Callable[[Record], None]
 
 
@@ -137,7 +139,7 @@ def check_event(event_type: str, record: Record) -> None:
     """Raise `EventValidationError` naming the field when `record` breaks a rule of its event type."""
     for field in IDENTIFIER_FIELDS.intersection(record):
         value = record[field]
-        if value is not None:
+        if value is not None and not (value == "" and (event_type, field) in MAY_BE_EMPTY):
             check_identifier(value, field)
     for check in CHECKS.get(event_type, ()):
         check(record)

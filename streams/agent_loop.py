@@ -1,0 +1,250 @@
+"""The agent loop, as plain async code with its boundaries passed in: the model (through the inference
+gateway), the API bridge, and `emit` (which records an event on the log). Faust only feeds it requests.
+
+For each unit: `step_started` -> the model's decision under the call schema -> `tool_call_requested`
+(recorded and acknowledged *before* the call is sent) -> the bridge call -> `tool_call_completed` /
+`tool_call_failed`. Then `job_completed` with every unit's result, or `job_failed` with the reason.
+A job resumes from the fold of its recorded events; every event id is derived from job, unit and step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from cda.errors import is_transient
+from cda.prompts import call_schema, render_prompt
+from streams.agent_settings import AgentSettings
+from streams.ids import call_id, event_id, idempotency_key, prompt_hash, step_number
+from streams.job_state import JobState, UnitProgress, fold, mutate
+from streams.tools import Tool
+from streams.units import Unit, split_units
+from topics.events import Event
+
+log = logging.getLogger(__name__)
+Emit = Callable[[Event, bool], Awaitable[None]]  # (event, wait for the broker's acknowledgement)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The model's answer for one unit."""
+
+    valid: bool
+    tool: str | None
+    arguments: dict[str, Any] | None
+    raw_text: str
+    model: str
+    adapter_version: str | None
+    error: str = ""
+
+
+class Model(Protocol):
+    async def decide(self, company_id: str, prompt: str, schema: dict[str, Any], use_adapter: bool) -> Decision: ...
+
+
+class CallResult(Protocol):
+    ok: bool
+    status_code: int | None
+    result_json: str
+    error: str
+    error_kind: str
+    retryable: bool
+    attempts: int
+    latency_ms: float
+
+
+class Bridge(Protocol):
+    async def call(self, tool: Tool, arguments: dict[str, Any], idempotency_key: str, agent: AgentSettings
+                   ) -> CallResult: ...
+
+
+@dataclass(frozen=True)
+class JobLimits:
+    max_payload_bytes: int = 1_000_000
+    model_retry_pause_s: float = 0.5
+    model_retry_max_pause_s: float = 10.0
+
+
+@dataclass
+class JobRun:
+    """One job being run: the request, what the company may use, and the state folded so far."""
+
+    request: Event
+    tools: dict[str, Tool]
+    agent: AgentSettings
+    known_company: bool
+    state: JobState = field(default_factory=JobState)
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def company(self) -> str:
+        return self.request.company_id
+
+    @property
+    def job_id(self) -> str:
+        return str(self.request["job_id"])
+
+    @property
+    def use_adapter(self) -> bool:
+        asked = self.request.data.get("use_adapter")
+        return self.agent.use_adapter if asked is None else bool(asked)
+
+
+class JobRunner:
+    """Runs jobs against a model and a bridge, recording every fact through `emit`."""
+
+    def __init__(self, model: Model, bridge: Bridge, emit: Emit, limits: JobLimits = JobLimits()) -> None:
+        self.model = model
+        self.bridge = bridge
+        self._emit = emit
+        self.limits = limits
+
+    async def run(self, job: JobRun, history: list[Event] | None = None) -> JobState:
+        job.state = fold(history or [])
+        if job.state.finished:
+            return job.state  # redelivered after it ended: nothing to do
+        refusal = self._refusal(job)
+        if refusal is not None:
+            await self._accept(job)
+            await self._finish_failed(job, *refusal)
+            return job.state
+        units = split_units(str(job.request["payload_json"]))
+        if len(units) > job.agent.step_limit:
+            await self._accept(job)
+            await self._finish_failed(job, f"{len(units)} units exceed the company's step limit of "
+                                           f"{job.agent.step_limit}", "step_limit")
+            return job.state
+        await self._accept(job)
+        slots = asyncio.Semaphore(max(1, job.agent.concurrency))
+
+        async def one(unit: Unit) -> None:
+            async with slots:
+                await self._run_unit(job, unit)
+
+        await asyncio.gather(*(one(u) for u in units))
+        await self._finish_completed(job, units)
+        return job.state
+
+    # -- acceptance ---------------------------------------------------------------------------------
+    def _refusal(self, job: JobRun) -> tuple[str, str] | None:
+        if len(str(job.request["payload_json"]).encode()) > self.limits.max_payload_bytes:
+            return (f"payload of {len(str(job.request['payload_json']).encode())} bytes exceeds "
+                    f"{self.limits.max_payload_bytes}", "payload_too_large")
+        if not job.known_company:
+            return f"company {job.company} is not known here (no tools, no agent settings)", "unknown_company"
+        if not job.tools:
+            return f"company {job.company} has no registered tools", "no_tools"
+        foreign = [name for name in job.request.data.get("tools") or () if name not in job.tools]
+        if foreign:
+            return (f"tool(s) {', '.join(foreign)} are not tools of company {job.company}", "unknown_tool")
+        return None
+
+    def _allowed_tools(self, job: JobRun) -> list[Tool]:
+        named = job.request.data.get("tools") or ()
+        return [t for name, t in sorted(job.tools.items()) if not named or name in named]
+
+    async def _accept(self, job: JobRun) -> None:
+        if job.state.accepted:
+            return
+        await self.emit(job, Event.new(
+            "job_accepted", job.company, event_id=event_id(job.job_id, "job_accepted"),
+            job_id=job.job_id, request_id=str(job.request["request_id"]), task=str(job.request["task"]),
+            tools=[t.name for t in self._allowed_tools(job)], session_id=job.request.data.get("session_id"),
+            adapter_version=None), wait=False)
+
+    # -- one unit -----------------------------------------------------------------------------------
+    async def _run_unit(self, job: JobRun, unit: Unit) -> None:
+        progress = job.state.unit(unit.index)
+        if progress.done:
+            return
+        step = step_number(unit.index)
+        if not progress.decided:
+            decision = await self._decide(job, unit, step)
+            if decision is None:
+                return
+            progress = job.state.unit(unit.index)
+        tool = job.tools.get(progress.tool or "")
+        if tool is None:  # the decision named a tool the company no longer has
+            await self._call_failed(job, step, progress, f"tool {progress.tool} is not a tool of {job.company}",
+                                    "unknown_tool", retryable=False)
+            return
+        outcome = await self.bridge.call(tool, progress.arguments or {}, idempotency_key(job.company, job.job_id, step),
+                                         job.agent)
+        if outcome.ok:
+            await self.emit(job, Event.new(
+                "tool_call_completed", job.company, event_id=event_id(job.job_id, "tool_call_completed", step),
+                job_id=job.job_id, step=step, call_id=call_id(job.job_id, step), tool_name=tool.name,
+                attempt=outcome.attempts, status_code=outcome.status_code, result_json=outcome.result_json,
+                latency_ms=outcome.latency_ms), wait=False)
+        else:
+            await self._call_failed(job, step, progress, outcome.error, outcome.error_kind, outcome.retryable,
+                                    attempts=outcome.attempts, latency_ms=outcome.latency_ms)
+
+    async def _decide(self, job: JobRun, unit: Unit, step: int) -> Decision | None:
+        tools = self._allowed_tools(job)
+        prompt = render_prompt(str(job.request["task"]), unit.data_json, [t.spec() for t in tools])
+        schema = call_schema([t.spec() for t in tools])
+        decision = await self._ask(job, prompt, schema)
+        await self.emit(job, Event.new(
+            "step_started", job.company, event_id=event_id(job.job_id, "step_started", step), job_id=job.job_id,
+            step=step, model=decision.model, unit=unit.index, adapter_version=decision.adapter_version,
+            prompt_hash=prompt_hash(prompt)), wait=False)
+        progress = job.state.unit(unit.index)
+        if not decision.valid or decision.tool is None or decision.tool not in {t.name for t in tools}:
+            await self._call_failed(job, step, progress, decision.error or "model output is not a valid call",
+                                    "invalid_output", retryable=False, raw_output=decision.raw_text)
+            return None
+        # recorded and acknowledged before anything is sent: a crash after this point resends, never re-asks
+        await self.emit(job, Event.new(
+            "tool_call_requested", job.company, event_id=event_id(job.job_id, "tool_call_requested", step),
+            job_id=job.job_id, step=step, call_id=call_id(job.job_id, step), tool_name=decision.tool, attempt=1,
+            arguments_json=json.dumps(decision.arguments or {}, sort_keys=True, separators=(",", ":"))), wait=True)
+        return decision
+
+    async def _ask(self, job: JobRun, prompt: str, schema: dict[str, Any]) -> Decision:
+        """The model's decision; while inference is unavailable the job waits (it is not failed)."""
+        pause = self.limits.model_retry_pause_s
+        while True:
+            try:
+                return await self.model.decide(job.company, prompt, schema, job.use_adapter)
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                log.warning("job %s waits for inference (%s); asking again in %.1fs", job.job_id, exc, pause)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, self.limits.model_retry_max_pause_s)
+
+    async def _call_failed(self, job: JobRun, step: int, progress: UnitProgress, error: str, kind: str,
+                           retryable: bool, attempts: int = 1, latency_ms: float = 0.0,
+                           raw_output: str | None = None) -> None:
+        await self.emit(job, Event.new(
+            "tool_call_failed", job.company, event_id=event_id(job.job_id, "tool_call_failed", step),
+            job_id=job.job_id, step=step, call_id=call_id(job.job_id, step), tool_name=progress.tool or "",
+            attempt=attempts, error=error[:2000], error_kind=kind, retryable=retryable, latency_ms=latency_ms,
+            raw_output=raw_output[:4000] if raw_output is not None else None), wait=False)
+
+    # -- the end ------------------------------------------------------------------------------------
+    async def _finish_completed(self, job: JobRun, units: list[Unit]) -> None:
+        summaries = [job.state.unit(u.index).summary() for u in units]
+        ok = sum(1 for s in summaries if s["status"] == "completed")
+        result = {"units": summaries, "completed": ok, "failed": len(summaries) - ok}
+        await self.emit(job, Event.new(
+            "job_completed", job.company, event_id=event_id(job.job_id, "job_completed"), job_id=job.job_id,
+            steps=job.state.steps, tool_calls=job.state.tool_calls,
+            result_json=json.dumps(result, separators=(",", ":"), default=str),
+            latency_ms=(time.monotonic() - job.started) * 1000), wait=True)
+
+    async def _finish_failed(self, job: JobRun, error: str, kind: str) -> None:
+        await self.emit(job, Event.new(
+            "job_failed", job.company, event_id=event_id(job.job_id, "job_failed"), job_id=job.job_id,
+            error=error, error_kind=kind, steps=job.state.steps, tool_calls=job.state.tool_calls,
+            latency_ms=(time.monotonic() - job.started) * 1000), wait=True)
+
+    async def emit(self, job: JobRun, event: Event, wait: bool) -> None:
+        await self._emit(event, wait)
+        mutate(job.state, event)
