@@ -42,6 +42,8 @@ class Settings(BaseSettings):
     inference_url: str = Field(default="http://localhost:8020", description="The cda inference gateway.")
     inference_timeout_s: float = Field(default=30.0, gt=0, description="Bound on one inference request.")
     inference_concurrency: int = Field(default=8, ge=1, description="Requests in flight per client.")
+    example_api_url: str = Field(default="http://127.0.0.1:8030", description="The demo company's example API "
+                                 "(`cda example-api serve` listens on its host and port).")
     trainer_max_steps: int = Field(default=20_000, ge=1, description="Most training steps a request may ask for.")
     trainer_max_examples: int = Field(default=50_000, ge=1, description="Most examples a request may ask to use.")
     trainer_max_learning_rate: float = Field(default=0.05, gt=0, description="Largest learning rate a request may ask for.")

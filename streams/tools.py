@@ -38,7 +38,8 @@ class Tool:
     def to_fields(self) -> dict[str, Any]:
         """The fields of the `tool_registered` event that registers this tool."""
         return {"tool_name": self.name, "description": self.description,
-                "parameters_schema_json": json.dumps(dict(self.parameters), sort_keys=True), "method": self.method,
+                # key order kept: the prompt lists a tool's arguments in its schema's property order
+                "parameters_schema_json": json.dumps(dict(self.parameters)), "method": self.method,
                 "url": self.url, "headers": dict(self.headers), "secret_ref": self.secret_ref,
                 "timeout_ms": self.timeout_ms}
 
