@@ -5,7 +5,17 @@ from __future__ import annotations
 import typer
 from rich.table import Column, Table
 
-from cda.cli import dead_letters_cmd, events_cmd, inference_cmd, kafka_cmd, projections_cmd, topics_cmd, trainer_cmd
+from cda.cli import (
+    dead_letters_cmd,
+    events_cmd,
+    example_api_cmd,
+    inference_cmd,
+    kafka_cmd,
+    projections_cmd,
+    tools_cmd,
+    topics_cmd,
+    trainer_cmd,
+)
 from cda.cli.common import failing_clearly, out, settings
 from topics.broker import from_settings
 
@@ -17,6 +27,8 @@ app.add_typer(inference_cmd.model_app, name="model")
 app.add_typer(inference_cmd.app, name="inference")
 app.add_typer(trainer_cmd.app, name="trainer")
 app.add_typer(dead_letters_cmd.app, name="dead-letters")
+app.add_typer(tools_cmd.app, name="tools")
+app.add_typer(example_api_cmd.app, name="example-api")
 app.command()(trainer_cmd.train)
 app.command()(trainer_cmd.adapters)
 app.command()(projections_cmd.query)
