@@ -59,6 +59,13 @@ class Settings(BaseSettings):
     bridge_secret_files_root: Path | None = Field(default=None, description="When set, `file:` secret references may "
                                                   "only name files under this folder.")
 
+    agents_group: str = Field(default="cda-agents", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$",
+                              description="Consumer group (Faust app id) of the agents; the topic prefix is prepended.")
+    agent_max_payload_bytes: int = Field(default=1_000_000, ge=1, description="Largest payload a job accepts "
+                                         "(larger: job_failed payload_too_large).")
+    agent_start_timeout_s: float = Field(default=60.0, gt=0, description="Bound on reading the tools and agent "
+                                         "settings tables before the agents take requests.")
+
     @field_validator("home")
     @classmethod
     def _absolute_home(cls, value: Path) -> Path:

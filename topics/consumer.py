@@ -84,8 +84,9 @@ class EventConsumer:
         self._check_topics(names)
         self._consumer.subscribe([topic_name(self.settings, n) for n in names])
 
-    def assign(self, name: str, start: Position, *, until_end: bool = False) -> int:
+    def assign(self, name: str, start: Position, *, until_end: bool = False, follow: bool = False) -> int:
         """Read every partition of one catalog topic from `start`; with `until_end`, stop at today's end.
+        With `follow` too, keep reading past it: `finished` then says "caught up with today's end".
 
         Returns how many records lie between the start and the current end (for progress bars).
         """
@@ -101,9 +102,10 @@ class EventConsumer:
             first = low if tp.offset < 0 else tp.offset
             total += max(high - first, 0)
             if until_end:
-                if high <= first:
+                if high <= first and not follow:
                     continue  # nothing to read in this partition
-                self._ends[(topic, tp.partition)] = high
+                if high > first:
+                    self._ends[(topic, tp.partition)] = high
             assigned.append(tp)
         self._bounded = until_end
         self._consumer.assign(assigned)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from confluent_kafka import KafkaError, Message, Producer
@@ -45,7 +45,8 @@ class EventProducer:
         """Fail fast, naming the bootstrap address, when the broker does not answer."""
         cluster_metadata(self.settings)
 
-    def produce(self, event: Event, timestamp_ms: int | None = None) -> None:
+    def produce(self, event: Event, timestamp_ms: int | None = None,
+                on_delivery: Callable[[KafkaError | None, Message], None] | None = None) -> None:
         """Encode `event` and queue it for its catalog topic; errors surface at `flush`.
 
         `timestamp_ms` sets the record's timestamp (default: now), e.g. to place records in time for a replay.
@@ -53,7 +54,8 @@ class EventProducer:
         spec = topic_of(event.type)
         topic = topic_name(self.settings, spec.name)
         value = self.serde.encode(event, topic)
-        self.produce_raw(topic, spec.key_for(event), value, [(EVENT_TYPE_HEADER, event.type.encode())], timestamp_ms)
+        self.produce_raw(topic, spec.key_for(event), value, [(EVENT_TYPE_HEADER, event.type.encode())], timestamp_ms,
+                         on_delivery)
 
     def produce_many(self, events: Iterable[Event], timestamp_ms: int | None = None) -> int:
         count = 0
@@ -64,20 +66,28 @@ class EventProducer:
 
     def produce_raw(
         self, topic: str, key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]] | None = None,
-        timestamp_ms: int | None = None,
+        timestamp_ms: int | None = None, on_delivery: Callable[[KafkaError | None, Message], None] | None = None,
     ) -> None:
-        """Queue already-encoded bytes (replay, dead letters, benchmarks)."""
+        """Queue already-encoded bytes (replay, dead letters, benchmarks); `on_delivery` also hears the outcome."""
         extra = {"timestamp": timestamp_ms} if timestamp_ms is not None else {}
+        callback = self._on_delivery
+        if on_delivery is not None:
+            def callback(err: KafkaError | None, msg: Message) -> None:
+                self._on_delivery(err, msg)
+                on_delivery(err, msg)
         while True:
             try:
-                self._producer.produce(topic, value=value, key=key, headers=headers, on_delivery=self._on_delivery,
-                                       **extra)
+                self._producer.produce(topic, value=value, key=key, headers=headers, on_delivery=callback, **extra)
                 break
             except BufferError:  # local queue full: let deliveries drain, then retry
                 self._producer.poll(0.1)
         self._queued += 1
         if self._queued % 256 == 0:  # serve delivery callbacks now and then, not per record
             self._producer.poll(0)
+
+    def serve(self, timeout_s: float = 0.0) -> int:
+        """Serve delivery callbacks (what `flush` does without waiting for everything)."""
+        return self._producer.poll(timeout_s)
 
     def flush(self, timeout_s: float | None = None) -> None:
         """Wait for every queued record; raise `DeliveryError` if any failed or did not finish in time."""

@@ -6,6 +6,7 @@ import typer
 from rich.table import Column, Table
 
 from cda.cli import (
+    agents_cmd,
     dead_letters_cmd,
     events_cmd,
     example_api_cmd,
@@ -27,6 +28,9 @@ app.add_typer(inference_cmd.model_app, name="model")
 app.add_typer(inference_cmd.app, name="inference")
 app.add_typer(trainer_cmd.app, name="trainer")
 app.add_typer(dead_letters_cmd.app, name="dead-letters")
+app.add_typer(agents_cmd.app, name="agents")
+app.add_typer(agents_cmd.jobs_app, name="jobs")
+app.command()(agents_cmd.process)
 app.add_typer(tools_cmd.app, name="tools")
 app.add_typer(example_api_cmd.app, name="example-api")
 app.command()(trainer_cmd.train)

@@ -1,0 +1,102 @@
+"""Tables the agents read: each company's tools (`company_tools`) and agent settings (`company_agents`),
+folded from their compacted topics by a follower thread that reads them from the beginning and then keeps
+up. `wait_caught_up` lets a worker start only once it has seen everything that was there at start-up."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import Callable
+
+from cda.settings import Settings
+from cda.workers import WorkerThread, run_until_stopped
+from streams.agent_settings import AgentSettings
+from streams.tools import Tool, ToolRegistry
+from topics.consumer import EventConsumer
+from topics.dead_letters import Rejected
+from topics.events import Event
+from topics.positions import Position
+
+log = logging.getLogger(__name__)
+
+
+class _LogRejects:
+    """A follower reads without a group: records that do not decode are the projections' to dead-letter."""
+
+    def send(self, rejected: Rejected) -> None:
+        log.warning("follower skipped %s[%d]@%d: %s", rejected.topic, rejected.partition, rejected.offset, rejected.reason)
+
+    def flush(self) -> None:
+        return None
+
+
+class TopicTable:
+    """Folds one compacted catalog topic with `apply`, from its beginning, forever (until stopped)."""
+
+    def __init__(self, settings: Settings, topic: str, apply: Callable[[Event], None]) -> None:
+        self.settings = settings
+        self.topic = topic
+        self._apply = apply
+        self._lock = threading.Lock()
+        self.caught_up = threading.Event()
+        self.worker: WorkerThread | None = None
+
+    def start(self, stop: threading.Event) -> TopicTable:
+        self.worker = WorkerThread(f"table-{self.topic}", lambda s: run_until_stopped(s, self._follow, name=self.topic),
+                                   stop).start()
+        return self
+
+    def _follow(self, stop: threading.Event) -> None:
+        with EventConsumer(self.settings, f"cda-table-{uuid.uuid4()}", dead_letters=_LogRejects()) as consumer:
+            consumer.assign(self.topic, Position.beginning(), until_end=True, follow=True)
+            while not stop.is_set():
+                batch = consumer.poll(0.2)
+                with self._lock:
+                    for received in batch:
+                        try:
+                            self._apply(received.event)
+                        except Exception as exc:  # noqa: BLE001 - a bad fact must not stop the table
+                            log.warning("table %s skipped %s: %s", self.topic, received.event.event_id, exc)
+                if consumer.finished:
+                    self.caught_up.set()
+
+    def wait_caught_up(self, timeout_s: float) -> bool:
+        return self.caught_up.wait(timeout_s)
+
+    @property
+    def lock(self) -> threading.Lock:
+        return self._lock
+
+
+class CompanyTables:
+    """The tools registry and the agent settings, as the agents read them."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.registry = ToolRegistry()
+        self.agents: dict[str, AgentSettings] = {}
+        self.tools_table = TopicTable(settings, "company_tools", self.registry.apply)
+        self.agents_table = TopicTable(settings, "company_agents", self._apply_agent)
+
+    def _apply_agent(self, event: Event) -> None:
+        self.agents[event.company_id] = AgentSettings.from_event(event)
+
+    def start(self, stop: threading.Event) -> CompanyTables:
+        self.tools_table.start(stop)
+        self.agents_table.start(stop)
+        return self
+
+    def wait_caught_up(self, timeout_s: float) -> bool:
+        return self.tools_table.wait_caught_up(timeout_s) and self.agents_table.wait_caught_up(timeout_s)
+
+    def tools_of(self, company_id: str) -> dict[str, Tool]:
+        with self.tools_table.lock:
+            return self.registry.tools_of(company_id)
+
+    def agent_of(self, company_id: str) -> AgentSettings | None:
+        with self.agents_table.lock:
+            return self.agents.get(company_id)
+
+    @property
+    def healthy(self) -> bool:
+        return all(t.worker is not None and t.worker.healthy for t in (self.tools_table, self.agents_table))

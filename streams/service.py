@@ -1,0 +1,113 @@
+"""The automation service behind the Faust agent: decode a request, find what its company may use, fold
+the job's recorded events, run the job. Bad records go to `dead_letters` with the reason; outages are
+waited out (the job resumes from the log); nothing here ever stops the partition."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+
+from cda.errors import is_transient
+from cda.settings import Settings
+from inference.client import InferenceClient
+from streams.agent_loop import Bridge, JobLimits, JobRun, JobRunner, Model
+from streams.agent_settings import AgentSettings
+from streams.emitter import AsyncEmitter
+from streams.followers import CompanyTables
+from streams.gateway_model import GatewayModel
+from streams.job_log import JobLog
+from topics.catalog import topic as catalog_topic
+from topics.dead_letters import DeadLetters, Rejected
+from topics.errors import EventValidationError, SchemaNotFound, SerializationError
+from topics.events import Event
+from topics.serde import serde_for
+
+log = logging.getLogger(__name__)
+REQUEST_TYPES = catalog_topic("company_data").event_types
+
+
+class AgentService:
+    def __init__(self, settings: Settings, model: Model | None = None, bridge: Bridge | None = None) -> None:
+        self.settings = settings
+        self.serde = serde_for(registry_url=settings.schema_registry_url)
+        self.tables = CompanyTables(settings)
+        self.emitter = AsyncEmitter(settings)
+        self.job_log = JobLog(settings, self.serde)
+        self.client: InferenceClient | None = None
+        if model is None:
+            self.client = InferenceClient(settings)
+            model = GatewayModel(self.client)
+        if bridge is None:
+            from streams.bridge import ApiBridge
+
+            bridge = ApiBridge(settings)
+        self.bridge = bridge
+        self.runner = JobRunner(model, bridge, self.emitter.emit, JobLimits(max_payload_bytes=settings.agent_max_payload_bytes))
+        self.dead_letters = DeadLetters(settings, self.group_id)
+        self.stop = threading.Event()
+        self.jobs_done = 0
+
+    @property
+    def group_id(self) -> str:
+        return f"{self.settings.topic_prefix}{self.settings.agents_group}"
+
+    def start(self) -> None:
+        """Read the tools and agent-settings tables up to today's end before taking any request."""
+        self.tables.start(self.stop)
+        if not self.tables.wait_caught_up(self.settings.agent_start_timeout_s):
+            log.warning("tables not caught up within %.0fs; starting anyway", self.settings.agent_start_timeout_s)
+
+    async def handle(self, value: bytes | None, topic: str, partition: int, offset: int, key: bytes | None,
+                     timestamp_ms: int) -> None:
+        """One record of `company_data`, processed to its job's end (or dead-lettered)."""
+        try:
+            request = self.serde.decode(value or b"", topic).check()
+            if request.type not in REQUEST_TYPES:
+                raise SerializationError(f"a {request.type} event does not belong on topic company_data")
+        except (SerializationError, SchemaNotFound, EventValidationError) as exc:
+            await self._dead_letter(Rejected(topic, partition, offset, key, value, str(exc), type(exc).__name__))
+            return
+        pause = 0.5
+        while not self.stop.is_set():
+            try:
+                await self._run(request, timestamp_ms)
+                self.jobs_done += 1
+                return
+            except Exception as exc:
+                if not is_transient(exc):
+                    log.exception("job %s of %s cannot be run", request.data.get("job_id"), request.company_id)
+                    await self._dead_letter(Rejected(topic, partition, offset, key, value, f"{type(exc).__name__}: {exc}",
+                                                     type(exc).__name__))
+                    return
+                log.warning("job %s interrupted by an outage, resuming from its log in %.1fs: %s",
+                            request.data.get("job_id"), pause, exc)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 10.0)
+
+    async def _run(self, request: Event, timestamp_ms: int) -> None:
+        company = request.company_id
+        tools = self.tables.tools_of(company)
+        agent = self.tables.agent_of(company)
+        job = JobRun(request, tools, agent or AgentSettings(company), known_company=bool(tools) or agent is not None)
+        history = await asyncio.to_thread(self.job_log.history, company, str(request["job_id"]), timestamp_ms)
+        await self.runner.run(job, history)
+
+    async def _dead_letter(self, rejected: Rejected) -> None:
+        log.warning("dead-lettering %s[%d]@%d: %s", rejected.topic, rejected.partition, rejected.offset, rejected.reason)
+        self.dead_letters.send(rejected)
+        await asyncio.to_thread(self.dead_letters.flush)
+
+    @property
+    def healthy(self) -> bool:
+        return self.tables.healthy
+
+    async def aclose(self) -> None:
+        self.stop.set()
+        if self.client is not None:
+            await self.client.close()
+        close = getattr(self.bridge, "aclose", None)
+        if close is not None:
+            await close()
+        self.emitter.close()
+        self.job_log.close()
