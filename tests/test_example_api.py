@@ -1,0 +1,163 @@
+"""The example company API on loopback: acme's tools as operations, validation naming the field, effects in
+SQLite, Idempotency-Key (also under concurrent requests), staged faults, and its own OpenAPI document."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from streams.example_api import ExampleApiError, run_in_thread
+from trainer.synthetic import DEMO_TOOLS
+
+ZX = {"ref": "ACME-c101", "cents": 1200}
+
+
+@pytest.fixture
+def api(tmp_path: Path) -> Iterator[str]:
+    with run_in_thread(tmp_path / "acme.sqlite3") as url:
+        yield url
+
+
+def post(url: str, tool: str, body: object, key: str | None = None, **headers: str) -> httpx.Response:
+    sent = {k.replace("_", "-"): v for k, v in headers.items()} | ({"Idempotency-Key": key} if key else {})
+    return httpx.post(f"{url}/{tool}", json=body, headers=sent, timeout=10)
+
+
+def counts(url: str, tool: str | None = None) -> dict[str, int]:
+    return httpx.get(f"{url}/effects/count", params={"tool": tool} if tool else None).json()
+
+
+def test_its_openapi_document_holds_exactly_acmes_tools(api: str) -> None:
+    doc = httpx.get(f"{api}/openapi.json").json()
+    assert doc["openapi"].startswith("3.") and doc["servers"] == [{"url": api}]
+    operations = {(path, method): op for path, item in doc["paths"].items() for method, op in item.items()}
+    assert sorted(operations) == sorted((f"/{t.name}", "post") for t in DEMO_TOOLS)  # no control endpoints
+    for tool in DEMO_TOOLS:
+        op = operations[(f"/{tool.name}", "post")]
+        schema = op["requestBody"]["content"]["application/json"]["schema"]
+        assert (op["operationId"], op["summary"], schema) == (tool.name, tool.description, tool.parameters)
+        assert list(schema["properties"]) == list(tool.parameters["properties"])  # the prompt renders this order
+        assert "201" in op["responses"]
+
+
+def test_a_valid_call_is_recorded_and_answered_201(api: str) -> None:
+    answer = post(api, "zx_post", ZX)
+    assert answer.status_code == 201
+    assert answer.json() == {"id": 1, "tool": "zx_post", "ref": "ACME-c101"}
+    assert post(api, "kr_sync", {"ref": "ACME-c7", "zip": "1234"}).status_code == 201
+    assert [e["arguments"] for e in httpx.get(f"{api}/effects", params={"tool": "zx_post"}).json()] == [ZX]
+    assert [e["tool"] for e in httpx.get(f"{api}/effects").json()] == ["zx_post", "kr_sync"]
+    assert counts(api)["effects"] == 2 and counts(api, "kr_sync")["effects"] == 1
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({"ref": "ACME-c1"}, "cents"),
+    ({"ref": "ACME-c1", "cents": 5, "note": "x"}, "note"),
+    ({"ref": "c1", "cents": 5}, "ref"),
+    ({"ref": "ACME-c1", "cents": "5"}, "cents"),
+])
+def test_a_body_that_does_not_fit_the_schema_is_422_naming_the_field(api: str, body: object, field: str) -> None:
+    answer = post(api, "zx_post", body)
+    assert answer.status_code == 422
+    assert answer.json()["detail"][0]["loc"] == ["body", field]
+    assert (counts(api)["effects"], counts(api)["invalid"]) == (0, 1)
+
+
+def test_a_body_that_is_not_json_is_422(api: str) -> None:
+    answer = httpx.post(f"{api}/qv_file", content=b"{not json", headers={"Content-Type": "application/json"})
+    assert answer.status_code == 422 and counts(api)["effects"] == 0
+
+
+def test_a_repeated_idempotency_key_answers_the_first_response_and_causes_no_second_effect(api: str) -> None:
+    first = post(api, "zx_post", ZX, key="job-1.unit-0.step-0")
+    again = post(api, "zx_post", ZX, key="job-1.unit-0.step-0")
+    other = post(api, "zx_post", ZX, key="job-1.unit-1.step-0")
+    assert (again.status_code, again.json()) == (first.status_code, first.json()) == (201, first.json())
+    assert other.json()["id"] != first.json()["id"]
+    seen = counts(api)
+    assert (seen["calls"], seen["effects"], seen["created"], seen["replayed"]) == (3, 2, 2, 1)
+
+
+def test_a_key_reused_for_another_request_is_refused(api: str) -> None:
+    post(api, "zx_post", ZX, key="k")
+    changed = post(api, "zx_post", {**ZX, "cents": 1}, key="k")
+    assert changed.status_code == 422 and "different request" in changed.json()["detail"]
+    assert post(api, "kr_sync", {"ref": "ACME-c1", "zip": "1"}, key="k").status_code == 422
+    assert counts(api)["effects"] == 1 and counts(api)["conflict"] == 2
+
+
+def test_concurrent_requests_with_one_key_cause_one_effect(api: str) -> None:
+    n = 16
+    start = threading.Barrier(n)
+    answers: list[httpx.Response] = []
+    lock = threading.Lock()
+
+    def call() -> None:
+        with httpx.Client(timeout=30) as client:
+            start.wait()
+            answer = client.post(f"{api}/qv_file", json={"ref": "ACME-c5", "level": "L2"}, headers={"Idempotency-Key": "same"})
+        with lock:
+            answers.append(answer)
+
+    threads = [threading.Thread(target=call) for _ in range(n)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert len(answers) == n
+    assert {(a.status_code, a.text) for a in answers} == {(201, answers[0].text)}
+    assert (counts(api)["effects"], counts(api)["created"], counts(api)["replayed"]) == (1, 1, n - 1)
+
+
+def test_fail_times_fails_the_first_attempts_of_a_key_then_it_takes_effect_once(api: str) -> None:
+    statuses = [post(api, "zx_post", ZX, key="k1", X_Fail_Times="2").status_code for _ in range(4)]
+    assert statuses == [503, 503, 201, 201]
+    assert post(api, "zx_post", ZX, key="k2", X_Fail_Times="1", X_Fail_Status="429").status_code == 429
+    assert (counts(api)["effects"], counts(api)["failed"], counts(api)["calls"]) == (1, 3, 5)
+
+
+def test_fault_headers_are_checked(api: str) -> None:
+    assert post(api, "zx_post", ZX, X_Fail_Times="1").status_code == 400  # counts attempts of a key: needs one
+    assert post(api, "zx_post", ZX, key="k", X_Fail_Times="many").status_code == 400
+    assert post(api, "zx_post", ZX, key="k", X_Fail_Times="1", X_Fail_Status="200").status_code == 400
+    assert counts(api)["effects"] == 0
+
+
+def test_a_slow_answer_took_effect_and_its_retry_replays_it(api: str) -> None:
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(f"{api}/zx_post", json=ZX, headers={"Idempotency-Key": "slow", "X-Slow-Ms": "3000"}, timeout=0.3)
+    retry = post(api, "zx_post", ZX, key="slow", X_Slow_Ms="3000")  # a replay answers at once
+    assert retry.status_code == 201 and retry.json()["id"] == 1
+    assert counts(api)["effects"] == 1
+
+
+def test_staged_faults_fail_the_next_calls_of_a_tool(api: str) -> None:
+    staged = httpx.post(f"{api}/control/faults", json={"tool": "qv_file", "fail_next": 2, "status": 500})
+    assert staged.status_code == 200
+    complaint = {"ref": "ACME-c9", "level": "L3"}
+    assert post(api, "zx_post", ZX).status_code == 201  # another tool is not affected
+    assert [post(api, "qv_file", complaint, key="q").status_code for _ in range(3)] == [500, 500, 201]
+    httpx.post(f"{api}/control/faults", json={"fail_next": 5})
+    assert httpx.delete(f"{api}/control/faults").json() == {"cleared": True}
+    assert post(api, "kr_sync", {"ref": "ACME-c9", "zip": "9"}).status_code == 201
+    assert (counts(api)["effects"], counts(api)["failed"]) == (3, 2)
+
+
+def test_effects_and_keys_survive_a_restart(tmp_path: Path) -> None:
+    db = tmp_path / "acme.sqlite3"
+    with run_in_thread(db) as url:
+        first = post(url, "zx_post", ZX, key="k").json()
+    with run_in_thread(db) as url:
+        assert post(url, "zx_post", ZX, key="k").json() == first
+        assert counts(url)["effects"] == 1 and counts(url)["calls"] == 2
+
+
+def test_a_taken_port_is_a_clear_error(tmp_path: Path, api: str) -> None:
+    port = int(api.rsplit(":", 1)[1])
+    with pytest.raises(ExampleApiError, match="cannot listen"):
+        with run_in_thread(tmp_path / "other.sqlite3", port=port):
+            pass
