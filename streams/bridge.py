@@ -132,7 +132,8 @@ class ApiBridge:
             redact = _Redactor(secret)
             headers = build_headers(tool, idempotency_key, secret)
             port = plan.url.port or (443 if plan.url.scheme == "https" else 80)
-            addresses = await checked_addresses(plan.url.host, port, agent.allowed_hosts, self._resolver)
+            addresses = await checked_addresses(plan.url.raw_host.decode("ascii"), port, agent.allowed_hosts,
+                                                self._resolver)
             async with self._slot(agent):
                 answer = await self._policy.call_async(
                     lambda remaining_s: self._attempt(tool, plan, headers, addresses, attempts, remaining_s),
@@ -177,9 +178,9 @@ class ApiBridge:
         address = addresses[attempts[0] % len(addresses)]
         attempts[0] += 1
         budget_s = max(min(tool.timeout_ms / 1000.0, remaining_s), 0.001)
-        extensions = {"sni_hostname": plan.url.host} if plan.url.scheme == "https" else {}
+        extensions = {"sni_hostname": plan.url.raw_host.decode("ascii")} if plan.url.scheme == "https" else {}
         request = self._http.build_request(
-            plan.method, plan.url.copy_with(host=str(address)), params=plan.params or None, json=plan.json_body,
+            plan.method, plan.url.copy_with(host=str(address)), json=plan.json_body,
             headers={**headers, "Host": plan.url.netloc.decode("ascii")}, timeout=budget_s, extensions=extensions)
         try:
             async with asyncio.timeout(budget_s):

@@ -36,6 +36,7 @@ SECRET_PLACEHOLDER = "{secret}"
 BRIDGE_HEADERS = frozenset({"host", "idempotency-key", "content-length", "transfer-encoding"})
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _HEADER_VALUE = re.compile(r"^[\x20-\x7e]*$")
+_HOST = re.compile(r"^[A-Za-z0-9._:-]+$")
 _MAX_REPORTED_ERRORS = 3
 
 
@@ -45,7 +46,6 @@ class PlannedCall:
 
     method: str
     url: httpx.URL
-    params: tuple[tuple[str, str], ...]
     json_body: dict[str, Any] | None
 
 
@@ -103,7 +103,7 @@ def _fill_template(tool: Tool, arguments: Mapping[str, Any]) -> tuple[str, set[s
     return _PLACEHOLDER.sub(fill, tool.url), used
 
 
-def _query(arguments: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+def _query(arguments: Mapping[str, Any]) -> list[tuple[str, str]]:
     pairs: list[tuple[str, str]] = []
     for key, value in arguments.items():
         if value is None:
@@ -112,7 +112,7 @@ def _query(arguments: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
             pairs.extend((key, _scalar(v)) for v in value)
         else:
             pairs.append((key, _scalar(value)))
-    return tuple(pairs)
+    return pairs
 
 
 def plan_call(tool: Tool, arguments: Mapping[str, Any]) -> PlannedCall:
@@ -130,12 +130,16 @@ def plan_call(tool: Tool, arguments: Mapping[str, Any]) -> PlannedCall:
         raise BadUrl(f"tool {tool.name!r}: URL scheme {url.scheme!r} is not http or https")
     if not url.host:
         raise BadUrl(f"tool {tool.name!r}: URL has no host")
+    if not _HOST.match(url.raw_host.decode("ascii", errors="replace")):
+        raise BadUrl(f"tool {tool.name!r}: {url.host!r} is not a host name")
     if url.userinfo:
         raise BadUrl(f"tool {tool.name!r}: URL may not carry credentials (use a secret reference)")
+    url = url.copy_with(fragment=None)
     rest = {key: value for key, value in arguments.items() if key not in used}
     if method in BODY_METHODS:
-        return PlannedCall(method, url.copy_with(fragment=None), (), rest)
-    return PlannedCall(method, url.copy_with(fragment=None), _query(rest), None)
+        return PlannedCall(method, url, rest)
+    query = _query(rest)
+    return PlannedCall(method, url.copy_merge_params(query) if query else url, None)
 
 
 def build_headers(tool: Tool, idempotency_key: str, secret: SecretValue | None) -> dict[str, str]:
