@@ -53,15 +53,15 @@ def read_long_tail(buf: bytes, pos: int, first: int) -> tuple[int, int]:
     """Finish a varint whose first byte `first` had its continuation bit set; (value, next position)."""
     n = first & 0x7F
     shift = 7
-    while True:
-        b = buf[pos]
-        pos += 1
+    b = buf[pos]
+    while b > 0x7F:
         n |= (b & 0x7F) << shift
-        if b < 0x80:
-            return (n >> 1) ^ -(n & 1), pos
         shift += 7
-        if shift > 63:
-            raise ValueError("varint longer than 10 bytes")
+        pos += 1
+        b = buf[pos]
+    if shift > 63:
+        raise ValueError("varint longer than 10 bytes")
+    return ((n | b << shift) >> 1) ^ -(b << shift & 1 | n & 1), pos + 1
 
 
 def _timestamp_millis(value: Any) -> int:
@@ -79,8 +79,19 @@ def _uuid_text(value: Any) -> str:
     raise TypeError(f"expected a uuid, got {type(value).__name__}")
 
 
-def _read_timestamp_millis(millis: int) -> datetime:
-    return _EPOCH + timedelta(microseconds=millis * 1000)
+def _read_uuid(text: str) -> uuid.UUID:
+    """`uuid.UUID(text)` (what fastavro returns), without re-parsing the canonical 36-character form."""
+    digits = text.replace("-", "")
+    if len(digits) == 32 and len(text) == 36:
+        value = _new_uuid(uuid.UUID)
+        _set(value, "int", int(digits, 16))
+        _set(value, "is_safe", uuid.SafeUUID.unknown)
+        return value
+    return uuid.UUID(text)
+
+
+_new_uuid = object.__new__
+_set = object.__setattr__
 
 
 class _Source:
@@ -265,6 +276,7 @@ class _ReaderCompiler:
         self.schema = schema
 
     def compile(self) -> Decoder:
+        self.src.add(1, "size = len(buf)")
         self.value(self.schema, "record", 1, "")
         self.src.add(1, "return record, pos")
         return self.src.build("def decode(buf, pos):", _READER_GLOBALS, "decode")  # type: ignore[return-value]
@@ -283,7 +295,7 @@ class _ReaderCompiler:
         n, end = self.src.name("n"), self.src.name("e")
         self.long(n, indent)
         self.src.add(indent, f"{end} = pos + {n}")
-        self.src.add(indent, f"if {n} < 0 or {end} > len(buf): raise ValueError('length out of the record')")
+        self.src.add(indent, f"if {n} < 0 or {end} > size: raise ValueError('length out of the record')")
         self.src.add(indent, f"{target} = buf[pos:{end}]")
         self.src.add(indent, f"pos = {end}")
 
@@ -313,8 +325,8 @@ class _ReaderCompiler:
             add(indent, "pos += 1")
         elif kind in ("int", "long"):
             self.long(target, indent)
-            if logical == "timestamp-millis":
-                add(indent, f"{target} = _read_timestamp_millis({target})")
+            if logical == "timestamp-millis":  # fastavro's: epoch + timedelta(microseconds=millis * 1000)
+                add(indent, f"{target} = _EPOCH + _timedelta(0, 0, 0, {target})")
         elif kind in ("float", "double"):
             size, unpack = (4, "_unpack_float") if kind == "float" else (8, "_unpack_double")
             add(indent, f"{target} = {unpack}(buf, pos)[0]")
@@ -322,12 +334,12 @@ class _ReaderCompiler:
         elif kind == "string":
             raw = self.src.name("r")
             self.sized(raw, indent)
-            add(indent, f"{target} = _UUID({raw}.decode())" if logical else f"{target} = {raw}.decode()")
+            add(indent, f"{target} = _read_uuid({raw}.decode())" if logical else f"{target} = {raw}.decode()")
         elif kind == "bytes":
             self.sized(target, indent)
         elif kind == "fixed":
             size = int(schema["size"])
-            add(indent, f"if pos + {size} > len(buf): raise ValueError('fixed out of the record')")
+            add(indent, f"if pos + {size} > size: raise ValueError('fixed out of the record')")
             add(indent, f"{target} = buf[pos:pos + {size}]")
             add(indent, f"pos += {size}")
         elif kind == "enum":
@@ -361,7 +373,7 @@ class _ReaderCompiler:
         add(indent + 1, f"if {n} < 0:")
         add(indent + 2, f"{n} = -{n}")
         self.long(skip, indent + 2)
-        add(indent + 1, f"if {n} > len(buf) - pos: raise ValueError('item count out of the record')")
+        add(indent + 1, f"if {n} > size - pos: raise ValueError('item count out of the record')")
         add(indent + 1, f"for _ in range({n}):")
         if kind == "array":
             self.value(items, x, indent + 2, namespace)
@@ -392,8 +404,9 @@ def _may_be_empty(schema: Any, names: dict[str, Any]) -> bool:
 
 _READER_GLOBALS: dict[str, Any] = {
     "read_long_tail": read_long_tail,
-    "_read_timestamp_millis": _read_timestamp_millis,
-    "_UUID": uuid.UUID,
+    "_EPOCH": _EPOCH,
+    "_timedelta": timedelta,
+    "_read_uuid": _read_uuid,
     "_unpack_float": struct.Struct("<f").unpack_from,
     "_unpack_double": struct.Struct("<d").unpack_from,
 }
