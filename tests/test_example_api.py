@@ -3,6 +3,10 @@ SQLite, Idempotency-Key (also under concurrent requests), staged faults, and its
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +15,7 @@ import httpx
 import pytest
 
 from streams.example_api import ExampleApiError, run_in_thread
+from tests.helpers import eventually, free_port
 from trainer.synthetic import DEMO_TOOLS
 
 ZX = {"ref": "ACME-c101", "cents": 1200}
@@ -161,3 +166,30 @@ def test_a_taken_port_is_a_clear_error(tmp_path: Path, api: str) -> None:
     with pytest.raises(ExampleApiError, match="cannot listen"):
         with run_in_thread(tmp_path / "other.sqlite3", port=port):
             pass
+
+
+def test_cda_example_api_serve_listens_where_configured_and_keeps_its_db_under_home(tmp_path: Path) -> None:
+    port = free_port()
+    env = {**os.environ, "CDA_HOME": str(tmp_path / "home"), "CDA_EXAMPLE_API_URL": f"http://127.0.0.1:{port}"}
+    server = subprocess.Popen([sys.executable, "-m", "cda.cli.main", "example-api", "serve"], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        eventually(lambda: _answers(url) or server.poll() is not None, what="the example API answering")
+        assert server.poll() is None, server.stderr.read() if server.stderr else ""
+        assert httpx.get(f"{url}/openapi.json").json()["servers"] == [{"url": url}]
+        assert post(url, "qv_file", {"ref": "ACME-c1", "level": "L1"}).status_code == 201
+        counted = subprocess.run([sys.executable, "-m", "cda.cli.main", "example-api", "count"], env=env,
+                                 capture_output=True, text=True, timeout=60)
+        assert counted.returncode == 0 and "effects=1 calls=1" in counted.stdout, counted.stderr
+        assert (tmp_path / "home" / "example-api" / "acme.sqlite3").exists()
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.wait(30)
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/health", timeout=1).status_code == 200
+    except httpx.TransportError:
+        return False
