@@ -8,7 +8,8 @@ a query), and the rest of the arguments go as the JSON body (POST, PUT, PATCH) o
 
 Headers: the tool's static headers; a header value may contain `{secret}`, which is replaced by the
 tool's secret (e.g. `{"X-Api-Key": "{secret}"}`); when no header does, the secret is sent as
-`Authorization: Bearer <secret>`. `Idempotency-Key` and `Host` are always the bridge's own.
+`Authorization: Bearer <secret>`. `Idempotency-Key` and `Host` are always the bridge's own; a header that
+is not printable ASCII makes the call a `bad_url` (it could not be sent).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ BRIDGE_HEADERS = frozenset({"host", "idempotency-key", "content-length", "transf
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _HEADER_VALUE = re.compile(r"^[\x20-\x7e]*$")
 _HOST = re.compile(r"^[A-Za-z0-9._:-]+$")
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 _MAX_REPORTED_ERRORS = 3
 
 
@@ -152,6 +154,8 @@ def build_headers(tool: Tool, idempotency_key: str, secret: SecretValue | None) 
                             "(printable ASCII only)")
     headers: dict[str, str] = {}
     for name, value in tool.headers.items():
+        if not _HEADER_NAME.match(name) or not _HEADER_VALUE.match(value):
+            raise BadUrl(f"tool {tool.name!r}: header {name!r} is not a valid header (printable ASCII only)")
         if name.lower() in BRIDGE_HEADERS:
             continue
         headers[name] = value.replace(SECRET_PLACEHOLDER, secret.reveal()) if secret is not None else value

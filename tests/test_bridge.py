@@ -482,6 +482,14 @@ def test_non_http_urls_are_bad_urls(tmp_path: Path, url: str) -> None:
     assert outcome.error_kind == "bad_url" and guard.requests == []
 
 
+@pytest.mark.parametrize("headers", [{"X-Note": "caf\u00e9"}, {"X-Split": "a\r\nX-Injected: 1"}, {"Bad Name": "x"}])
+def test_a_header_that_cannot_be_sent_is_a_bad_url(tmp_path: Path, headers: dict[str, str]) -> None:
+    guard = NoConnections()
+    outcome = call(settings(tmp_path), tool("http://api.acme.example/x", headers=headers), ARGS,
+                   resolver=FakeResolver({"api.acme.example": ["93.184.216.34"]}), transport=guard)
+    assert outcome.error_kind == "bad_url" and guard.requests == []
+
+
 def test_a_template_argument_cannot_change_the_host(tmp_path: Path) -> None:
     guard = NoConnections()
     schema = {"type": "object", "properties": {"tenant": {"type": "string"}}}
