@@ -13,7 +13,7 @@ JOB_EVENTS = ("job_accepted", "step_started", "tool_call_requested", "tool_call_
               "job_completed", "job_failed")
 CALL_EVENTS = ("tool_call_requested", "tool_call_completed", "tool_call_failed")
 ADAPTER_EVENTS = ("lora_training_requested", "training_progress", "training_failed", "training_rejected",
-                  "lora_adapter_ready")
+                  "lora_adapter_ready", "adapter_refused", "adapter_activated")
 
 
 def pick(defaults: Mapping[str, Any]) -> Fold:
@@ -26,6 +26,11 @@ def _rejected(event: Event) -> dict[str, Any]:
             "baseline_metrics": event.data["current_metrics"]}
 
 
+def _served(event: Event) -> dict[str, Any]:
+    """`adapter_refused` / `adapter_activated`: their request id may be absent (the view finds it by version)."""
+    return {**pick(_ADAPTER)(event), "request_id": event.data.get("request_id") or ""}
+
+
 _JOB = {"job_id": "", "request_id": "", "task": "", "adapter_version": None, "step": 0, "latency_ms": 0.0,
         "error": "", "error_kind": ""}
 _CALL = {"job_id": "", "call_id": "", "attempt": 1, "step": 0, "tool_name": "", "status_code": None,
@@ -33,7 +38,8 @@ _CALL = {"job_id": "", "call_id": "", "attempt": 1, "step": 0, "tool_name": "", 
 _TOOL = {"tool_name": "", "description": "", "method": "", "url": "", "parameters_schema_json": "",
          "secret_ref": None, "timeout_ms": 0, "reason": None}
 _ADAPTER = {"request_id": "", "version": "", "adapter_name": "", "base_model": "", "rank": None, "dataset_hash": "",
-            "uri": "", "metrics": {}, "baseline_metrics": {}, "step": 0, "total_steps": 0, "loss": None, "error": ""}
+            "uri": "", "metrics": {}, "baseline_metrics": {}, "step": 0, "total_steps": 0, "loss": None, "error": "",
+            "error_kind": "", "reason": ""}
 _MEMORY = {"entry_id": "", "session_id": None, "kind": "", "content": "", "tags": [], "source_job_id": None,
            "reason": None}
 
@@ -44,9 +50,13 @@ TOOL_CALLS = Projection("tool_calls", ("company_automation_jobs",), "tool_call_f
                         ignored=frozenset(JOB_EVENTS) - frozenset(CALL_EVENTS))
 TOOLS = Projection("tools", ("company_tools",), "tool_facts", "company_tools", _TOOL,
                    {t: pick(_TOOL) for t in ("tool_registered", "tool_removed")})
-ADAPTERS = Projection("adapters", ("lora_training_requests", "lora_training_status", "lora_adapter_ready"),
+# `active` in `lora_adapters` is the version named by the company's latest `adapter_activated` (what vLLM
+# serves), not the newest ready one; refusals show as status `refused` with their reason.
+ADAPTERS = Projection("adapters", ("lora_training_requests", "lora_training_status", "lora_adapter_ready",
+                                   "company_adapters"),
                       "adapter_facts", "lora_adapters", _ADAPTER,
-                      {**{t: pick(_ADAPTER) for t in ADAPTER_EVENTS}, "training_rejected": _rejected})
+                      {**{t: pick(_ADAPTER) for t in ADAPTER_EVENTS}, "training_rejected": _rejected,
+                       "adapter_refused": _served, "adapter_activated": _served})
 MEMORY = Projection("memory", ("company_memory",), "memory_facts", "company_memory", _MEMORY,
                     {t: pick(_MEMORY) for t in ("memory_written", "memory_deleted")})
 

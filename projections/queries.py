@@ -15,7 +15,8 @@ LISTINGS: dict[str, str] = {
     "tools": "SELECT company_id, tool_name, method, url, secret_ref, timeout_ms, updated_at "
              "FROM company_tools WHERE company_id = {company:String} ORDER BY tool_name",
     "adapters": "SELECT company_id, request_id, version, status, active, base_model, rank, eval_metrics, created_at, "
-                "ready_at FROM lora_adapters WHERE company_id = {company:String} ORDER BY created_at, request_id",
+                "ready_at, activated_at, error_kind, reason "
+                "FROM lora_adapters WHERE company_id = {company:String} ORDER BY created_at, request_id",
     "tool-calls": "SELECT company_id, job_id, call_id, attempt, tool_name, status, status_code, latency_ms, error "
                   "FROM tool_calls WHERE company_id = {company:String} ORDER BY requested_at, job_id, call_id, attempt",
     "memory": "SELECT company_id, entry_id, kind, content, tags, updated_at "
