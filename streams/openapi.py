@@ -35,6 +35,7 @@ BODY_METHODS = frozenset({"put", "post", "patch"})
 MAX_DOCUMENT_BYTES = 10_000_000
 MAX_REF_DEPTH = 64
 _TEMPLATE = re.compile(r"\{([^{}]+)\}")
+_PLACEHOLDER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # what the bridge fills (streams/call_plan.py)
 
 
 class OpenApiError(CdaError):
@@ -161,7 +162,7 @@ def check_document(document: Mapping[str, Any]) -> str:
 def tools_from_openapi(document: Mapping[str, Any], company_id: str, *, source_url: str | None = None,
                        base_url: str | None = None, secret_ref: str | None = None,
                        timeout_ms: int = 10_000) -> list[Tool]:
-    """One `Tool` of `company_id` per operation of `document`, in document order.
+    """One `Tool` of `company_id` per operation of `document` (paths in document order, then by method).
 
     `base_url` replaces the document's servers; otherwise a relative server URL resolves against
     `source_url` (where the document was fetched from)."""
@@ -246,6 +247,10 @@ def _arguments(item: Mapping[str, Any], operation: Mapping[str, Any], method: st
             raise OpenApiError(f"{where}: optional query parameter(s) {', '.join(optional)} of a {method.upper()} "
                                "operation cannot be sent (its other arguments are the JSON body)")
         template += "?" + "&".join(f"{n}={{{n}}}" for n in query)
+    unfillable = [n for n in _TEMPLATE.findall(template) if not _PLACEHOLDER.fullmatch(n)]
+    if unfillable:
+        raise OpenApiError(f"{where}: parameter(s) {', '.join(unfillable)} cannot be URL placeholders "
+                           "(a letter or '_' first, then letters, digits and '_')")
     body = _body_schema(operation, where)
     if not properties:
         schema = body if body is not None else {"type": "object", "properties": {}}

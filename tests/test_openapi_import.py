@@ -14,6 +14,7 @@ from typer.testing import CliRunner, Result
 
 from cda.cli.main import app
 from cda.settings import Settings, get_settings
+from streams.call_plan import plan_call
 from streams.example_api import run_in_thread
 from streams.openapi import OpenApiError, load_document, tools_from_openapi
 from streams.tools import Tool
@@ -73,6 +74,20 @@ def test_path_and_query_parameters_merge_with_the_body() -> None:
     assert (get.method, get.url) == ("GET", f"{SERVER}/orders/{{order_id}}")  # GET: the rest is the query string
     assert get.parameters == {"type": "object", "properties": {
         "order_id": {"type": "string", "description": "The order"}, "fields": {"type": "string"}}, "required": ["order_id"]}
+
+
+def test_the_bridge_sends_imported_arguments_to_path_query_and_body() -> None:
+    doc = document({"/orders/{order_id}": {
+        "put": {"operationId": "replace_order", "requestBody": json_body({"type": "object", "properties": {"sku": {"type": "string"}}}),
+                "parameters": [{"name": "order_id", "in": "path", "required": True, "schema": {"type": "string"}},
+                               {"name": "notify", "in": "query", "required": True, "schema": {"type": "boolean"}}]},
+        "get": {"operationId": "get_order", "parameters": [
+            {"name": "order_id", "in": "path", "required": True, "schema": {"type": "string"}},
+            {"name": "fields", "in": "query", "schema": {"type": "string"}}]}}})
+    get, put = tools_from_openapi(doc, "shop")  # in the order of METHODS within a path
+    sent = plan_call(put, {"order_id": "o/1", "notify": True, "sku": "x"})
+    assert (str(sent.url), sent.json_body) == (f"{SERVER}/orders/o%2F1?notify=true", {"sku": "x"})
+    assert str(plan_call(get, {"order_id": "o1", "fields": "id"}).url) == f"{SERVER}/orders/o1?fields=id"
 
 
 def test_refs_to_components_are_inlined() -> None:
@@ -141,6 +156,8 @@ def test_openapi_3_0_nullable_becomes_a_json_schema_type() -> None:
      "only references inside the document"),
     (document({"/a": {"post": {"operationId": "a", "parameters": [{"name": "q", "in": "query", "schema": {}}]}}}),
      "optional query parameter"),
+    (document({"/a/{a-b}": {"get": {"operationId": "a", "parameters": [{"name": "a-b", "in": "path", "schema": {}}]}}}),
+     "a-b cannot be URL placeholders"),
 ])
 def test_what_cannot_become_tools_is_refused_naming_the_reason(doc: dict[str, Any], reason: str) -> None:
     with pytest.raises(OpenApiError, match=reason.replace("(", r"\(")):
