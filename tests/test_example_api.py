@@ -3,6 +3,8 @@ SQLite, Idempotency-Key (also under concurrent requests), staged faults, and its
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -14,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from cda.settings import Settings
 from streams.example_api import ExampleApiError, run_in_thread
 from tests.helpers import eventually, free_port
 from trainer.synthetic import DEMO_TOOLS
@@ -193,3 +196,40 @@ def _answers(url: str) -> bool:
         return httpx.get(f"{url}/health", timeout=1).status_code == 200
     except httpx.TransportError:
         return False
+
+
+def test_the_bridge_through_staged_faults_causes_each_effect_once(tmp_path: Path) -> None:
+    """Onboarded from its own document, acme's tools called by the real bridge: a 503 twice, then a slow answer
+    that times out the attempt after the effect was recorded — each retried with one key, each one effect."""
+    from streams.agent_settings import AgentSettings
+    from streams.bridge import ApiBridge, CallOutcome
+    from streams.openapi import load_document, tools_from_openapi
+
+    config = Settings(home=tmp_path / "home", bridge_backoff_s=0.01, bridge_deadline_s=20.0, bridge_attempts=4)
+    agent = AgentSettings("acme", allowed_hosts=frozenset({"127.0.0.1"}))
+    with run_in_thread(tmp_path / "acme.sqlite3") as url:
+        doc, source = load_document(f"{url}/openapi.json")
+        tools = {t.name: t for t in tools_from_openapi(doc, "acme", source_url=source, timeout_ms=500)}
+
+        async def calls() -> list[CallOutcome]:
+            bridge = ApiBridge(config)
+            try:
+                async with httpx.AsyncClient() as control:
+                    await control.post(f"{url}/control/faults", json={"tool": "zx_post", "fail_next": 2, "status": 503})
+                    first = await bridge.call(tools["zx_post"], ZX, "job-1.0.0", agent)
+                    await control.post(f"{url}/control/faults", json={"tool": "qv_file", "slow_next": 1, "slow_ms": 3000})
+                    second = await bridge.call(tools["qv_file"], {"ref": "ACME-c2", "level": "L1"}, "job-1.1.0", agent)
+                    await control.post(f"{url}/control/faults", json={"tool": "kr_sync", "fail_next": 1, "status": 409})
+                    third = await bridge.call(tools["kr_sync"], {"ref": "ACME-c3", "zip": "1000"}, "job-1.2.0", agent)
+                    again = await bridge.call(tools["zx_post"], ZX, "job-1.0.0", agent)  # after a crash: sent again
+                return [first, second, third, again]
+            finally:
+                await bridge.aclose()
+
+        first, second, third, again = asyncio.run(calls())
+        seen = counts(url)
+    assert (first.ok, first.status_code, first.attempts) == (True, 201, 3)
+    assert (second.ok, second.attempts) == (True, 2) and json.loads(second.result_json)["tool"] == "qv_file"
+    assert (third.ok, third.status_code, third.attempts, third.retryable) == (False, 409, 1, False)  # 4xx: not retried
+    assert again.result_json == first.result_json
+    assert (seen["effects"], seen["created"], seen["failed"], seen["replayed"]) == (2, 2, 3, 2)
