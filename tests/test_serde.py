@@ -25,7 +25,7 @@ from topics.producer import EventProducer
 from topics.registry_client import RegistryClient
 from topics.samples import sample_record
 from topics.schema_store import default_store
-from topics.serde import ConfluentSerde, SingleObjectSerde, serde_for
+from topics.serde import ConfluentSerde, SingleObjectSerde, serde_for, serde_from
 
 
 def _job() -> Event:
@@ -291,9 +291,11 @@ def test_a_registry_outage_is_transient_not_poison(outage: str) -> None:
 
 def test_serde_choice_follows_the_registry_setting() -> None:
     assert isinstance(serde_for(), SingleObjectSerde)
-    settings = Settings(schema_registry_url="http://127.0.0.1:1")
-    serde = serde_for(registry_url=settings.schema_registry_url, registry_timeout_s=settings.schema_registry_timeout_s)
+    assert isinstance(serde_from(Settings()), SingleObjectSerde)
+    serde = serde_from(Settings(schema_registry_url="http://127.0.0.1:1", schema_registry_timeout_s=0.5))
     assert isinstance(serde, ConfluentSerde)
+    with pytest.raises(RegistryUnavailable, match="127.0.0.1:1"):  # nothing listens there: refused at once
+        serde.encode(_job(), "company_automation_jobs")
 
 
 @pytest.mark.kafka

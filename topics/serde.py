@@ -24,6 +24,7 @@ from typing import Any, Protocol
 
 from fastavro import parse_schema, schemaless_reader, schemaless_writer
 
+from cda.settings import Settings
 from topics import datum
 from topics.avro_codec import Unsupported, compile_decoder, compile_encoder
 from topics.errors import EventValidationError, SchemaNotFound, SerializationError
@@ -266,3 +267,8 @@ def serde_for(store: SchemaStore | None = None, registry_url: str | None = None,
     if registry_url:
         return ConfluentSerde(RegistryClient(registry_url, timeout_s=registry_timeout_s), store)
     return SingleObjectSerde(store)
+
+
+def serde_from(settings: Settings, store: SchemaStore | None = None) -> Serde:
+    """The serde the settings ask for (`CDA_SCHEMA_REGISTRY_URL`, `CDA_SCHEMA_REGISTRY_TIMEOUT_S`)."""
+    return serde_for(store, settings.schema_registry_url, settings.schema_registry_timeout_s)
