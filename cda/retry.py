@@ -55,7 +55,7 @@ class RetryPolicy:
     def _kwargs(self, retry_if: Callable[[BaseException], bool]) -> dict[str, object]:
         return {
             "stop": stop_after_attempt(self.attempts) | stop_before_delay(self.deadline_s),
-            "wait": wait_exponential_jitter(initial=self.backoff_s, max=self.max_backoff_s, jitter=self.backoff_s),
+            "wait": wait_exponential_jitter(multiplier=self.backoff_s, max=self.max_backoff_s, jitter=self.backoff_s),
             "retry": retry_if_exception(retry_if),
             "reraise": True,
         }

@@ -8,13 +8,22 @@ click command line (faust-streaming pins click<8.4, which the ML stack's hugging
 
 from __future__ import annotations
 
+import asyncio
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import faust
 
+from cda.errors import CdaError
 from cda.settings import Settings
 from streams.service import AgentService
 from topics.connection import topic_name
+
+
+class AgentsError(CdaError):
+    """The agents could not be started."""
 
 
 def broker_urls(bootstrap: str) -> list[str]:
@@ -59,3 +68,35 @@ def run_agents(settings: Settings, loglevel: str = "warning") -> None:
     app = create_app(settings, service)
     worker = faust.Worker(app, loglevel=loglevel, quiet=True)
     worker.execute_from_commandline()
+
+
+@contextmanager
+def agents_in_thread(settings: Settings, service: AgentService, start_timeout_s: float = 60.0) -> Iterator[faust.App]:
+    """The agents on their own event loop in a background thread, for tests, benchmarks and the demo."""
+    loop = asyncio.new_event_loop()
+    started = threading.Event()
+    holder: dict[str, Any] = {}
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+        try:
+            holder["app"] = create_app(settings, service)
+            loop.run_until_complete(holder["app"].start())
+        except BaseException as exc:  # noqa: BLE001 - reported to the caller below
+            holder["error"] = exc
+            started.set()
+            return
+        started.set()
+        loop.run_forever()
+
+    service.start()
+    thread = threading.Thread(target=run, name="faust-agents", daemon=True)
+    thread.start()
+    if not started.wait(start_timeout_s) or "error" in holder:
+        raise AgentsError(f"the agents did not start: {holder.get('error', 'timed out')}")
+    try:
+        yield holder["app"]
+    finally:
+        asyncio.run_coroutine_threadsafe(holder["app"].stop(), loop).result(60)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(30)
