@@ -284,19 +284,19 @@ class _ReaderCompiler:
     def long(self, target: str, indent: int) -> None:
         b = self.src.name("b")
         self.src.add(indent, f"{b} = buf[pos]")
-        self.src.add(indent, "pos += 1")
         self.src.add(indent, f"if {b} < 128:")
-        self.src.add(indent + 1, f"{target} = ({b} >> 1) ^ -({b} & 1)")
+        self.src.add(indent + 1, f"{target} = _ZIGZAG[{b}]")
+        self.src.add(indent + 1, "pos += 1")
         self.src.add(indent, "else:")
-        self.src.add(indent + 1, f"{target}, pos = read_long_tail(buf, pos, {b})")
+        self.src.add(indent + 1, f"{target}, pos = read_long_tail(buf, pos + 1, {b})")
 
-    def sized(self, target: str, indent: int) -> None:
-        """`target` = the next length-prefixed slice of the buffer."""
+    def sized(self, target: str, indent: int, then: str = "") -> None:
+        """`target` = the next length-prefixed slice of the buffer (`then` applied: `.decode()` for strings)."""
         n, end = self.src.name("n"), self.src.name("e")
         self.long(n, indent)
         self.src.add(indent, f"{end} = pos + {n}")
         self.src.add(indent, f"if {n} < 0 or {end} > size: raise ValueError('length out of the record')")
-        self.src.add(indent, f"{target} = buf[pos:{end}]")
+        self.src.add(indent, f"{target} = buf[pos:{end}]{then}")
         self.src.add(indent, f"pos = {end}")
 
     def value(self, schema: Any, target: str, indent: int, namespace: str) -> None:
@@ -332,9 +332,9 @@ class _ReaderCompiler:
             add(indent, f"{target} = {unpack}(buf, pos)[0]")
             add(indent, f"pos += {size}")
         elif kind == "string":
-            raw = self.src.name("r")
-            self.sized(raw, indent)
-            add(indent, f"{target} = _read_uuid({raw}.decode())" if logical else f"{target} = {raw}.decode()")
+            self.sized(target, indent, ".decode()")
+            if logical:
+                add(indent, f"{target} = _read_uuid({target})")
         elif kind == "bytes":
             self.sized(target, indent)
         elif kind == "fixed":
@@ -403,6 +403,7 @@ def _may_be_empty(schema: Any, names: dict[str, Any]) -> bool:
 
 
 _READER_GLOBALS: dict[str, Any] = {
+    "_ZIGZAG": tuple((b >> 1) ^ -(b & 1) for b in range(128)),  # one-byte varints, decoded
     "read_long_tail": read_long_tail,
     "_EPOCH": _EPOCH,
     "_timedelta": timedelta,
