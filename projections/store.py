@@ -9,6 +9,7 @@ retry, commit nothing) or `StoreError` (deterministic: do not retry) by its kind
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -19,6 +20,10 @@ from clickhouse_connect.driver.client import Client
 from cda.settings import Settings
 from projections.errors import StoreError, StoreUnavailable
 from projections.failures import error_code, is_transient_store_error
+
+# The store reports a failed request itself (`StoreUnavailable` with its root cause); the driver's own
+# warning about it would be a second, less helpful line on the console.
+logging.getLogger("clickhouse_connect.driver._backend.http_sync").setLevel(logging.ERROR)
 
 
 class ProjectionStore:
@@ -103,5 +108,10 @@ class ProjectionStore:
 
 
 def _first_line(exc: BaseException) -> str:
+    """The root cause in one short line (the driver wraps "Connection refused" in three layers of URLs)."""
+    seen: set[int] = set()
+    while id(exc) not in seen and (exc.__cause__ or exc.__context__) is not None:
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
     text = str(exc).strip()
-    return (text.splitlines() or [type(exc).__name__])[0][:300]
+    return (text.splitlines() or [type(exc).__name__])[0][:200] or type(exc).__name__

@@ -10,8 +10,8 @@ import typer
 from rich.table import Table
 
 from cda.cli.common import err, failing_clearly, out, progress_bar, settings
+from cda.workers import WorkerThread
 from projections.catalog import PROJECTIONS, projection
-from projections.errors import ProjectionError
 from projections.migrate import migrate as apply_migrations
 from projections.queries import LISTINGS, listing
 from projections.rebuild import rebuild as rebuild_view
@@ -23,8 +23,13 @@ app = typer.Typer(help="ClickHouse views folded from the topics.", no_args_is_he
 
 
 def open_store() -> ProjectionStore:
+    """The store, migrated; an unreachable ClickHouse is a `StoreUnavailable` that names what to do."""
     store = ProjectionStore.from_settings(settings())
-    apply_migrations(store)
+    try:
+        apply_migrations(store)
+    except BaseException:
+        store.close()
+        raise
     return store
 
 
@@ -57,28 +62,36 @@ def run(
     """Fold the topics into the views until stopped; offsets are committed after rows are stored."""
     with failing_clearly():
         config = settings()
-        store = open_store()
         chosen = [projection(n) for n in (names or list(PROJECTIONS))]
+        store = open_store()
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         runners = [ProjectionRunner(config, store, p) for p in chosen]
-        threads = [threading.Thread(target=r.run, args=(stop,), name=f"projection-{r.projection.name}") for r in runners]
-        for thread in threads:
-            thread.start()
+        workers = [WorkerThread(f"projection-{r.projection.name}", r.run, stop).start() for r in runners]
         err.print(f"running {', '.join(p.name for p in chosen)} into {store.dsn} (database {store.database})")
+        dead: list[WorkerThread] = []
         try:
             deadline = time.monotonic() + seconds if seconds else None
             while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
+                dead = [w for w in workers if not w.healthy]
+                if dead:
+                    break
                 stop.wait(0.5)
         except KeyboardInterrupt:
             pass
         stop.set()
-        for thread in threads:
-            thread.join()
+        for worker in workers:
+            worker.join()
+        store.close()
         for r in runners:
             s = r.stats
             out.print(f"{r.projection.name}: {s.events} events, {s.rows} rows, {s.skipped} skipped, "
-                      f"{s.dead_lettered} dead-lettered, {s.store_failures} store retries")
+                      f"{s.dead_lettered} dead-lettered, {s.store_failures} store retries, {s.rejoins} re-joins")
+    for worker in dead:
+        err.print(f"[red]error:[/red] {worker.name} stopped: {worker.error!r}; the others were stopped too — "
+                  f"fix the cause and run `cda projections run` again (nothing uncommitted is lost)")
+    if dead:
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -88,17 +101,20 @@ def rebuild(
 ) -> None:
     """Rebuild a view from the topics into a fresh table and swap it in atomically."""
     with failing_clearly():
+        chosen = projection(name)
+        store = open_store()
         try:
-            chosen = projection(name)
-            store = open_store()
             with progress_bar(f"rebuilding {name}") as bar:
                 task = bar.add_task("rebuild", total=None)
                 result = rebuild_view(settings(), store, chosen, parse_time(since) if since else None,
                                       lambda done, total: bar.update(task, completed=done, total=total))
-        except ProjectionError as exc:
-            raise ValueError(str(exc)) from exc
+        finally:
+            store.close()
     out.print(f"rebuilt {result.table}: {result.events} events read, {result.rows} rows, "
               f"{result.carried_over} kept from before --since, {result.caught_up} caught up from the live table")
+    if result.skipped:
+        out.print(f"skipped {result.skipped_total} events that gave no row: "
+                  + ", ".join(f"{n} {reason}" for reason, n in sorted(result.skipped.items())))
 
 
 def query(
@@ -110,8 +126,6 @@ def query(
         store = open_store()
         try:
             rows = listing(store, view, company)
-        except ProjectionError as exc:
-            raise ValueError(str(exc)) from exc
         finally:
             store.close()
     if not rows:
