@@ -59,7 +59,8 @@ def inspect_adapter(path: Path, base_model: str, max_rank: int) -> AdapterInfo:
     if not same_model(trained_on, base_model):
         raise AdapterInvalid("wrong_base_model", f"adapter was trained on {trained_on!r}, the server serves {base_model!r}")
     if config.get("modules_to_save"):
-        raise AdapterInvalid("unservable", f"adapter saves whole modules {config['modules_to_save']}; vLLM serves LoRA on linear layers only")
+        raise AdapterInvalid("unservable", f"adapter saves whole modules {config['modules_to_save']}; "
+                                           "vLLM serves LoRA on linear layers only")
     raw = config.get("target_modules") or []
     if not isinstance(raw, (list, str)) or (isinstance(raw, list) and not all(isinstance(t, str) for t in raw)):
         raise AdapterInvalid("corrupt_files", f"{config_path}: target_modules={raw!r} is neither a name nor a list of names")

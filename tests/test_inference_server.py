@@ -36,6 +36,7 @@ from topics.events import Event
 from topics.positions import Position
 from topics.producer import EventProducer
 from topics.serde import serde_for
+
 pytestmark = [pytest.mark.kafka, pytest.mark.vllm]
 Catalog = Callable[..., Settings]
 PROMPT = "Task: invoice the order 42 for acme\nCall:"

@@ -41,8 +41,8 @@ def _fake_adapter(folder: Path, base: str, rank: int = 8, **extra: object) -> Pa
     folder.mkdir(parents=True)
     (folder / "adapter_config.json").write_text(json.dumps({"r": rank, "base_model_name_or_path": base,
                                                             "target_modules": ["q_proj"], **extra}))
-    from safetensors.numpy import save_file
     import numpy as np
+    from safetensors.numpy import save_file
 
     save_file({"w": np.zeros((2, 2), dtype=np.float32)}, str(folder / "adapter_model.safetensors"))
     return folder
