@@ -63,6 +63,20 @@ class Bridge(Protocol):
                    ) -> CallResult: ...
 
 
+@dataclass
+class UnitTiming:
+    """Where one unit's time went: what the pipeline itself costs is wall - model - tool."""
+
+    job_id: str
+    unit: int
+    model_s: float = 0.0
+    tool_s: float = 0.0
+    wall_s: float = 0.0
+
+
+Observer = Callable[[UnitTiming], None]
+
+
 @dataclass(frozen=True)
 class JobLimits:
     max_payload_bytes: int = 1_000_000
@@ -98,11 +112,13 @@ class JobRun:
 class JobRunner:
     """Runs jobs against a model and a bridge, recording every fact through `emit`."""
 
-    def __init__(self, model: Model, bridge: Bridge, emit: Emit, limits: JobLimits = JobLimits()) -> None:
+    def __init__(self, model: Model, bridge: Bridge, emit: Emit, limits: JobLimits = JobLimits(),
+                 observer: Observer | None = None) -> None:
         self.model = model
         self.bridge = bridge
         self._emit = emit
         self.limits = limits
+        self.observer = observer
 
     async def run(self, job: JobRun, history: list[Event] | None = None) -> JobState:
         job.state = fold(history or [])
@@ -159,12 +175,22 @@ class JobRunner:
 
     # -- one unit -----------------------------------------------------------------------------------
     async def _run_unit(self, job: JobRun, unit: Unit) -> None:
+        timing = UnitTiming(job.job_id, unit.index)
+        started = time.perf_counter()
+        try:
+            await self._unit_steps(job, unit, timing)
+        finally:
+            timing.wall_s = time.perf_counter() - started
+            if self.observer is not None:
+                self.observer(timing)
+
+    async def _unit_steps(self, job: JobRun, unit: Unit, timing: UnitTiming) -> None:
         progress = job.state.unit(unit.index)
         if progress.done:
             return
         step = step_number(unit.index)
         if not progress.decided:
-            decision = await self._decide(job, unit, step)
+            decision = await self._decide(job, unit, step, timing)
             if decision is None:
                 return
             progress = job.state.unit(unit.index)
@@ -173,8 +199,10 @@ class JobRunner:
             await self._call_failed(job, step, progress, f"tool {progress.tool} is not a tool of {job.company}",
                                     "unknown_tool", retryable=False)
             return
+        called = time.perf_counter()
         outcome = await self.bridge.call(tool, progress.arguments or {}, idempotency_key(job.company, job.job_id, step),
                                          job.agent)
+        timing.tool_s = time.perf_counter() - called
         if outcome.ok:
             await self.emit(job, Event.new(
                 "tool_call_completed", job.company, event_id=event_id(job.job_id, "tool_call_completed", step),
@@ -185,11 +213,13 @@ class JobRunner:
             await self._call_failed(job, step, progress, outcome.error, outcome.error_kind, outcome.retryable,
                                     attempts=outcome.attempts, latency_ms=outcome.latency_ms)
 
-    async def _decide(self, job: JobRun, unit: Unit, step: int) -> Decision | None:
+    async def _decide(self, job: JobRun, unit: Unit, step: int, timing: UnitTiming) -> Decision | None:
         tools = self._allowed_tools(job)
-        prompt = render_prompt(str(job.request["task"]), unit.data_json, [t.spec() for t in tools])
-        schema = call_schema([t.spec() for t in tools])
-        decision = await self._ask(job, prompt, schema)
+        specs = [t.spec() for t in tools]
+        prompt = render_prompt(str(job.request["task"]), unit.data_json, specs)
+        asked = time.perf_counter()
+        decision = await self._ask(job, prompt, call_schema(specs))
+        timing.model_s = time.perf_counter() - asked
         await self.emit(job, Event.new(
             "step_started", job.company, event_id=event_id(job.job_id, "step_started", step), job_id=job.job_id,
             step=step, model=decision.model, unit=unit.index, adapter_version=decision.adapter_version,

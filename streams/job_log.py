@@ -1,8 +1,8 @@
 """A job's own recorded events, read back from `company_automation_jobs`: the state a resumed job folds.
 
 A job's events all lie after its request was made, in the partition of its company (the record key), so
-the reader scans from the request's time (less a margin for clock skew between producers) to the end,
-decoding only records whose key is the company."""
+the reader scans that one partition (`topics.partitioning`) from the request's time (less a margin for
+clock skew between producers) to the end, decoding only records whose key is the company."""
 
 from __future__ import annotations
 
@@ -33,8 +33,8 @@ class JobLog:
 
     def history(self, company_id: str, job_id: str, requested_at_ms: int) -> list[Event]:
         since = datetime.fromtimestamp(requested_at_ms / 1000, tz=timezone.utc) - CLOCK_SKEW
-        bounds = range_bounds(self.settings, self._consumer, "company_automation_jobs", Position.at_time(since))
         key = company_id.encode()
+        bounds = range_bounds(self.settings, self._consumer, "company_automation_jobs", Position.at_time(since), key=key)
         found: list[Event] = []
         for batch in batches_in(self._consumer, bounds, self.settings.kafka_timeout_s, batch_size=2_000):
             for msg in batch:

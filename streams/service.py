@@ -11,7 +11,7 @@ import threading
 from cda.errors import is_transient
 from cda.settings import Settings
 from inference.client import InferenceClient
-from streams.agent_loop import Bridge, JobLimits, JobRun, JobRunner, Model
+from streams.agent_loop import Bridge, JobLimits, JobRun, JobRunner, Model, Observer
 from streams.agent_settings import AgentSettings
 from streams.emitter import AsyncEmitter
 from streams.followers import CompanyTables
@@ -28,7 +28,8 @@ REQUEST_TYPES = catalog_topic("company_data").event_types
 
 
 class AgentService:
-    def __init__(self, settings: Settings, model: Model | None = None, bridge: Bridge | None = None) -> None:
+    def __init__(self, settings: Settings, model: Model | None = None, bridge: Bridge | None = None,
+                 observer: Observer | None = None) -> None:
         self.settings = settings
         self.serde = serde_for(registry_url=settings.schema_registry_url)
         self.tables = CompanyTables(settings)
@@ -43,7 +44,8 @@ class AgentService:
 
             bridge = ApiBridge(settings)
         self.bridge = bridge
-        self.runner = JobRunner(model, bridge, self.emitter.emit, JobLimits(max_payload_bytes=settings.agent_max_payload_bytes))
+        self.runner = JobRunner(model, bridge, self.emitter.emit, JobLimits(max_payload_bytes=settings.agent_max_payload_bytes),
+                                observer)
         self.dead_letters = DeadLetters(settings, self.group_id)
         self.stop = threading.Event()
         self.jobs_done = 0

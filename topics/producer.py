@@ -12,6 +12,7 @@ from topics.catalog import topic_of
 from topics.connection import client_config, cluster_metadata, topic_name
 from topics.errors import DeliveryError
 from topics.events import Event
+from topics.partitioning import PARTITIONER
 from topics.serde import Serde, serde_for
 
 EVENT_TYPE_HEADER = "cda.event_type"
@@ -31,6 +32,7 @@ class EventProducer:
             settings,
             **{
                 "enable.idempotence": True,
+                "partitioner": PARTITIONER,  # CRC-32 of the key: readers can find a company's partition
                 "acks": "all",
                 "linger.ms": 5,
                 "message.timeout.ms": max(3 * timeout_ms, 5_000),

@@ -12,6 +12,7 @@ from cda.settings import Settings
 from topics.catalog import topic as catalog_topic
 from topics.connection import admin_client, client_config, cluster_metadata, drop_reached, fetch_batch, topic_name
 from topics.errors import TopicsError, UnknownTopic
+from topics.partitioning import partition_for
 from topics.positions import Position, resolve
 from topics.producer import EventProducer
 
@@ -28,16 +29,21 @@ class ReplayRange:
     stop: Position | None = None
 
 
-def range_bounds(settings: Settings, consumer: Consumer, name: str, start: Position, stop: Position | None = None
-                 ) -> list[tuple[TopicPartition, int]]:
-    """For every partition of catalog topic `name`: the first offset at `start` and the end offset (exclusive)
-    at `stop` (default today's end), both clamped to what the log still holds."""
+def range_bounds(settings: Settings, consumer: Consumer, name: str, start: Position, stop: Position | None = None,
+                 key: bytes | None = None) -> list[tuple[TopicPartition, int]]:
+    """For every partition of catalog topic `name` (or only the one `key` lands in): the first offset at
+    `start` and the end offset (exclusive) at `stop` (default today's end), clamped to what the log holds."""
     catalog_topic(name)
     topic = topic_name(settings, name)
-    meta = cluster_metadata(settings, topic=topic)
+    try:  # the consumer's own connection: no new client per call
+        meta = consumer.list_topics(topic, timeout=settings.kafka_timeout_s)
+    except KafkaException:
+        meta = cluster_metadata(settings, topic=topic)  # raises BrokerUnavailable naming the address
     if topic not in meta.topics or meta.topics[topic].error is not None:
         raise UnknownTopic(f"topic {topic} does not exist on {settings.kafka_bootstrap}")
     partitions = sorted(meta.topics[topic].partitions)
+    if key is not None:
+        partitions = [partition_for(key, len(partitions))]
     timeout = settings.kafka_timeout_s
     starts = resolve(consumer, topic, partitions, start, timeout)
     stops = resolve(consumer, topic, partitions, stop or Position.end(), timeout)
