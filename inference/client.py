@@ -47,9 +47,11 @@ class InferenceClient:
         self._slots = asyncio.Semaphore(settings.inference_concurrency)
 
     async def complete(self, company_id: str, prompt: str, max_tokens: int = 128,
-                       json_schema: dict[str, Any] | None = None) -> CompletionResult:
-        """A completion for `company_id` with its active adapter; with `json_schema`, a validated tool call."""
-        body = {"company_id": company_id, "prompt": prompt, "max_tokens": max_tokens, "json_schema": json_schema}
+                       json_schema: dict[str, Any] | None = None, use_adapter: bool = True) -> CompletionResult:
+        """A completion for `company_id` with its active adapter (or the base model when `use_adapter` is false);
+        with `json_schema`, a validated tool call."""
+        body = {"company_id": company_id, "prompt": prompt, "max_tokens": max_tokens, "json_schema": json_schema,
+                "use_adapter": use_adapter}
         answer = await self._post("/v1/complete", body)
         tool = answer.get("tool_call") or {}
         return CompletionResult(

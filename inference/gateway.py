@@ -25,6 +25,7 @@ class CompletionRequest(BaseModel):
     prompt: str = Field(min_length=1, max_length=200_000)
     max_tokens: int = Field(default=128, ge=1, le=4096)
     json_schema: dict[str, Any] | None = Field(default=None, description="Tool arguments schema: output is constrained to it.")
+    use_adapter: bool = Field(default=True, description="Ask the company's adapter when it has one; false: the base model.")
 
     @field_validator("json_schema")
     @classmethod
@@ -102,7 +103,7 @@ def create_app(state: GatewayState) -> FastAPI:
 
     @app.post("/v1/complete", response_model=CompletionPublic)
     async def complete(body: CompletionRequest, state: Gateway) -> CompletionPublic:
-        adapter = state.router.get(body.company_id)
+        adapter = state.router.get(body.company_id) if body.use_adapter else None
         model = adapter.served_name if adapter else state.base_name
         started = time.perf_counter()
         try:
