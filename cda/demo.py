@@ -29,7 +29,7 @@ def sample_events(company_id: str, tool: str, run: str) -> Iterator[Event]:
         "tool_registered", company_id, tool_name=tool, description=f"Creates an invoice in {company_id}'s billing system",
         parameters_schema_json=json.dumps({"type": "object", "required": ["customer_id", "amount"], "properties": {
             "customer_id": {"type": "string"}, "amount": {"type": "number"}}}),
-        url=f"https://api.{company_id}.example/invoices", secret_ref=f"vault://{company_id}/billing-token",
+        url=f"https://api.{company_id}.example/invoices", secret_ref=f"env:{company_id.upper()}_BILLING_TOKEN",
     )
     yield Event.new("data_process_requested", company_id, request_id=request_id, job_id=job_id,
                     task="Invoice this order", payload_json=json.dumps({"order": args}), tools=[tool])
