@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Iterator
 
 from cda.settings import Settings
+from cda.workers import wait_until
 from topics.admin import apply_catalog
 from topics.consumer import EventConsumer, Received
 from topics.events import Event
@@ -63,7 +64,6 @@ def run_demo(settings: Settings) -> list[Received]:
 def fold_demo(settings: Settings, received: list[Received], timeout_s: float = 30.0) -> list[dict[str, object]]:
     """Fold the jobs topic into the embedded ClickHouse view and return this run's jobs, as dashboards see them."""
     import threading
-    import time
 
     from projections.catalog import JOBS
     from projections.migrate import migrate
@@ -78,13 +78,15 @@ def fold_demo(settings: Settings, received: list[Received], timeout_s: float = 3
         migrate(store)
         runner = ProjectionRunner(settings, store, JOBS, flush_interval_s=0.1)
         runner.start()
-        stop, deadline, rows = threading.Event(), time.monotonic() + timeout_s, []
-        while time.monotonic() < deadline:
+        stop, rows = threading.Event(), []
+
+        def folded() -> bool:
             runner.step(stop)
             runner.flush(stop)
-            rows = [row for c in companies for row in listing(store, "jobs", c) if row["job_id"] in jobs]
-            if len(rows) == len(jobs) and all(row["status"] == "completed" for row in rows):
-                break
+            rows[:] = [row for c in companies for row in listing(store, "jobs", c) if row["job_id"] in jobs]
+            return len(rows) == len(jobs) and all(row["status"] == "completed" for row in rows)
+
+        wait_until(folded, timeout_s, interval_s=0.0)
         runner.consumer.close()
         return rows
     finally:
