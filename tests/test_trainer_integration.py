@@ -27,12 +27,13 @@ from tests.test_trainer_worker import committed, inline, outcome, outcomes, regi
 from topics.events import Event
 from topics.producer import EventProducer
 from trainer.evaluate import evaluate
+from trainer.examples import Example
 from trainer.registry import LocalAdapterRegistry
-from trainer.synthetic import DEMO_TOOLS, demo_examples, generic_world
-from trainer.train import TrainConfig
+from trainer.synthetic import DEMO_TOOLS, demo_examples
+from trainer.train import TrainConfig, train_adapter
 from trainer.worker import TrainerWorker
 
-pytestmark = [pytest.mark.kafka, pytest.mark.vllm]
+pytestmark = [pytest.mark.kafka, pytest.mark.vllm, pytest.mark.timeout(1200)]  # CPU training and a vLLM start
 Catalog = Callable[..., Settings]
 ROOT = Path(__file__).resolve().parent.parent
 TOPICS = ("company_tools", "company_data", "company_automation_jobs", "lora_training_requests", "lora_training_status",
@@ -152,17 +153,23 @@ def _register(settings: Settings, company_id: str, tools: tuple[ToolSpec, ...]) 
                                        url=f"https://{company_id}.example/{tool.name}"))
 
 
-def _serve_a_wrecked_adapter(settings: Settings, company_id: str) -> str:
-    """Store an adapter whose weights wreck the base's answers and announce it as served (`adapter_activated`)."""
-    from safetensors.torch import load_file, save_file
+PICK = ToolSpec("pick", "Pick the level of a case", {
+    "type": "object", "properties": {"level": {"type": "string", "enum": ["a", "b"]}}, "required": ["level"],
+    "additionalProperties": False})
 
-    from inference.random_adapter import make_adapter
 
-    folder = make_adapter(settings.base_model_path, settings.home / "scratch" / "wrecked", seed=3, rank=8)
-    weights = folder / "adapter_model.safetensors"
-    save_file({k: v * 50 if "lora_B" in k else v for k, v in load_file(weights).items()}, weights)
-    stored = LocalAdapterRegistry(settings.home / "adapters").publish(company_id, folder, {
-        "base_model": settings.base_model_path, "rank": 8, "dataset_hash": "-", "request_id": "wrecked", "metrics": {}})
+def picks(level: str, n: int = 40) -> list[Example]:
+    """Cases whose answer is always `level`: a choice guided decoding leaves to the model, learnt in a few steps."""
+    return [Example(f"Pick the level for case {i}", json.dumps({"case": i}), "pick", {"level": level}) for i in range(n)]
+
+
+def _serve_trained(settings: Settings, company_id: str, level: str) -> str:
+    """Train an adapter that always picks `level`, store it and announce it as served (`adapter_activated`)."""
+    config = TrainConfig(max_steps=30, learning_rate=5e-3, batch_size=8, rank=8)
+    result = train_adapter(settings.base_model_path, picks(level), [PICK], config, settings.home / "scratch" / company_id)
+    stored = LocalAdapterRegistry(settings.home / "adapters").publish(company_id, result.adapter_dir, {
+        "base_model": settings.base_model_path, "rank": 8, "dataset_hash": level, "request_id": f"served-{level}",
+        "metrics": {}})
     with EventProducer(settings) as producer:
         producer.produce(Event.new("adapter_activated", company_id, version=stored.version, served_name=served_name(company_id),
                                    uri=f"file://{stored.path}", base_model=settings.base_model_path, rank=8))
@@ -170,30 +177,29 @@ def _serve_a_wrecked_adapter(settings: Settings, company_id: str) -> str:
 
 
 def test_the_gate_compares_the_candidate_with_what_is_served(trainer_settings: Settings) -> None:
-    """Data that forces each outcome. Both candidates are the base in all but name (one step at the smallest
-    learning rate). Where the base is served (nothing activated), the candidate ties it: rejected. Where a
-    wrecked adapter is served, the same near-base candidate beats it on data the base knows: published."""
+    """Data that forces each outcome, whatever the base knows. Both companies ask for an adapter that picks "a".
+    One is served an adapter that always picks "b": a candidate trained on "a" beats it, published. The other is
+    served one that always picks "a" (exact 1.0, which nothing can beat): a candidate is rejected."""
     settings = trainer_settings
-    tied = f"acme{uuid.uuid4().hex[:6]}"
-    register_demo_tools(settings, tied)
-    world = generic_world(11, 60)  # the pretraining distribution: the base answers much of it exactly
-    better = f"world{uuid.uuid4().hex[:6]}"
-    _register(settings, better, world.tools)
-    wrecked = _serve_a_wrecked_adapter(settings, better)
-    near_base = {"max_steps": 1, "learning_rate": settings.trainer_min_learning_rate}
-    rejected = request(settings, tied, inline(60), **near_base)
-    published = request(settings, better, [{"task": e.task, "payload_json": e.payload_json, "tool_name": e.tool_name,
-                                            "arguments_json": json.dumps(e.arguments)} for e in world.examples], **near_base)
-    with RunningWorker(settings, TrainConfig(batch_size=4)):
-        no, yes = outcome(settings, rejected, 600), outcome(settings, published, 600)
-    assert no.type == "training_rejected", no.to_json()
-    assert dict(no["candidate_metrics"])["exact_match"] <= dict(no["current_metrics"])["exact_match"]
+    beaten, unbeatable = f"beaten{uuid.uuid4().hex[:6]}", f"unbeat{uuid.uuid4().hex[:6]}"
+    served = {}
+    for name, level in ((beaten, "b"), (unbeatable, "a")):
+        _register(settings, name, (PICK,))
+        served[name] = _serve_trained(settings, name, level)
+    wanted = [{"task": e.task, "payload_json": e.payload_json, "tool_name": e.tool_name,
+               "arguments_json": json.dumps(e.arguments)} for e in picks("a")]
+    published = request(settings, beaten, wanted, max_steps=30, learning_rate=5e-3)
+    rejected = request(settings, unbeatable, wanted, max_steps=30, learning_rate=5e-3)
+    with RunningWorker(settings, TrainConfig(batch_size=8, rank=8)):
+        yes, no = outcome(settings, published, 900), outcome(settings, rejected, 900)
     assert yes.type == "lora_adapter_ready", yes.to_json()
     metrics = dict(yes["metrics"])
     assert metrics["exact_match"] > metrics["baseline_exact_match"], metrics
+    assert no.type == "training_rejected", no.to_json()
+    assert dict(no["current_metrics"])["exact_match"] == 1.0, no.to_json()
     registry = LocalAdapterRegistry(settings.home / "adapters")
-    assert registry.get(better, yes["version"]).baseline == wrecked  # compared with the served version
-    assert registry.get(tied, no["version"]).baseline == settings.served_base_name
+    assert registry.get(beaten, yes["version"]).baseline == served[beaten]  # compared with what is served
+    assert registry.get(unbeatable, no["version"]).baseline == served[unbeatable]
 
 
 class FlakyVllm:
