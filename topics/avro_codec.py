@@ -24,7 +24,7 @@ from fastavro.read import LOGICAL_READERS
 from fastavro.write import LOGICAL_WRITERS
 
 Encoder = Callable[[Mapping[str, Any], bytes], bytes]  # (record, header) -> header + body
-Decoder = Callable[[bytes, int], tuple[dict[str, Any], int]]  # (payload, start) -> (record, end)
+Decoder = Callable[[bytes, int], dict[str, Any]]  # (payload, start) -> the record, which ends the payload
 
 _PRIMITIVES = frozenset({"null", "boolean", "int", "long", "float", "double", "bytes", "string"})
 _LONG_RANGE = (-(2**63), 2**63 - 1)
@@ -34,6 +34,14 @@ _SMALL = tuple(bytes([n << 1]) for n in range(64))  # zig-zag varints of 0..63: 
 
 class Unsupported(Exception):
     """The schema uses a part of Avro the compiler does not cover; use fastavro for it."""
+
+
+class TrailingBytes(ValueError):
+    """The record ended before the payload did."""
+
+    def __init__(self, count: int) -> None:
+        super().__init__(f"{count} trailing bytes after the record")
+        self.count = count
 
 
 def write_long(n: int) -> bytes:
@@ -278,7 +286,8 @@ class _ReaderCompiler:
     def compile(self) -> Decoder:
         self.src.add(1, "size = len(buf)")
         self.value(self.schema, "record", 1, "")
-        self.src.add(1, "return record, pos")
+        self.src.add(1, "if pos != size: raise TrailingBytes(size - pos)")
+        self.src.add(1, "return record")
         return self.src.build("def decode(buf, pos):", _READER_GLOBALS, "decode")  # type: ignore[return-value]
 
     def long(self, target: str, indent: int) -> None:
@@ -403,6 +412,7 @@ def _may_be_empty(schema: Any, names: dict[str, Any]) -> bool:
 
 
 _READER_GLOBALS: dict[str, Any] = {
+    "TrailingBytes": TrailingBytes,
     "_ZIGZAG": tuple((b >> 1) ^ -(b & 1) for b in range(128)),  # one-byte varints, decoded
     "read_long_tail": read_long_tail,
     "_EPOCH": _EPOCH,
@@ -414,5 +424,6 @@ _READER_GLOBALS: dict[str, Any] = {
 
 
 def compile_decoder(schema: Any) -> Decoder:
-    """`decode(payload, start) -> (record, end)` for data written with `schema` and read with it too."""
+    """`decode(payload, start) -> record` for data written with `schema` and read with it too; the record
+    must end the payload (`TrailingBytes` otherwise)."""
     return _ReaderCompiler(schema).compile()

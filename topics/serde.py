@@ -20,13 +20,13 @@ import struct
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from fastavro import parse_schema, schemaless_reader, schemaless_writer
 
 from cda.settings import Settings
 from topics import datum
-from topics.avro_codec import Unsupported, compile_decoder, compile_encoder
+from topics.avro_codec import TrailingBytes, Unsupported, compile_decoder, compile_encoder
 from topics.errors import EventValidationError, SchemaNotFound, SerializationError
 from topics.events import Event
 from topics.evolution import reader_problems
@@ -36,7 +36,7 @@ from topics.schema_store import EventSchema, SchemaStore, default_store, fingerp
 SINGLE_OBJECT_MARKER = b"\xc3\x01"
 CONFLUENT_MAGIC = b"\x00"
 
-BodyReader = Callable[[bytes, int], tuple[dict[str, Any], int]]  # (payload, body start) -> (record, end)
+BodyReader = Callable[[bytes, int], dict[str, Any]]  # (payload, body start) -> record; raises TrailingBytes
 
 
 class Serde(Protocol):
@@ -56,12 +56,12 @@ class _Writer:
     encode: Callable[[Mapping[str, Any], bytes], bytes]
 
 
-@dataclass(frozen=True)
-class _Reader:
-    """How to read bodies written with one schema: its event type and the body reader."""
+class _Reader(NamedTuple):
+    """How to read bodies written with one schema: its event type, the body reader, a name for errors."""
 
     event_type: str
     read: BodyReader
+    label: str
 
 
 class _Codecs:
@@ -118,11 +118,13 @@ class _Codecs:
         writer_parsed = self.hinted(writer)
         reader_parsed = self.hinted(reader) if reader is not None else None
 
-        def read(payload: bytes, start: int) -> tuple[dict[str, Any], int]:
+        def read(payload: bytes, start: int) -> dict[str, Any]:
             buf = io.BytesIO(payload)
             buf.seek(start)
             record = schemaless_reader(buf, writer_parsed, reader_parsed)
-            return record, buf.tell()  # type: ignore[return-value]
+            if buf.tell() != len(payload):
+                raise TrailingBytes(len(payload) - buf.tell())
+            return record  # type: ignore[return-value]
 
         return read
 
@@ -149,14 +151,10 @@ def _encode(codecs: _Codecs, schema: EventSchema, header: bytes, event: Event,
     return buf.getvalue()
 
 
-def _decode(reader: _Reader, writer_name: str, payload: bytes, start: int) -> Event:
-    try:
-        record, end = reader.read(payload, start)
-    except Exception as exc:
-        raise SerializationError(f"corrupt {writer_name} body: {exc!r}") from exc
-    if end != len(payload):
-        raise SerializationError(f"{len(payload) - end} trailing bytes after a {reader.event_type} record")
-    return Event(reader.event_type, MappingProxyType(record))
+def _decode_error(reader: _Reader, exc: Exception) -> SerializationError:
+    if isinstance(exc, TrailingBytes):
+        return SerializationError(f"{exc.count} trailing bytes after a {reader.label} record")
+    return SerializationError(f"corrupt {reader.label} body: {exc!r}")
 
 
 class SingleObjectSerde:
@@ -166,7 +164,7 @@ class SingleObjectSerde:
         self.store = store or default_store()
         self._codecs = _CODECS
         self._writers: dict[str, _Writer] = {}
-        self._readers: dict[bytes, tuple[_Reader, str]] = {}
+        self._readers: dict[bytes, _Reader] = {}
 
     def encode(self, event: Event, topic: str = "") -> bytes:
         writer = self._writers.get(event.type)
@@ -177,12 +175,15 @@ class SingleObjectSerde:
         return _encode(self._codecs, writer.schema, writer.header, event, writer.encode)
 
     def decode(self, payload: bytes, topic: str = "") -> Event:
-        found = self._readers.get(payload[2:10])
-        if found is None or payload[:2] != SINGLE_OBJECT_MARKER:
-            found = self._reader_for(payload)
-        return _decode(found[0], found[1], payload, 10)
+        reader = self._readers.get(payload[:10])  # marker and fingerprint: one look-up per record
+        if reader is None:
+            reader = self._reader_for(payload)
+        try:
+            return Event(reader.event_type, MappingProxyType(reader.read(payload, 10)))
+        except Exception as exc:  # kept off the hot path: only failures pay for the naming
+            raise _decode_error(reader, exc) from exc
 
-    def _reader_for(self, payload: bytes) -> tuple[_Reader, str]:
+    def _reader_for(self, payload: bytes) -> _Reader:
         if len(payload) < 10 or payload[:2] != SINGLE_OBJECT_MARKER:
             raise SerializationError("not an Avro single-object encoded event (missing the 0xC3 0x01 marker)")
         try:
@@ -190,9 +191,9 @@ class SingleObjectSerde:
         except SchemaNotFound as exc:
             raise SerializationError(str(exc)) from exc
         current = self.store.current(writer.event_type)
-        found = (_Reader(writer.event_type, self._codecs.reader(writer, current)), f"{writer.event_type} v{writer.version}")
-        self._readers[payload[2:10]] = found
-        return found
+        reader = _Reader(writer.event_type, self._codecs.reader(writer, current), f"{writer.event_type} v{writer.version}")
+        self._readers[payload[:10]] = reader
+        return reader
 
 
 class ConfluentSerde:
@@ -209,7 +210,7 @@ class ConfluentSerde:
         self.store = store or default_store()
         self._codecs = _CODECS
         self._writers: dict[tuple[str, str], _Writer] = {}
-        self._readers: dict[int, tuple[_Reader, str]] = {}
+        self._readers: dict[int, _Reader] = {}
 
     def encode(self, event: Event, topic: str) -> bytes:
         writer = self._writers.get((topic, event.type))
@@ -224,15 +225,18 @@ class ConfluentSerde:
         if len(payload) < 5 or payload[:1] != CONFLUENT_MAGIC:
             raise SerializationError("not a Confluent-framed Avro record (missing magic byte 0)")
         (schema_id,) = struct.unpack_from(">I", payload, 1)
-        found = self._readers.get(schema_id)
-        if found is None:
+        reader = self._readers.get(schema_id)
+        if reader is None:
             writer = self._writer_for(schema_id)
             current = self.store.current(writer.event_type)
             version = f"v{writer.version}" if writer.version else "(newer version)"
-            found = (_Reader(writer.event_type, self._codecs.reader(writer, current)),
-                     f"{writer.event_type} {version} (schema id {schema_id})")
-            self._readers[schema_id] = found
-        return _decode(found[0], found[1], payload, 5)
+            reader = _Reader(writer.event_type, self._codecs.reader(writer, current),
+                             f"{writer.event_type} {version} (schema id {schema_id})")
+            self._readers[schema_id] = reader
+        try:
+            return Event(reader.event_type, MappingProxyType(reader.read(payload, 5)))
+        except Exception as exc:
+            raise _decode_error(reader, exc) from exc
 
     def _writer_for(self, schema_id: int) -> EventSchema:
         """The writer schema behind `schema_id`: one of the catalog's, or a newer version of one of its event
