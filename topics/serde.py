@@ -26,7 +26,7 @@ from fastavro import parse_schema, schemaless_reader, schemaless_writer
 
 from cda.settings import Settings
 from topics import datum
-from topics.avro_codec import TrailingBytes, Unsupported, compile_decoder, compile_encoder
+from topics.avro_codec import Encoder, TrailingBytes, Unsupported, compile_decoder, compile_encoder
 from topics.errors import EventValidationError, SchemaNotFound, SerializationError
 from topics.events import Event
 from topics.evolution import reader_problems
@@ -53,7 +53,7 @@ class _Writer:
 
     schema: EventSchema
     header: bytes
-    encode: Callable[[Mapping[str, Any], bytes], bytes]
+    encode: Encoder
 
 
 class _Reader(NamedTuple):
@@ -68,7 +68,7 @@ class _Codecs:
     """Per-schema compiled codecs, built on first use and shared by the serdes of a process."""
 
     def __init__(self) -> None:
-        self._encoders: dict[bytes, Callable[[Mapping[str, Any], bytes], bytes]] = {}
+        self._encoders: dict[bytes, Encoder] = {}
         self._readers: dict[tuple[bytes, bytes], BodyReader] = {}
         self._hinted: dict[bytes, dict[str, Any]] = {}
 
@@ -79,7 +79,7 @@ class _Codecs:
             parsed = self._hinted[schema.fingerprint] = parse_schema(schema.raw)
         return parsed
 
-    def encoder(self, schema: EventSchema) -> Callable[[Mapping[str, Any], bytes], bytes]:
+    def encoder(self, schema: EventSchema) -> Encoder:
         found = self._encoders.get(schema.fingerprint)
         if found is None:
             try:
@@ -103,7 +103,7 @@ class _Codecs:
             self._readers[key] = found
         return found
 
-    def _fastavro_encoder(self, schema: EventSchema) -> Callable[[Mapping[str, Any], bytes], bytes]:
+    def _fastavro_encoder(self, schema: EventSchema) -> Encoder:
         parsed = self.hinted(schema)
 
         def encode(record: Mapping[str, Any], header: bytes) -> bytes:
@@ -133,7 +133,7 @@ _CODECS = _Codecs()
 
 
 def _encode(codecs: _Codecs, schema: EventSchema, header: bytes, event: Event,
-            fast: Callable[[Mapping[str, Any], bytes], bytes]) -> bytes:
+            fast: Encoder) -> bytes:
     try:
         return fast(event.data, header)
     except Exception:  # the fast path refused a value: fastavro decides, then our walker names the field
