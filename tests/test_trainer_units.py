@@ -122,6 +122,17 @@ def test_versions_and_checkpoints_are_on_disk_before_their_rename(tmp_path: Path
     staging = [(src, files) for src, files in renamed if src.name.startswith(".staging-")]
     assert staging and all(files and files <= synced for _, files in staging), (renamed, synced)
 
+    pytest.importorskip("peft")
+    from trainer.tiny_model import build
+    from trainer.train import TrainConfig, train_adapter
+
+    base = str(build(tmp_path / "tiny", pretrain_steps=0))  # random weights: only the files matter here
+    renamed.clear()
+    train_adapter(base, demo_examples(8), TOOLS, TrainConfig(max_steps=2, checkpoint_every=1, batch_size=2, rank=2),
+                  tmp_path / "work")
+    checkpoints = [(src, files) for src, files in renamed if src.name.startswith(".checkpoint-") and files]
+    assert checkpoints and all(files <= synced for _, files in checkpoints), (renamed, synced)
+
 
 def test_request_bounds_name_the_field(tmp_path: Path) -> None:
     from trainer.errors import BadRequest
