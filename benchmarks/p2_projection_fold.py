@@ -17,6 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.common import bench_line, bench_store, ensure_broker, scratch_topics  # noqa: E402
 from benchmarks.p1_kafka_serde import make_events  # noqa: E402
 from cda.settings import Settings  # noqa: E402
+from cda.workers import wait_until  # noqa: E402
 from projections.catalog import JOBS  # noqa: E402
 from projections.runner import ProjectionRunner  # noqa: E402
 from projections.store import ProjectionStore  # noqa: E402
@@ -67,7 +68,7 @@ def lag(settings: Settings, store: ProjectionStore, rate: int, seconds: float) -
     stop = threading.Event()
     thread = threading.Thread(target=runner.run, args=(stop,))
     thread.start()
-    time.sleep(2)  # join the group before the clock starts
+    wait_until(lambda: bool(runner.consumer.raw.assignment()), 60)  # join the group before the clock starts
     runner.stats.lag_ms.clear()
     templates = make_events(1_000)
     produced = 0
@@ -78,9 +79,7 @@ def lag(settings: Settings, store: ProjectionStore, rate: int, seconds: float) -
                 producer.produce(restamped(templates[produced % len(templates)]))
                 produced += 1
             time.sleep(0.005)
-    deadline = time.monotonic() + 30
-    while len(runner.stats.lag_ms) < produced and time.monotonic() < deadline:
-        time.sleep(0.1)
+    wait_until(lambda: len(runner.stats.lag_ms) >= produced, 30, 0.1)
     stop.set()
     thread.join()
     samples = sorted(runner.stats.lag_ms)
