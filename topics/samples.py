@@ -33,6 +33,10 @@ def _meaningful(record_name: str, record: dict[str, Any], rng: random.Random) ->
             record[name] = [f"t{v}" if isinstance(v, str) else v for v in value]
         elif name == "uri" and isinstance(value, str):
             record[name] = f"file:///adapters/{value}"
+        elif name == "allowed_hosts" and isinstance(value, list):
+            record[name] = [f"host{i}.example" for i in range(len(value))]
+        elif name == "allowed_secrets" and isinstance(value, list):
+            record[name] = [f"env:SECRET_{i}" for i in range(len(value))]
         elif name == "secret_refs" and isinstance(value, dict):
             record[name] = {k: f"env:SECRET_{i}" for i, k in enumerate(value)}
     if record_name == "ToolRegistered" or "parameters_schema_json" in record:
@@ -41,7 +45,9 @@ def _meaningful(record_name: str, record: dict[str, Any], rng: random.Random) ->
                       headers={f"X-H{i}": str(v) for i, v in enumerate((record.get("headers") or {}).values())})
         if record.get("secret_ref") is not None:
             record["secret_ref"] = "env:TOOL_TOKEN"
-    for name, (low, high) in {"rank": (1, 64), "max_steps": (1, 1000), "max_examples": (1, 1000)}.items():
+    bounds = {"rank": (1, 64), "max_steps": (1, 1000), "max_examples": (1, 1000), "step_limit": (1, 1000),
+              "concurrency": (1, 64)}
+    for name, (low, high) in bounds.items():
         if isinstance(record.get(name), int):
             record[name] = max(low, min(high, record[name]))
     if isinstance(record.get("learning_rate"), float):
