@@ -16,7 +16,7 @@ from topics.connection import client_config
 from topics.events import Event
 from topics.positions import Position
 from topics.replay import batches_in, range_bounds
-from topics.serde import Serde, serde_for
+from topics.serde import Serde, serde_from
 
 CLOCK_SKEW = timedelta(seconds=60)
 
@@ -26,7 +26,7 @@ class JobLog:
 
     def __init__(self, settings: Settings, serde: Serde | None = None) -> None:
         self.settings = settings
-        self.serde = serde or serde_for(registry_url=settings.schema_registry_url)
+        self.serde = serde or serde_from(settings)
         self._consumer = Consumer(client_config(settings, **{"group.id": f"cda-job-log-{uuid.uuid4()}",
                                                              "enable.auto.commit": False,
                                                              "fetch.wait.max.ms": 10}))

@@ -21,7 +21,7 @@ from topics.catalog import topic as catalog_topic
 from topics.dead_letters import DeadLetters, Rejected
 from topics.errors import EventValidationError, SchemaNotFound, SerializationError
 from topics.events import Event
-from topics.serde import serde_for
+from topics.serde import serde_from
 
 log = logging.getLogger(__name__)
 REQUEST_TYPES = catalog_topic("company_data").event_types
@@ -31,7 +31,7 @@ class AgentService:
     def __init__(self, settings: Settings, model: Model | None = None, bridge: Bridge | None = None,
                  observer: Observer | None = None) -> None:
         self.settings = settings
-        self.serde = serde_for(registry_url=settings.schema_registry_url)
+        self.serde = serde_from(settings)
         self.tables = CompanyTables(settings)
         self.emitter = AsyncEmitter(settings)
         self.job_log = JobLog(settings, self.serde)

@@ -135,9 +135,20 @@ CHECKS: dict[str, tuple[Check, ...]] = {
 }
 
 
+_ID_FIELDS: dict[str, tuple[str, ...]] = {}
+
+
+def _identifier_fields(event_type: str, record: Record) -> tuple[str, ...]:
+    """The identifier fields of an event type, worked out once per type (this runs on every event read)."""
+    fields = _ID_FIELDS.get(event_type)
+    if fields is None:
+        fields = _ID_FIELDS[event_type] = tuple(f for f in record if f in IDENTIFIER_FIELDS)
+    return fields
+
+
 def check_event(event_type: str, record: Record) -> None:
     """Raise `EventValidationError` naming the field when `record` breaks a rule of its event type."""
-    for field in IDENTIFIER_FIELDS.intersection(record):
+    for field in _identifier_fields(event_type, record):
         value = record[field]
         if value is not None and not (value == "" and (event_type, field) in MAY_BE_EMPTY):
             check_identifier(value, field)

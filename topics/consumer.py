@@ -24,7 +24,7 @@ from topics.errors import (
 )
 from topics.events import Event
 from topics.positions import Position, resolve
-from topics.serde import Serde, serde_for
+from topics.serde import Serde, serde_from
 
 
 class RejectSink(Protocol):
@@ -62,7 +62,7 @@ class EventConsumer:
     ) -> None:
         self.settings = settings
         self.group_id = group_id
-        self.serde = serde or serde_for(registry_url=settings.schema_registry_url)
+        self.serde = serde or serde_from(settings)
         self.dead_letters = dead_letters if dead_letters is not None else DeadLetters(settings, group_id)
         self._consumer = Consumer(client_config(
             settings,

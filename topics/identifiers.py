@@ -8,6 +8,7 @@ characters. `..`, `/`, spaces and control characters can never appear.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from topics.errors import InvalidIdentifier
 
@@ -21,8 +22,14 @@ IDENTIFIER_FIELDS = frozenset({
 })
 
 
+@lru_cache(maxsize=65_536)
+def _is_identifier(value: str) -> bool:
+    return _ID.fullmatch(value) is not None and ".." not in value
+
+
 def is_identifier(value: object) -> bool:
-    return isinstance(value, str) and _ID.fullmatch(value) is not None and ".." not in value
+    """Checked on every event read: the same few company, job and tool ids recur, so answers are memoised."""
+    return isinstance(value, str) and len(value) <= 128 and _is_identifier(value)
 
 
 def check_identifier(value: object, field: str = "id") -> str:

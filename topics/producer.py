@@ -13,7 +13,7 @@ from topics.connection import client_config, cluster_metadata, topic_name
 from topics.errors import DeliveryError
 from topics.events import Event
 from topics.partitioning import PARTITIONER
-from topics.serde import Serde, serde_for
+from topics.serde import Serde, serde_from
 
 EVENT_TYPE_HEADER = "cda.event_type"
 
@@ -26,7 +26,7 @@ class EventProducer:
 
     def __init__(self, settings: Settings, serde: Serde | None = None, **config: Any) -> None:
         self.settings = settings
-        self.serde = serde or serde_for(registry_url=settings.schema_registry_url)
+        self.serde = serde or serde_from(settings)
         timeout_ms = int(settings.kafka_timeout_s * 1000)
         self._producer = Producer(client_config(
             settings,

@@ -108,27 +108,101 @@ MARKER = "cda_tiny.json"
 DEFAULT_PRETRAIN_STEPS = 3000
 
 
+# The default build, built once and shipped in the repository (it is small and deterministic): a fresh clone
+# copies it instead of pretraining for 15-30 minutes; `cda model init-tiny --force` rebuilds it by the recipe.
+SHIPPED = Path(__file__).parent / "base" / "tiny"
+MANIFEST = "manifest.json"
+FIRST_STEPS = 3  # the recipe's first steps, whose losses the manifest records and a test re-runs
+
+
+def recipe(spec: TinyModelSpec = TinyModelSpec(), pretrain_steps: int = DEFAULT_PRETRAIN_STEPS) -> dict[str, object]:
+    return {"spec": spec.__dict__, "pretrain_steps": pretrain_steps}
+
+
+def sha256_of(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def shipped_manifest() -> dict[str, object] | None:
+    path = SHIPPED / MANIFEST
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _copy_shipped(staging: Path, wanted: dict[str, object]) -> bool:
+    """Copy the shipped base into `staging` when it was built by `wanted` and its files check out."""
+    manifest = shipped_manifest()
+    if manifest is None or manifest.get("recipe") != wanted:
+        return False
+    files: dict[str, str] = manifest["files"]  # type: ignore[assignment]
+    if any(not (SHIPPED / name).is_file() or sha256_of(SHIPPED / name) != digest for name, digest in files.items()):
+        return False
+    staging.mkdir(parents=True)
+    for name in files:
+        shutil.copyfile(SHIPPED / name, staging / name)
+    return True
+
+
 def build(target: Path, spec: TinyModelSpec = TinyModelSpec(), force: bool = False,
           pretrain_steps: int = DEFAULT_PRETRAIN_STEPS) -> Path:
-    """Write config, weights and tokenizer into `target`; with `pretrain_steps`, pretrain the base on the
-    generic tool-call world (`trainer.pretrain`). Skipped when `target` already holds this build."""
-    wanted = {"spec": spec.__dict__, "pretrain_steps": pretrain_steps}
+    """Write config, weights and tokenizer into `target`: a copy of the shipped base when it is this recipe,
+    else built here — seeded random weights, pretrained on the generic tool-call world (`trainer.pretrain`)
+    with `pretrain_steps`. Skipped when `target` already holds this build; `force` always builds by the recipe."""
+    wanted = recipe(spec, pretrain_steps)
     marker = target / MARKER
     if not force and marker.exists() and json.loads(marker.read_text()) == wanted:
         return target
     staging = target.with_name(f".{target.name}.building")
     shutil.rmtree(staging, ignore_errors=True)
+    if not force and _copy_shipped(staging, wanted):
+        return _publish(staging, target, wanted)
     _write_random(staging, spec)
     if pretrain_steps:
         from trainer.pretrain import pretrain
 
         pretrain(staging, steps=pretrain_steps, seed=spec.seed,
                  progress=lambda step, loss: print(f"pretraining step {step}/{pretrain_steps} loss {loss:.3f}", flush=True))
+    return _publish(staging, target, wanted)
+
+
+def _publish(staging: Path, target: Path, wanted: dict[str, object]) -> Path:
     (staging / MARKER).write_text(json.dumps(wanted))
     shutil.rmtree(target, ignore_errors=True)
     target.parent.mkdir(parents=True, exist_ok=True)
     os.rename(staging, target)  # whole or not at all: vLLM never sees a half-built model
     return target
+
+
+def first_losses(spec: TinyModelSpec = TinyModelSpec(), pretrain_steps: int = DEFAULT_PRETRAIN_STEPS,
+                 steps: int = FIRST_STEPS) -> tuple[str, list[float]]:
+    """The recipe's starting weights (their checksum) and the losses of its first pretraining steps."""
+    import tempfile
+
+    from trainer.pretrain import pretrain
+
+    with tempfile.TemporaryDirectory() as folder:
+        start = Path(folder) / "tiny"
+        _write_random(start, spec)
+        init = sha256_of(start / "model.safetensors")
+        return init, pretrain(start, steps=pretrain_steps, seed=spec.seed, stop_after=steps)
+
+
+def ship(built: Path, spec: TinyModelSpec = TinyModelSpec(), pretrain_steps: int = DEFAULT_PRETRAIN_STEPS) -> Path:
+    """Copy a base built by the recipe into the repository with its manifest (recipe, checksums, first losses)."""
+    wanted = recipe(spec, pretrain_steps)
+    if json.loads((built / MARKER).read_text()) != wanted:
+        raise ValueError(f"{built} was not built by the default recipe {wanted}")
+    names = sorted(p.name for p in built.iterdir() if p.is_file() and p.name != MARKER)
+    shutil.rmtree(SHIPPED, ignore_errors=True)
+    SHIPPED.mkdir(parents=True)
+    for name in names:
+        shutil.copyfile(built / name, SHIPPED / name)
+    init, losses = first_losses(spec, pretrain_steps)
+    manifest = {"recipe": wanted, "files": {n: sha256_of(SHIPPED / n) for n in names}, "init_sha256": init,
+                "first_losses": losses}
+    (SHIPPED / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    return SHIPPED
 
 
 def _write_random(target: Path, spec: TinyModelSpec) -> None:
@@ -149,5 +223,7 @@ def _write_random(target: Path, spec: TinyModelSpec) -> None:
     tokenizer.save_pretrained(target)
 
 
-if __name__ == "__main__":
-    print(build(Path(sys.argv[1]) if len(sys.argv) > 1 else Path(".cda/models/tiny"), force="--force" in sys.argv))
+if __name__ == "__main__":  # python -m trainer.tiny_model [FOLDER] [--force] [--ship]
+    folder = Path(next((a for a in sys.argv[1:] if not a.startswith("--")), ".cda/models/tiny"))
+    built = build(folder, force="--force" in sys.argv)
+    print(ship(built) if "--ship" in sys.argv else built)
