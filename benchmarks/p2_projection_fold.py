@@ -68,9 +68,11 @@ def lag(settings: Settings, store: ProjectionStore, rate: int, seconds: float) -
     stop = threading.Event()
     thread = threading.Thread(target=runner.run, args=(stop,))
     thread.start()
-    wait_until(lambda: bool(runner.consumer.raw.assignment()), 60)  # join the group before the clock starts
-    runner.stats.lag_ms.clear()
     templates = make_events(1_000)
+    with EventProducer(settings) as producer:  # one event through, so the group is joined before the clock starts
+        producer.produce(restamped(templates[0]))
+    wait_until(lambda: runner.stats.rows >= 1, 60)
+    runner.stats.lag_ms.clear()
     produced = 0
     with EventProducer(settings, **{"linger.ms": 1}) as producer:
         started = time.perf_counter()
