@@ -35,7 +35,7 @@ from topics.connection import client_config
 from topics.consumer import Received
 from topics.positions import Position
 from topics.replay import batches_in, range_bounds, range_size
-from topics.serde import serde_for
+from topics.serde import serde_from
 
 Progress = Callable[[int, int], None]
 STORE_RETRY = RetryPolicy(attempts=8, deadline_s=120.0, backoff_s=0.5, max_backoff_s=10.0)
@@ -84,7 +84,7 @@ class _Folder:
 
     def __init__(self, settings: Settings, projection: Projection) -> None:
         self.projection = projection
-        self.serde = serde_for(registry_url=settings.schema_registry_url)
+        self.serde = serde_from(settings)
         self.skipped: Counter[str] = Counter()
 
     def row(self, msg: Any) -> tuple[Any, ...] | None:
