@@ -88,10 +88,15 @@ def test_consume_from_offset_and_max(cli: Callable[..., object]) -> None:
 
 def test_replay_command_into_a_topic_and_for_a_group(cli: Callable[..., object]) -> None:
     cli("produce", "company_automation_jobs", input=jsonl(*(job(i) for i in range(4))))
-    result = cli("replay", "company_automation_jobs", "--to-topic", "company_data", "--offset", "2")
+    result = cli("replay", "company_automation_jobs", "--to-topic", "company_automation_jobs", "--offset", "2")
     assert result.exit_code == 0, result.output
     assert "replayed 2 record(s)" in result.output
-    assert [e["job_id"] for e in events_in(cli("consume", "company_data").output)] == ["j2", "j3"]
+    again = [e["job_id"] for e in events_in(cli("consume", "company_automation_jobs").output)]
+    assert again == ["j0", "j1", "j2", "j3", "j2", "j3"]  # the range, appended once more for its consumers
+    foreign = cli("replay", "company_automation_jobs", "--to-topic", "company_data", "--offset", "3")
+    assert foreign.exit_code == 0 and "replayed 3 record(s)" in foreign.output
+    read = cli("consume", "company_data")
+    assert events_in(read.output) == [] and "does not belong on topic company_data" in read.output  # a reader refuses it
     group = cli("replay", "company_automation_jobs", "--group", "some-projection", "--since", "1h")
     assert group.exit_code == 0, group.output
     assert "group some-projection" in group.output

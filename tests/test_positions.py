@@ -39,7 +39,7 @@ def test_negative_offsets_are_refused() -> None:
 
 
 def test_keys_put_a_company_first_and_entities_of_compacted_topics_after() -> None:
-    tool = Event.new("tool_registered", "acme", tool_name="invoice", description="d", parameters_schema_json="{}", url="u")
+    tool = Event.new("tool_registered", "acme", tool_name="invoice", description="d", parameters_schema_json="{}", url="http://127.0.0.1:9/u")
     job = Event.new("job_accepted", "acme", job_id="j", request_id="r", task="t")
     assert topic("company_tools").key_for(tool) == b"acme/invoice"
     assert topic("company_automation_jobs").key_for(job) == b"acme"

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
-from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 from confluent_kafka.admin import AdminClient, ClusterMetadata
 
+from cda.retry import RetryPolicy
 from cda.settings import Settings
 from topics.catalog import physical_name
-from topics.errors import BrokerUnavailable
+from topics.errors import BrokerUnavailable, TopicsError
 
 # librdkafka logs every failed connection attempt; route its log into Python logging, silent unless the
 # application configures logging. Failures reach callers as exceptions that name the address.
+T = TypeVar("T")
 LIBRDKAFKA_LOG = logging.getLogger("cda.kafka.client")
 LIBRDKAFKA_LOG.addHandler(logging.NullHandler())
 
@@ -71,3 +74,33 @@ def drop_reached(consumer: Consumer, ends: dict[tuple[str, int], int]) -> None:
     for tp in consumer.position([TopicPartition(t, p) for t, p in ends]):
         if tp.offset >= 0 and tp.offset >= ends[(tp.topic, tp.partition)]:
             del ends[(tp.topic, tp.partition)]
+
+
+_SETTLING = frozenset({KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE,
+                       KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._TIMED_OUT, KafkaError._TRANSPORT,
+                       KafkaError.REQUEST_TIMED_OUT, KafkaError.NOT_COORDINATOR})
+
+
+def _settling(exc: BaseException) -> bool:
+    """A broker answer that passes by itself: a new topic's leader not elected yet, a timeout, a lost link."""
+    error = exc.args[0] if isinstance(exc, KafkaException) and exc.args else None
+    return isinstance(error, KafkaError) and (error.code() in _SETTLING or error.retriable())
+
+
+def broker_call(settings: Settings, what: str, call: Callable[[], T]) -> T:
+    """`call()` retried while the broker is settling, within the settings' bound; else `BrokerUnavailable`."""
+    policy = RetryPolicy(attempts=20, deadline_s=settings.kafka_timeout_s, backoff_s=0.05, max_backoff_s=1.0)
+    try:
+        return policy.call(lambda _remaining: call(), retry_if=_settling)
+    except KafkaException as exc:
+        error = exc.args[0] if exc.args else exc
+        detail = error.str() if isinstance(error, KafkaError) else str(error)
+        if _settling(exc):
+            raise BrokerUnavailable(f"{what} on {settings.kafka_bootstrap} failed: {detail}") from exc
+        raise TopicsError(f"{what} on {settings.kafka_bootstrap} failed: {detail}") from exc
+
+
+def watermarks(settings: Settings, consumer: Consumer, tp: TopicPartition) -> tuple[int, int]:
+    """The low and high offsets of a partition, waiting out a new topic's leader election."""
+    return broker_call(settings, f"reading the offsets of {tp.topic}[{tp.partition}]",
+                       lambda: consumer.get_watermark_offsets(tp, timeout=settings.kafka_timeout_s))

@@ -11,7 +11,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 
 from cda.settings import Settings
 from topics.catalog import topic as catalog_topic
-from topics.connection import client_config, cluster_metadata, drop_reached, fetch_batch, topic_name
+from topics.connection import broker_call, client_config, cluster_metadata, drop_reached, fetch_batch, topic_name, watermarks
 from topics.dead_letters import DeadLetters, Rejected
 from topics.errors import (
     BrokerUnavailable,
@@ -97,8 +97,10 @@ class EventConsumer:
         timeout = self.settings.kafka_timeout_s
         assigned: list[TopicPartition] = []
         total = 0
-        for tp in resolve(self._consumer, topic, partitions, start, timeout):
-            low, high = self._consumer.get_watermark_offsets(TopicPartition(topic, tp.partition), timeout=timeout)
+        resolved = broker_call(self.settings, f"finding {start} in {topic}",
+                               lambda: resolve(self._consumer, topic, partitions, start, timeout))
+        for tp in resolved:
+            low, high = watermarks(self.settings, self._consumer, TopicPartition(topic, tp.partition))
             first = low if tp.offset < 0 else tp.offset
             total += max(high - first, 0)
             if until_end:

@@ -10,7 +10,16 @@ from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaExcepti
 
 from cda.settings import Settings
 from topics.catalog import topic as catalog_topic
-from topics.connection import admin_client, client_config, cluster_metadata, drop_reached, fetch_batch, topic_name
+from topics.connection import (
+    admin_client,
+    broker_call,
+    client_config,
+    cluster_metadata,
+    drop_reached,
+    fetch_batch,
+    topic_name,
+    watermarks,
+)
 from topics.errors import TopicsError, UnknownTopic
 from topics.partitioning import partition_for
 from topics.positions import Position, resolve
@@ -45,11 +54,12 @@ def range_bounds(settings: Settings, consumer: Consumer, name: str, start: Posit
     if key is not None:
         partitions = [partition_for(key, len(partitions))]
     timeout = settings.kafka_timeout_s
-    starts = resolve(consumer, topic, partitions, start, timeout)
-    stops = resolve(consumer, topic, partitions, stop or Position.end(), timeout)
+    starts = broker_call(settings, f"finding {start} in {topic}", lambda: resolve(consumer, topic, partitions, start, timeout))
+    stops = broker_call(settings, f"finding the end of the range in {topic}",
+                        lambda: resolve(consumer, topic, partitions, stop or Position.end(), timeout))
     out = []
     for first_at, stop_at in zip(starts, stops, strict=True):
-        low, high = consumer.get_watermark_offsets(TopicPartition(topic, first_at.partition), timeout=timeout)
+        low, high = watermarks(settings, consumer, TopicPartition(topic, first_at.partition))
         first = low if first_at.offset < 0 else max(first_at.offset, low)
         last = high if stop_at.offset < 0 else min(stop_at.offset, high)
         out.append((TopicPartition(topic, first_at.partition, first), last))
