@@ -22,6 +22,7 @@ from cda.prompts import call_schema, render_prompt
 from streams.agent_settings import AgentSettings
 from streams.ids import call_id, event_id, idempotency_key, prompt_hash, step_number
 from streams.job_state import JobState, UnitProgress, fold, mutate
+from streams.outcomes import CallOutcome
 from streams.tools import Tool
 from streams.units import Unit, split_units
 from topics.events import Event
@@ -47,20 +48,9 @@ class Model(Protocol):
     async def decide(self, company_id: str, prompt: str, schema: dict[str, Any], use_adapter: bool) -> Decision: ...
 
 
-class CallResult(Protocol):
-    ok: bool
-    status_code: int | None
-    result_json: str
-    error: str
-    error_kind: str
-    retryable: bool
-    attempts: int
-    latency_ms: float
-
-
 class Bridge(Protocol):
     async def call(self, tool: Tool, arguments: dict[str, Any], idempotency_key: str, agent: AgentSettings
-                   ) -> CallResult: ...
+                   ) -> CallOutcome: ...
 
 
 @dataclass

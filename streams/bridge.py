@@ -35,26 +35,13 @@ from streams.addresses import AddressResolver, IPAddress, SystemResolver, checke
 from streams.agent_settings import AgentSettings
 from streams.call_plan import PlannedCall, build_headers, plan_call
 from streams.errors import AttemptTimedOut, BridgeError, ResponseTooLarge, SecretNotAllowed
+from streams.outcomes import CallOutcome
 from streams.secrets import EnvSecrets, FileSecrets, SecretResolver, SecretValue
 from streams.tools import Tool
 
 log = logging.getLogger(__name__)
 REDACTED = "***"
 _ERROR_BODY_CHARS = 300
-
-
-@dataclass(frozen=True)
-class CallOutcome:
-    """What one tool call came to; `error_kind` is one stable word the agent loop records and counts."""
-
-    ok: bool
-    status_code: int | None
-    result_json: str
-    error: str
-    error_kind: str
-    retryable: bool
-    attempts: int
-    latency_ms: float
 
 
 @dataclass(frozen=True)
