@@ -1,5 +1,7 @@
-"""The broker killed with SIGKILL and restarted while events flow into the workers: nothing lost, nothing
-doubled in the views, and every worker resumes by itself (no restart of theirs). Prints the time to resume."""
+"""The broker killed with SIGKILL and restarted while events flow into the projections, the trainer and the
+adapter lifecycle: nothing lost, nothing doubled in the views, and every worker resumes by itself (no
+restart of theirs). Prints the time to resume. (The trainer's requests here fail fast — the company has no
+tools — and the announced adapters lie outside the company's registry folder, so neither needs vLLM.)"""
 
 from __future__ import annotations
 
@@ -14,28 +16,41 @@ import pytest
 
 from cda.settings import Settings
 from cda.workers import WorkerThread, run_until_stopped
-from projections.catalog import JOBS
+from inference.lifecycle import AdapterManager
+from inference.routing import AdapterRouter
+from inference.vllm_api import VllmApi
+from projections.catalog import ADAPTERS, JOBS
 from projections.migrate import migrate
 from projections.runner import ProjectionRunner
 from projections.store import ProjectionStore
 from tests.conftest import local_broker
 from tests.helpers import eventually
 from topics.admin import apply_catalog
-from topics.catalog import CATALOG
 from topics.events import Event
 from topics.producer import EventProducer
+from trainer.worker import TrainerWorker
 
 pytestmark = pytest.mark.kafka
 EVENTS = 1_500
+REQUESTS = 12
 
 
-def _jobs_worker(settings: Settings, store: ProjectionStore) -> WorkerThread:
-    def session(stop: threading.Event) -> None:
-        ProjectionRunner(settings, store, JOBS, flush_interval_s=0.1).run(stop)
+def _projection(settings: Settings, store: ProjectionStore, projection: object, stop: threading.Event) -> WorkerThread:
+    def session(inner: threading.Event) -> None:
+        ProjectionRunner(settings, store, projection, flush_interval_s=0.1).run(inner)  # type: ignore[arg-type]
 
-    stop = threading.Event()
-    return WorkerThread("jobs-projection", lambda s: run_until_stopped(s, session, name="jobs", max_pause_s=2.0),
-                        stop).start()
+    name = getattr(projection, "name", "projection")
+    return WorkerThread(name, lambda s: run_until_stopped(s, session, name=name, max_pause_s=2.0), stop).start()
+
+
+def _training_request(i: int) -> Event:
+    return Event.new("lora_training_requested", "toolless", request_id=f"tr-{i}", base_model="/models/tiny",
+                     source="INLINE", examples=[])
+
+
+def _foreign_adapter(i: int) -> Event:
+    return Event.new("lora_adapter_ready", "acme", request_id=f"rd-{i}", adapter_name="acme@lora", version=f"v{i}",
+                     uri=f"file:///elsewhere/acme/v{i}", base_model="/models/tiny", rank=8, dataset_hash="h", metrics={})
 
 
 def test_a_killed_broker_loses_and_doubles_nothing_and_workers_resume(tmp_path: Path, clickhouse_dsn: str) -> None:
@@ -45,11 +60,16 @@ def test_a_killed_broker_loses_and_doubles_nothing_and_workers_resume(tmp_path: 
                         topic_prefix="fault.", clickhouse_url=clickhouse_dsn,
                         clickhouse_database=f"fault_{uuid.uuid4().hex[:8]}")
     store = ProjectionStore.from_settings(settings)
-    worker: WorkerThread | None = None
+    stop = threading.Event()
+    workers: list[WorkerThread] = []
     try:
-        apply_catalog(settings, tuple(s for s in CATALOG if s.name in ("company_automation_jobs", "dead_letters")))
+        apply_catalog(settings)
         migrate(store)
-        worker = _jobs_worker(settings, store)
+        producer_of_outcomes = EventProducer(settings)
+        lifecycle = AdapterManager(settings, VllmApi("http://127.0.0.1:9", 2.0), AdapterRouter(), producer_of_outcomes)
+        workers = [_projection(settings, store, JOBS, stop), _projection(settings, store, ADAPTERS, stop),
+                   WorkerThread("trainer", TrainerWorker(settings).run, stop).start(),
+                   WorkerThread("lifecycle", lifecycle.run, stop).start()]
 
         def stored() -> int:
             return int(store.query("SELECT count() FROM job_facts FINAL")[0][0])
@@ -60,12 +80,16 @@ def test_a_killed_broker_loses_and_doubles_nothing_and_workers_resume(tmp_path: 
         with EventProducer(settings, **{"message.timeout.ms": 180_000}) as producer:
             for event in sent[: EVENTS // 2]:
                 producer.produce(event)
+            producer.produce_many(_training_request(i) for i in range(REQUESTS // 2))
+            producer.produce_many(_foreign_adapter(i) for i in range(REQUESTS // 2))
             producer.flush()
             eventually(lambda: stored() > 0, 60, "the projection storing its first rows")
             os.kill(broker.pid() or 0, signal.SIGKILL)
             eventually(lambda: not broker.answers(), 30, "the broker going away")
             for event in sent[EVENTS // 2:]:
                 producer.produce(event)  # queued in the producer while the broker is down
+            producer.produce_many(_training_request(i) for i in range(REQUESTS // 2, REQUESTS))
+            producer.produce_many(_foreign_adapter(i) for i in range(REQUESTS // 2, REQUESTS))
             at_restart = stored()
             broker.start()
             restarted = time.monotonic()
@@ -77,12 +101,18 @@ def test_a_killed_broker_loses_and_doubles_nothing_and_workers_resume(tmp_path: 
         assert count == distinct == EVENTS  # 0 lost, 0 doubled
         jobs = store.query("SELECT count() FROM company_automation_jobs")[0][0]
         assert jobs == EVENTS
-        assert worker.alive and worker.error is None  # it resumed by itself
-        print(f"FAULT broker_sigkill events={EVENTS} resume_after_restart_s={resumed_s:.2f}")
+
+        def runs() -> dict[str, str]:
+            return {r["request_id"]: r["status"] for r in store.query_dicts("SELECT request_id, status FROM lora_adapters")}
+        wanted = {**{f"tr-{i}": "failed" for i in range(REQUESTS)}, **{f"rd-{i}": "refused" for i in range(REQUESTS)}}
+        eventually(lambda: runs() == wanted, 180, "every training request failed and every foreign adapter refused, once")
+        assert all(w.alive and w.error is None for w in workers)  # each resumed by itself
+        print(f"FAULT broker_sigkill events={EVENTS} requests={REQUESTS} adapters={REQUESTS} "
+              f"resume_after_restart_s={resumed_s:.2f}")
     finally:
-        if worker is not None:
-            worker.stop.set()
-            worker.join(30)
+        stop.set()
+        for w in workers:
+            w.join(30)
         store.command(f"DROP DATABASE IF EXISTS {settings.clickhouse_database}")
         store.close()
         broker.stop()

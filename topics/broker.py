@@ -108,7 +108,7 @@ class LocalBroker:
             return
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         result = subprocess.run(
-            [*self._java(), "kafka.tools.StorageTool", "format", "-t", cluster_id,
+            [*self._java(), "kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}",  # "=": an id may start with "-"
              "-c", str(self.config_file), "--standalone"],
             capture_output=True, text=True,
         )
