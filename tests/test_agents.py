@@ -41,7 +41,7 @@ class ScriptedModel:
         data = json.loads(prompt.split("Data: ", 1)[1].split("\n", 1)[0])
         if data.get("customer") in self.invalid:
             return Decision(False, None, None, '{"tool":"zx_post","argu', "acme@lora", "v1", "output is not JSON")
-        if company_id != "acme":  # any other company: its first tool, with the data's x
+        if "zx_post" not in json.dumps(schema):  # a company without acme's tools: its first tool, with the data's x
             first = schema["anyOf"][0]["properties"]["tool"]["const"]
             return Decision(True, first, {"x": data.get("x", "")}, "", "base", None)
         ref = f"ACME-{data['customer']}"
@@ -148,3 +148,76 @@ def test_bad_input_gets_a_clear_record_and_the_partition_keeps_flowing(catalog: 
     assert len(effects(example_api)) == 1  # only the good invoice had an effect
     assert httpx.get(f"{example_api}/effects/count").json()["calls"] == 2  # the 404 and the good one: nothing else sent
     assert service.dead_letters.count == 1  # the record that is no event
+
+
+def test_a_secret_value_appears_in_no_event_log_or_table(catalog: Catalog, example_api: str, store: object,
+                                                          monkeypatch: pytest.MonkeyPatch,
+                                                          caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+    import threading
+    import uuid
+
+    from confluent_kafka import Consumer
+
+    from cda.workers import WorkerThread
+    from projections.catalog import PROJECTIONS
+    from projections.runner import ProjectionRunner
+    from projections.store import ProjectionStore
+    from topics.catalog import CATALOG
+    from topics.connection import client_config
+    from topics.positions import Position
+    from topics.replay import batches_in, range_bounds
+
+    caplog.set_level(logging.DEBUG)
+    secret = f"s3cr3t-{uuid.uuid4().hex}"
+    monkeypatch.setenv("ACME_API_TOKEN", secret)
+    settings = catalog()
+    document, _ = load_document(f"{example_api}/openapi.json")
+    host = example_api.removeprefix("http://")
+    with EventProducer(settings) as producer:
+        for tool in tools_from_openapi(document, "acme", secret_ref="env:ACME_API_TOKEN"):
+            producer.produce(Event.new("tool_registered", "acme", **tool.to_fields()))
+        producer.produce(Event.new("agent_configured", "acme", **AgentSettings(
+            "acme", allowed_hosts=frozenset({host}), allowed_secrets=frozenset({"env:ACME_API_TOKEN"})).to_fields()))
+        for tool in tools_from_openapi(document, "initech", secret_ref="env:INITECH_TOKEN_NOT_SET"):
+            producer.produce(Event.new("tool_registered", "initech", **tool.to_fields()))
+        producer.produce(Event.new("agent_configured", "initech", **AgentSettings(
+            "initech", allowed_hosts=frozenset({host}), allowed_secrets=frozenset({"env:INITECH_TOKEN_NOT_SET"})
+        ).to_fields()))
+        jobs = [request("acme", "with-secret", [{"customer": "c1", "amount": 3}]),
+                request("initech", "missing-secret", [{"customer": "c2", "amount": 4}])]
+        producer.produce_many(jobs)
+    with agents_in_thread(settings, AgentService(settings, model=ScriptedModel())):
+        eventually(ended(settings, *(str(j["job_id"]) for j in jobs)), 90, "both jobs ending")
+    assert [e.type for e in timeline(settings, str(jobs[0]["job_id"]))][-2:] == ["tool_call_completed", "job_completed"]
+    missing = [e for e in timeline(settings, str(jobs[1]["job_id"])) if e.type == "tool_call_failed"]
+    assert [e["error_kind"] for e in missing] == ["missing_secret"]
+
+    stop = threading.Event()
+    db = ProjectionStore.from_settings(settings)
+    runners = [WorkerThread(p.name, ProjectionRunner(settings, db, p, flush_interval_s=0.1).run, stop).start()
+               for p in PROJECTIONS.values()]
+    try:
+        eventually(lambda: db.query("SELECT count() FROM tool_call_facts FINAL")[0][0] >= 2, 60, "the calls in the views")
+    finally:
+        stop.set()
+        for r in runners:
+            r.join(30)
+    needle = secret.encode()
+    consumer = Consumer(client_config(settings, **{"group.id": f"scan-{uuid.uuid4()}", "enable.auto.commit": False}))
+    scanned = 0
+    try:
+        for spec in CATALOG:
+            bounds = range_bounds(settings, consumer, spec.name, Position.beginning())
+            for batch in batches_in(consumer, bounds, 10):
+                for msg in batch:
+                    scanned += 1
+                    assert needle not in (msg.value() or b"") and needle not in (msg.key() or b""), spec.name
+    finally:
+        consumer.close()
+    assert scanned > 10
+    tables = [r[0] for r in db.query(f"SELECT name FROM system.tables WHERE database = '{settings.clickhouse_database}'")]
+    for table in tables:
+        assert secret not in str(db.query(f"SELECT * FROM {table}")), table
+    assert secret not in caplog.text
+    assert len(effects(example_api)) == 1  # the call that carried the secret did reach the API
