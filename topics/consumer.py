@@ -77,6 +77,7 @@ class EventConsumer:
         ))
         self._ends: dict[tuple[str, int], int] = {}
         self._bounded = False
+        self._carries: dict[str, tuple[str, frozenset[str]]] = {}  # physical topic -> (catalog name, event types)
 
     # -- where to read ----------------------------------------------------------------------------
     def subscribe(self, names: list[str]) -> None:
@@ -187,14 +188,17 @@ class EventConsumer:
 
     def _check_belongs(self, event: Event, physical: str) -> None:
         """An event of a type its topic does not carry is as wrong as bytes that are no event."""
-        name = physical.removeprefix(self.settings.topic_prefix)
-        try:
-            allowed = catalog_topic(name).event_types
-        except UnknownTopic:
-            return  # a topic outside the catalog (a scratch copy): nothing to check against
-        if event.type not in allowed:
+        allowed = self._carries.get(physical)
+        if allowed is None:
+            name = physical.removeprefix(self.settings.topic_prefix)
+            try:
+                allowed = self._carries[physical] = (name, frozenset(catalog_topic(name).event_types))
+            except UnknownTopic:  # a topic outside the catalog (a scratch copy): nothing to check against
+                allowed = self._carries[physical] = (name, frozenset())
+        name, types = allowed
+        if types and event.type not in types:
             raise SerializationError(f"a {event.type} event does not belong on topic {name} "
-                                     f"(it carries {', '.join(allowed)})")
+                                     f"(it carries {', '.join(sorted(types))})")
 
     def _track_end(self, msg: Message) -> None:
         key = (msg.topic(), msg.partition())
