@@ -66,8 +66,8 @@ def median_of(runs: int, measure: Callable[[], float]) -> float:
 def running_vllm(settings: Settings) -> Iterator[Settings]:
     """The vLLM server at CDA_VLLM_URL, or one started for the benchmark (and stopped after it)."""
     from inference.server import VllmServer
-    from trainer.tiny_model import build
     from inference.vllm_api import VllmApi
+    from trainer.tiny_model import build
 
     if VllmApi(settings.vllm_url).ready():
         yield settings

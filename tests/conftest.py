@@ -16,8 +16,8 @@ import pytest
 from cda.settings import Settings
 from projections.migrate import migrate
 from projections.store import ProjectionStore
-from topics.admin import apply_catalog, delete_topics
 from tests.helpers import free_port
+from topics.admin import apply_catalog, delete_topics
 from topics.broker import LocalBroker
 from topics.catalog import CATALOG
 from topics.connection import topic_name
