@@ -136,6 +136,9 @@ CHECKS: dict[str, tuple[Check, ...]] = {
 
 
 _ID_FIELDS: dict[str, tuple[str, ...]] = {}
+# identifiers already seen to be good: this runs on every event read, and ids recur (companies, jobs, tools)
+_GOOD_IDS: set[str] = set()
+_GOOD_IDS_MAX = 200_000
 
 
 def _identifier_fields(event_type: str, record: Record) -> tuple[str, ...]:
@@ -150,7 +153,11 @@ def check_event(event_type: str, record: Record) -> None:
     """Raise `EventValidationError` naming the field when `record` breaks a rule of its event type."""
     for field in _identifier_fields(event_type, record):
         value = record[field]
-        if value is not None and not (value == "" and (event_type, field) in MAY_BE_EMPTY):
-            check_identifier(value, field)
+        if value in _GOOD_IDS or value is None or (value == "" and (event_type, field) in MAY_BE_EMPTY):
+            continue
+        check_identifier(value, field)
+        if len(_GOOD_IDS) >= _GOOD_IDS_MAX:
+            _GOOD_IDS.clear()
+        _GOOD_IDS.add(value)
     for check in CHECKS.get(event_type, ()):
         check(record)
