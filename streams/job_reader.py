@@ -12,21 +12,14 @@ from datetime import datetime
 from cda.settings import Settings
 from streams.job_state import JobState, mutate
 from topics.consumer import EventConsumer
+from topics.dead_letters import Skipped
 from topics.events import Event
 from topics.positions import Position
 
 
-class _Skip:
-    def send(self, rejected: object) -> None:
-        return None
-
-    def flush(self) -> None:
-        return None
-
-
 def _events(settings: Settings, start: Position, follow: bool = False) -> Iterator[Event | None]:
     """Events of the jobs topic from `start`; with `follow`, a None now and then while waiting for more."""
-    with EventConsumer(settings, f"cda-jobs-reader-{uuid.uuid4()}", dead_letters=_Skip()) as consumer:
+    with EventConsumer(settings, f"cda-jobs-reader-{uuid.uuid4()}", dead_letters=Skipped()) as consumer:
         consumer.assign("company_automation_jobs", start, until_end=not follow)
         while follow or not consumer.finished:
             batch = consumer.poll(0.2)

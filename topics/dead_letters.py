@@ -88,3 +88,17 @@ class DeadLetters:
 
     def flush(self) -> None:
         self._producer.flush()
+
+
+class Skipped:
+    """The reject sink of read-only tools (CLI listings, followers of a topic): the consumer groups that own
+    a topic dead-letter what they cannot take; a reader only counts what it skipped."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def send(self, rejected: Rejected) -> None:
+        self.count += 1
+
+    def flush(self) -> None:
+        return None

@@ -14,6 +14,7 @@ from confluent_kafka import Consumer, TopicPartition
 from cda.settings import Settings
 from topics.connection import client_config, topic_name
 from topics.consumer import EventConsumer
+from topics.dead_letters import Skipped
 from topics.errors import TopicsError
 from topics.events import Event
 from topics.positions import Position
@@ -41,7 +42,7 @@ class DeadLetterFilter:
 
 def dead_letters(settings: Settings, start: Position, which: DeadLetterFilter) -> Iterator[tuple[int, Event]]:
     """(offset, dead_letter) pairs from `start` to today's end of the dead-letter topic that match `which`."""
-    with EventConsumer(settings, f"cda-dead-letters-{uuid.uuid4()}", dead_letters=_Nowhere()) as consumer:
+    with EventConsumer(settings, f"cda-dead-letters-{uuid.uuid4()}", dead_letters=Skipped()) as consumer:
         consumer.assign("dead_letters", start, until_end=True)
         for received in consumer:
             if which.matches(settings, received.event):
@@ -80,13 +81,3 @@ def redrive(settings: Settings, start: Position, which: DeadLetterFilter,
     finally:
         reader.close()
     return count
-
-
-class _Nowhere:
-    """Reading the dead letters never dead-letters: a record there that does not decode is skipped."""
-
-    def send(self, rejected: object) -> None:
-        return None
-
-    def flush(self) -> None:
-        return None

@@ -20,7 +20,7 @@ from cda.settings import Settings
 from streams.openapi import load_document, tools_from_openapi
 from streams.tools import Tool, ToolRegistry
 from topics.consumer import EventConsumer
-from topics.dead_letters import Rejected
+from topics.dead_letters import Skipped
 from topics.errors import EventValidationError
 from topics.events import Event
 from topics.positions import Position
@@ -80,23 +80,10 @@ def registration_events(tools: list[Tool]) -> list[Event]:
 
 
 # -- the topic -----------------------------------------------------------------------------------------
-class _Skipped:
-    """A reader does not dead-letter what it cannot decode (the consumers do): it only counts it."""
-
-    def __init__(self) -> None:
-        self.count = 0
-
-    def send(self, rejected: Rejected) -> None:
-        self.count += 1
-
-    def flush(self) -> None:
-        return None
-
-
 def read_registry(config: Settings) -> ToolRegistry:
     """Today's tools of every company: `company_tools` folded from its beginning to its current end."""
     registry = ToolRegistry()
-    with EventConsumer(config, f"cda-cli-{uuid.uuid4()}", dead_letters=_Skipped()) as consumer:
+    with EventConsumer(config, f"cda-cli-{uuid.uuid4()}", dead_letters=Skipped()) as consumer:
         consumer.assign(TOPIC, Position.beginning(), until_end=True)
         for received in consumer:
             registry.apply(received.event)
