@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -65,6 +65,34 @@ class Settings(BaseSettings):
                                          "(larger: job_failed payload_too_large).")
     agent_start_timeout_s: float = Field(default=60.0, gt=0, description="Bound on reading the tools and agent "
                                          "settings tables before the agents take requests.")
+
+    # -- REST API (streams/api, `cda api serve`, issue 12) ------------------------------------------------------
+    environment: str = Field(default="development", pattern=r"^(development|staging|production)$",
+                             description="Where this runs; outside development a placeholder operator key is refused.")
+    api_host: str = Field(default="127.0.0.1", description="Address `cda api serve` listens on.")
+    api_port: int = Field(default=8000, ge=1, le=65535, description="Port `cda api serve` listens on.")
+    api_operator_key: SecretStr | None = Field(default=None, description="The operator's key (creates companies, "
+                                               "rotates and revokes keys over the API); unset: no operator routes.")
+    api_rate_per_s: float = Field(default=50.0, gt=0, description="Requests per second one API key may make (sustained).")
+    api_rate_burst: int = Field(default=100, ge=1, description="Requests one API key may make at once above its rate.")
+    api_max_body_bytes: int = Field(default=2_000_000, ge=1024, description="Largest request body (else 413).")
+    api_max_wait_s: float = Field(default=60.0, gt=0, description="Longest `?wait=` a job read may hold the request.")
+    api_max_stream_s: float = Field(default=600.0, gt=0, description="Longest a job's event stream (SSE) stays open.")
+    api_embedded_projections: bool = Field(default=True, description="With the embedded chDB store, run the "
+                                           "projection runners inside `cda api serve` (one process owns the folder).")
+    api_recent_kept: int = Field(default=100_000, ge=1, description="Jobs and training requests this process "
+                                 "accepted that it remembers (a read right after the 202 answers queued, not 404).")
+
+    @model_validator(mode="after")
+    def _operator_key_is_real(self) -> Settings:
+        key = self.api_operator_key.get_secret_value() if self.api_operator_key else None
+        placeholder = key is not None and (len(key) < 24 or key.lower() in {"changeme", "change-me", "placeholder",
+                                                                             "operator", "secret", "dev"})
+        if placeholder and self.environment != "development":
+            raise ValueError(f"api_operator_key: a placeholder (or shorter than 24 characters) is refused in "
+                             f"{self.environment}; set CDA_API_OPERATOR_KEY to a long random value")
+        return self
+    # -- end of REST API settings -------------------------------------------------------------------------------
 
     @field_validator("home")
     @classmethod

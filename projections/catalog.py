@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -60,7 +61,27 @@ ADAPTERS = Projection("adapters", ("lora_training_requests", "lora_training_stat
 MEMORY = Projection("memory", ("company_memory",), "memory_facts", "company_memory", _MEMORY,
                     {t: pick(_MEMORY) for t in ("memory_written", "memory_deleted")})
 
-PROJECTIONS: dict[str, Projection] = {p.name: p for p in (JOBS, TOOL_CALLS, TOOLS, ADAPTERS, MEMORY)}
+
+
+def _job_event(event: Event) -> dict[str, Any]:
+    """A job's event as JSON; a request keeps its unit count, not its payload (company data stays in the log)."""
+    data = event.to_json()
+    if event.type == "data_process_requested":
+        from streams.units import split_units
+
+        data["units"] = len(split_units(str(data.pop("payload_json"))))
+        data.pop("secret_refs", None)
+    return {"job_id": event.data["job_id"], "request_id": event.data.get("request_id") or "",
+            "session_id": event.data.get("session_id") or "", "task": event.data.get("task") or "",
+            "event_json": json.dumps(data, separators=(",", ":"))}
+
+
+_JOB_EVENT = {"job_id": "", "request_id": "", "session_id": "", "task": "", "event_json": ""}
+# the REST API's read of one job (its timeline folded by streams/job_state.py) and of a company's jobs, queued ones too
+JOB_TIMELINE = Projection("job_events", ("company_data", "company_automation_jobs"), "job_event_facts", "job_events",
+                        _JOB_EVENT, {t: _job_event for t in ("data_process_requested", *JOB_EVENTS)})
+
+PROJECTIONS: dict[str, Projection] = {p.name: p for p in (JOBS, TOOL_CALLS, TOOLS, ADAPTERS, MEMORY, JOB_TIMELINE)}
 
 
 def projection(name: str) -> Projection:

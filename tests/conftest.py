@@ -132,3 +132,11 @@ def vllm_url(tiny_model: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
         yield server.settings.vllm_url
     finally:
         server.stop()
+
+
+@pytest.fixture
+def api(catalog: Callable[..., Settings], store: ProjectionStore) -> Iterator[object]:
+    """The REST API on the test's own topics and database, projections in the same process (tests/api_support.py)."""
+    from tests.api_support import api_stack
+
+    yield from api_stack(catalog, store)

@@ -87,6 +87,10 @@ CATALOG: tuple[TopicSpec, ...] = (
         cleanup_policy="compact", doc="Company sessions; compacted to the latest fact per session.",
     ),
     TopicSpec(
+        "company_keys", ("company_key_issued", "company_key_revoked"), key_fields=("company_id", "key_id"),
+        cleanup_policy="compact", doc="Each company's API keys as salted hashes (never a key); compacted per key.",
+    ),
+    TopicSpec(
         "dead_letters", ("dead_letter",), partitions=1, retention_ms=90 * DAY_MS,
         doc="Records no consumer could process, with the reason; nothing is dropped.",
     ),

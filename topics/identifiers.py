@@ -18,7 +18,7 @@ _ID = re.compile(ID_PATTERN.removeprefix("^").removesuffix("$"))  # fullmatch: `
 # every field of the contract that holds an identifier, wherever it appears
 IDENTIFIER_FIELDS = frozenset({
     "company_id", "request_id", "job_id", "session_id", "entry_id", "tool_name", "call_id", "version",
-    "previous_version", "source_job_id",
+    "previous_version", "source_job_id", "key_id",
 })
 
 

@@ -7,6 +7,8 @@ from rich.table import Column, Table
 
 from cda.cli import (
     agents_cmd,
+    api_cmd,
+    companies_cmd,
     dead_letters_cmd,
     events_cmd,
     example_api_cmd,
@@ -33,6 +35,8 @@ app.add_typer(agents_cmd.jobs_app, name="jobs")
 app.command()(agents_cmd.process)
 app.add_typer(tools_cmd.app, name="tools")
 app.add_typer(example_api_cmd.app, name="example-api")
+app.add_typer(api_cmd.app, name="api")
+app.add_typer(companies_cmd.app, name="companies")
 app.command()(trainer_cmd.train)
 app.command()(trainer_cmd.adapters)
 app.command()(projections_cmd.query)

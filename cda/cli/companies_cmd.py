@@ -1,0 +1,103 @@
+"""`cda companies create | rotate-key | revoke-key | list`: companies and their API keys.
+
+A key is printed once, when it is made; the log keeps only its salted hash (`company_keys`).
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import typer
+from rich.table import Table
+
+from cda.cli.common import err, failing_clearly, out, settings
+from cda.settings import Settings
+from streams.api.keys import KeyTable, issue_key, revocation
+from topics.consumer import EventConsumer
+from topics.dead_letters import Skipped
+from topics.events import Event
+from topics.identifiers import check_identifier
+from topics.positions import Position
+from topics.producer import EventProducer
+
+app = typer.Typer(help="Companies and their API keys.", no_args_is_help=True)
+
+
+def read_keys(config: Settings) -> KeyTable:
+    """Every key the log knows, folded from `company_keys` to its current end."""
+    table = KeyTable()
+    with EventConsumer(config, f"cda-cli-{uuid.uuid4()}", dead_letters=Skipped()) as consumer:
+        consumer.assign("company_keys", Position.beginning(), until_end=True)
+        for received in consumer:
+            table.apply(received.event)
+    return table
+
+
+def _produce(config: Settings, events: list[Event]) -> None:
+    with EventProducer(config) as producer:
+        producer.check_reachable()
+        for event in events:
+            producer.produce(event)
+
+
+def _print_key(company: str, key: str) -> None:
+    out.print(key, markup=False)
+    err.print(f"the API key of {company} (shown once; only its salted hash is kept): "
+              "send it as `Authorization: Bearer <key>`")
+
+
+@app.command("create")
+def create(company: str = typer.Argument(..., help="The new company's id.")) -> None:
+    """Create a company: print its first API key."""
+    with failing_clearly():
+        check_identifier(company, "company")
+        config = settings()
+        if company in read_keys(config).companies():
+            raise ValueError(f"company {company} exists; `cda companies rotate-key {company}` gives it a new key")
+        issued = issue_key(company)
+        _produce(config, [issued.event])
+    _print_key(company, issued.key)
+
+
+@app.command("rotate-key")
+def rotate_key(company: str = typer.Argument(..., help="The company.")) -> None:
+    """Print a new key for the company and revoke every key it had."""
+    with failing_clearly():
+        config = settings()
+        table = read_keys(config)
+        if company not in table.companies():
+            raise ValueError(f"no company {company}; `cda companies create {company}` makes it")
+        old = table.active_keys(company)
+        issued = issue_key(company, replaces=old)
+        _produce(config, [issued.event, *(revocation(company, k, "rotated") for k in old)])
+    _print_key(company, issued.key)
+    err.print(f"revoked {len(old)} earlier key(s)")
+
+
+@app.command("revoke-key")
+def revoke_key(company: str = typer.Argument(..., help="The company."),
+               key_id: str | None = typer.Option(None, "--key-id", help="Only this key (default: all of them).")) -> None:
+    """Refuse the company's keys from now on."""
+    with failing_clearly():
+        config = settings()
+        table = read_keys(config)
+        keys = table.active_keys(company)
+        if key_id is not None:
+            if key_id not in keys:
+                raise ValueError(f"company {company} has no active key {key_id}")
+            keys = [key_id]
+        if not keys:
+            raise ValueError(f"company {company} has no active key")
+        _produce(config, [revocation(company, k, "revoked by the operator") for k in keys])
+    err.print(f"revoked {len(keys)} key(s) of {company}: {', '.join(keys)}")
+
+
+@app.command("list")
+def list_() -> None:
+    """Companies with their active key ids (never keys)."""
+    with failing_clearly():
+        table = read_keys(settings())
+    view = Table("company", "active keys")
+    for company in sorted(table.companies()):
+        view.add_row(company, ", ".join(table.active_keys(company)) or "(none: revoked)")
+    out.print(view)
