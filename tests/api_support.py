@@ -75,7 +75,8 @@ def raw_values(settings: Settings, topic: str) -> list[bytes]:
 
 
 def api_stack(settings_for: Callable[[], Settings], store: ProjectionStore, **overrides: object) -> Iterator[ApiStack]:
-    settings = settings_for().model_copy(update=overrides) if overrides else settings_for()
+    base = settings_for()
+    settings = Settings.model_validate({**base.model_dump(), **overrides}) if overrides else base
     with running_api(settings, free_port(), store=store) as url:
         yield ApiStack(settings, url, store)
 

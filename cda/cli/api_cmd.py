@@ -17,7 +17,8 @@ def serve(host: str | None = typer.Option(None, help="Listen address (default CD
 
     with failing_clearly():
         config = settings()
-        config = config.model_copy(update={k: v for k, v in (("api_host", host), ("api_port", port)) if v is not None})
+        config = type(config).model_validate({**config.model_dump(), **{k: v for k, v in (("api_host", host), ("api_port", port))
+                                                                        if v is not None}})
         embedded = config.clickhouse_url is None and config.api_embedded_projections
         err.print(f"cda API on http://{config.api_host}:{config.api_port} (docs at /docs); store {config.clickhouse_dsn}"
                   + (" with the projections in this process" if embedded else ""))

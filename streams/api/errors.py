@@ -69,3 +69,8 @@ def install(app: FastAPI) -> None:
             return JSONResponse(_body(f"temporarily unavailable: {exc}"), 503, headers={"Retry-After": "1"})
         log.error("request failed: %s", exc)
         return JSONResponse(_body(f"{type(exc).__name__}: {exc}"), 500)
+
+    @app.exception_handler(Exception)
+    async def _bug(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("%s %s failed", request.method, request.url.path)
+        return JSONResponse(_body(f"internal error ({type(exc).__name__})"), 500)
