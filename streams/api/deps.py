@@ -21,7 +21,7 @@ operator_bearer = HTTPBearer(auto_error=False, scheme_name="OperatorKey",
 _UNAUTHORIZED = {"WWW-Authenticate": "Bearer"}
 
 
-def context(request: Request) -> ApiContext:
+async def context(request: Request) -> ApiContext:
     return request.app.state.ctx  # type: ignore[no-any-return]
 
 
@@ -36,7 +36,7 @@ class Caller:
     key_id: str
 
 
-def caller(ctx: ContextDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)]) -> Caller:
+async def caller(ctx: ContextDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)]) -> Caller:
     if credentials is None:
         raise ApiError(401, "missing API key: send Authorization: Bearer cda_<id>.<secret>", _UNAUTHORIZED)
     company_id, reason = ctx.keys.check(credentials.credentials)
@@ -53,7 +53,7 @@ def caller(ctx: ContextDep, credentials: Annotated[HTTPAuthorizationCredentials 
 CompanyDep = Annotated[Caller, Depends(caller)]
 
 
-def operator(ctx: ContextDep,
+async def operator(ctx: ContextDep,
              credentials: Annotated[HTTPAuthorizationCredentials | None, Security(operator_bearer)]) -> None:
     configured = ctx.settings.api_operator_key
     if configured is None:

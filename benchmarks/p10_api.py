@@ -1,0 +1,149 @@
+"""BENCH P10: `POST /company-automation/process` at a steady rate (default 200 requests/s for 30 s, open loop: a
+request is sent on schedule whether or not earlier ones were answered) against `cda api serve` as its own process
+on the embedded defaults (chDB, projections in the API process): p50/p99 latency (goal p99 < 50 ms), and every 202
+exactly one job — each accepted job id once on `company_data` (0 lost, 0 doubled) and once in the API's own listing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+
+import httpx
+
+from benchmarks.common import bench_line, ensure_broker, scratch_topics
+from cda.settings import Settings
+from cda.workers import wait_until
+from streams.api.keys import issue_key
+from topics.catalog import CATALOG
+from topics.consumer import EventConsumer
+from topics.dead_letters import Skipped
+from topics.positions import Position
+from topics.producer import EventProducer
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/health/ready", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+async def load(url: str, key: str, rate: float, seconds: float, idempotency_keys: bool) -> tuple[list[float], Counter[int], list[str]]:
+    """Open-loop load: request i leaves at start + i/rate; latency is send to answer."""
+    latencies: list[float] = []
+    statuses: Counter[int] = Counter()
+    job_ids: list[str] = []
+    limits = httpx.Limits(max_connections=400, max_keepalive_connections=400)
+    async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {key}"}, limits=limits,
+                                 timeout=30) as client:
+        async def one(i: int) -> None:
+            headers = {"Idempotency-Key": f"p10-{i}"} if idempotency_keys else {}
+            body = {"task": "Bill the customer for the order", "data": {"invoices": [{"customer": f"c{i}", "amount": i}]}}
+            started = time.perf_counter()
+            try:
+                response = await client.post("/company-automation/process", json=body, headers=headers)
+            except httpx.HTTPError:
+                statuses[0] += 1
+                return
+            latencies.append(time.perf_counter() - started)
+            statuses[response.status_code] += 1
+            if response.status_code == 202:
+                job_ids.append(response.json()["job_id"])
+
+        total = int(rate * seconds)
+        tasks = []
+        start = time.perf_counter()
+        for i in range(total):
+            delay = start + i / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(i)))
+        await asyncio.gather(*tasks)
+    return latencies, statuses, job_ids
+
+
+def _percentile(values: list[float], q: float) -> float:
+    return statistics.quantiles(values, n=1000)[int(q * 1000) - 1] if len(values) > 1 else (values or [0.0])[0]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rate", type=float, default=200.0)
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--warmup", type=float, default=3.0, help="Seconds of load before the measured run.")
+    parser.add_argument("--no-projections", action="store_true", help="Leave the projections out of the API process "
+                        "(then nothing is listed: only the log is checked).")
+    parser.add_argument("--idempotency-keys", action="store_true", help="Send an Idempotency-Key with every request.")
+    args = parser.parse_args()
+
+    base = Settings()
+    ensure_broker(base)
+    with scratch_topics(base, *(s.name for s in CATALOG)) as settings:
+        home = Path(tempfile.mkdtemp(prefix="cda-bench-p10-"))
+        issued = issue_key("acme")
+        with EventProducer(settings) as producer:
+            producer.produce(issued.event)
+        port = _free_port()
+        url = f"http://127.0.0.1:{port}"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CDA_")}
+        env.update({"CDA_HOME": str(home), "CDA_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+                    "CDA_TOPIC_PREFIX": settings.topic_prefix, "CDA_API_PORT": str(port),
+                    "CDA_API_RATE_PER_S": "1000000", "CDA_API_RATE_BURST": "1000000",
+                    "CDA_API_EMBEDDED_PROJECTIONS": "false" if args.no_projections else "true"})
+        server = subprocess.Popen([sys.executable, "-m", "cda.cli.main", "api", "serve"], env=env,
+                                  stdout=subprocess.DEVNULL)
+        try:
+            if not wait_until(lambda: _answers(url), 120, 0.2):
+                raise SystemExit(f"the API did not become ready on {url}")
+            if args.warmup:
+                asyncio.run(load(url, issued.key, args.rate, args.warmup, False))
+            latencies, statuses, job_ids = asyncio.run(load(url, issued.key, args.rate, args.seconds,
+                                                            args.idempotency_keys))
+            accepted = set(job_ids)
+            on_log: Counter[str] = Counter()
+            with EventConsumer(settings, f"bench-{uuid.uuid4()}", dead_letters=Skipped()) as consumer:
+                consumer.assign("company_data", Position.beginning(), until_end=True)
+                for received in consumer:
+                    on_log[str(received.event["job_id"])] += 1
+            lost = sum(1 for j in accepted if on_log[j] == 0)
+            doubled = sum(1 for j in accepted if on_log[j] > 1)
+
+            def listed_total() -> int:
+                return int(httpx.get(f"{url}/company-automation/jobs", params={"limit": 1},
+                                     headers={"Authorization": f"Bearer {issued.key}"}, timeout=30).json()["total"])
+            warm = len(on_log) - len(accepted)
+            if not args.no_projections:
+                wait_until(lambda: listed_total() >= len(on_log), 120, 0.5)
+            listed = listed_total() - warm
+        finally:
+            server.send_signal(signal.SIGTERM)
+            server.wait(60)
+        ms = [x * 1000 for x in latencies]
+        bench_line("P10", rate=args.rate, seconds=args.seconds, requests=sum(statuses.values()),
+                   accepted=statuses[202], errors=sum(v for k, v in statuses.items() if k != 202),
+                   p50_ms=_percentile(ms, 0.5), p99_ms=_percentile(ms, 0.99), max_ms=max(ms or [0.0]),
+                   lost=lost, doubled=doubled, listed=listed, goal_p99_ms=50,
+                   idempotency_keys=int(args.idempotency_keys))
+
+
+if __name__ == "__main__":
+    main()
