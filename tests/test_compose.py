@@ -60,3 +60,12 @@ def test_compose_runs_vllm_with_runtime_lora_and_the_gateway() -> None:
     inference = services["inference"]
     assert inference["environment"]["CDA_VLLM_URL"] == "http://vllm:8000"
     assert "cda inference serve --external" in " ".join(inference["command"])
+
+
+def test_compose_publishes_the_api_and_keeps_the_gateway_internal() -> None:
+    services = yaml.safe_load(COMPOSE.read_text())["services"]
+    assert "ports" not in services["inference"], "the gateway trusts company_id in its body: only the API may reach it"
+    api = services["api"]
+    assert "8000:8000" in api["ports"] and "cda api serve" in " ".join(api["command"])
+    assert api["environment"]["CDA_INFERENCE_URL"] == "http://inference:8020"
+    assert api["environment"]["CDA_API_EMBEDDED_PROJECTIONS"] == "false"

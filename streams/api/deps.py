@@ -56,10 +56,10 @@ CompanyDep = Annotated[Caller, Depends(caller)]
 async def operator(ctx: ContextDep,
              credentials: Annotated[HTTPAuthorizationCredentials | None, Security(operator_bearer)]) -> None:
     configured = ctx.settings.api_operator_key
-    if configured is None:
+    if configured is None or not configured.get_secret_value():
         raise ApiError(401, "no operator key is configured (CDA_API_OPERATOR_KEY)", _UNAUTHORIZED)
     given = credentials.credentials if credentials is not None else ""
-    if not hmac.compare_digest(given.encode(), configured.get_secret_value().encode()):
+    if not given or not hmac.compare_digest(given.encode(), configured.get_secret_value().encode()):
         raise ApiError(401, "operator key required", _UNAUTHORIZED)
 
 
