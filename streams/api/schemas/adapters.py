@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from pydantic import BaseModel, Field
+
+from streams.api.schemas.common import UtcDatetime
 
 
 class AdapterPublic(BaseModel):
@@ -14,9 +14,9 @@ class AdapterPublic(BaseModel):
     active: bool = Field(description="The version inference serves (the latest adapter_activated).")
     rank: int | None = None
     metrics: dict[str, float] = Field(default_factory=dict)
-    created_at: datetime | None = None
-    ready_at: datetime | None = None
-    activated_at: datetime | None = None
+    created_at: UtcDatetime | None = None
+    ready_at: UtcDatetime | None = None
+    activated_at: UtcDatetime | None = None
 
 
 class RefusalPublic(BaseModel):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
@@ -18,6 +19,14 @@ def _no_double_dot(value: str) -> str:
 Identifier = Annotated[str, Field(pattern=ID_PATTERN, min_length=1, max_length=128,
                                   description="Letters, digits, '_', '.', '-'; a letter or digit first; no '..'."),
                        AfterValidator(_no_double_dot)]
+
+
+def _utc(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
+
+
+# every time the API answers carries its zone (ClickHouse hands back naive UTC): RFC 3339 date-time
+UtcDatetime = Annotated[datetime, AfterValidator(_utc)]
 
 
 class Request(BaseModel):

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, Field, JsonValue
 
-from streams.api.schemas.common import Identifier, Request
+from streams.api.schemas.common import Identifier, Request, UtcDatetime
 
 JobStatus = Literal["queued", "accepted", "running", "completed", "failed"]
 
@@ -61,9 +60,9 @@ class JobPublic(BaseModel):
     status: JobStatus
     task: str = ""
     session_id: str | None = None
-    requested_at: datetime | None = None
-    accepted_at: datetime | None = None
-    finished_at: datetime | None = None
+    requested_at: UtcDatetime | None = None
+    accepted_at: UtcDatetime | None = None
+    finished_at: UtcDatetime | None = None
     latency_ms: float | None = Field(default=None, description="From acceptance to the end, as the agents measured it.")
     adapter_version: str | None = Field(default=None, description="The company adapter version the job was run with "
                                         "(None: the base model).")
@@ -84,8 +83,8 @@ class JobSummary(BaseModel):
     session_id: str | None = None
     task: str
     status: JobStatus
-    requested_at: datetime
-    finished_at: datetime | None = None
+    requested_at: UtcDatetime
+    finished_at: UtcDatetime | None = None
     tool_calls: int
     url: str
 

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from pydantic import BaseModel
 
+from streams.api.schemas.common import UtcDatetime
 from streams.api.schemas.jobs import JobSummary
 
 
@@ -16,7 +15,7 @@ class MemoryEntry(BaseModel):
     content: str
     tags: list[str]
     source_job_id: str | None = None
-    updated_at: datetime
+    updated_at: UtcDatetime
 
 
 class MemoryList(BaseModel):

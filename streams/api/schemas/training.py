@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, Field, JsonValue, model_validator
 
-from streams.api.schemas.common import Identifier, Request
+from streams.api.schemas.common import Identifier, Request, UtcDatetime
 
 
 class TrainingExample(Request):
@@ -57,5 +56,5 @@ class TrainingPublic(BaseModel):
     error_kind: str = ""
     reason: str = ""
     active: bool = False
-    created_at: datetime | None = None
-    ready_at: datetime | None = None
+    created_at: UtcDatetime | None = None
+    ready_at: UtcDatetime | None = None
