@@ -60,7 +60,10 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return JSONResponse(_body(str(exc.detail)), exc.status_code, headers=getattr(exc, "headers", None))
+        error = str(exc.detail)
+        if exc.status_code == 400 and "parsing the body" in error:  # FastAPI's words when json.loads gives up
+            error = "body: not JSON this server reads (nested too deeply, or a number with too many digits)"
+        return JSONResponse(_body(error), exc.status_code, headers=getattr(exc, "headers", None))
 
     @app.exception_handler(CdaError)
     async def _cda(_: Request, exc: CdaError) -> JSONResponse:

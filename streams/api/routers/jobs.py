@@ -49,7 +49,10 @@ async def process(body: ProcessRequest, request: Request, caller: CompanyDep, ct
     company = caller.company_id
     request_id = request_id_of(idempotency_key, body.request_id)
     job_id = job_id_for(company, request_id)
-    payload_json = json.dumps(body.data, separators=(",", ":"))
+    try:
+        payload_json = json.dumps(body.data, separators=(",", ":"), allow_nan=False)
+    except ValueError:
+        raise ApiError(422, "body.data: numbers must be finite (no NaN or Infinity)") from None
     if len(payload_json.encode()) > ctx.settings.agent_max_payload_bytes:
         raise ApiError(413, f"data: {len(payload_json.encode())} bytes, more than the "
                             f"{ctx.settings.agent_max_payload_bytes} a job accepts")

@@ -39,8 +39,11 @@ def _examples(ctx: ContextDep, company: str, body: TrainAdapterRequest) -> dict[
         return {"examples": []}
     from trainer.examples_store import encode_examples, store_examples
 
-    examples = [{"task": e.task, "payload_json": json.dumps(e.data), "tool_name": e.tool,
-                 "arguments_json": json.dumps(e.arguments)} for e in body.examples]
+    try:
+        examples = [{"task": e.task, "payload_json": json.dumps(e.data, allow_nan=False), "tool_name": e.tool,
+                     "arguments_json": json.dumps(e.arguments, allow_nan=False)} for e in body.examples]
+    except ValueError:
+        raise ApiError(422, "body.examples: numbers must be finite (no NaN or Infinity)") from None
     if len(encode_examples(examples)) <= ctx.settings.trainer_inline_examples_bytes:
         return {"examples": examples}
     return {"examples": [], "examples_ref": store_examples(ctx.settings, company, examples)}

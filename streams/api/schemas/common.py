@@ -49,6 +49,7 @@ class ErrorBody(BaseModel):
 
 
 ERRORS = {status: {"model": ErrorBody, "description": text} for status, text in (
+    (400, "A body that is not JSON this server reads"),
     (401, "No API key, or the key of an unknown or revoked company"),
     (413, "Request body too large"),
     (422, "Invalid request (the field is named)"),
