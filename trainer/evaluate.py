@@ -35,7 +35,8 @@ def _same(a: Any, b: Any) -> bool:
 
 
 async def _ask(http: httpx.AsyncClient, model: str, example: Example, tools: list[ToolSpec],
-               schema: dict[str, Any], max_tokens: int, policy: RetryPolicy) -> tuple[bool, bool]:
+               schema: dict[str, Any], max_tokens: int, policy: RetryPolicy) -> tuple[str, dict[str, Any]] | None:
+    """The call `model` answers to `example` (None when its answer is not a call)."""
     body = {"model": model, "prompt": render_prompt(example.task, example.payload_json, tools),
             "max_tokens": max_tokens, "temperature": 0, "structured_outputs": {"json": schema}}
 
@@ -52,33 +53,38 @@ async def _ask(http: httpx.AsyncClient, model: str, example: Example, tools: lis
         raise InferenceUnavailable(f"vLLM at {http.base_url} does not know {model} (restarted?): {response.text[:200]}")
     if response.status_code != 200:
         raise EvaluationError(f"vLLM refused the evaluation of {model}: HTTP {response.status_code}: {response.text[:300]}")
-    text = response.json()["choices"][0]["text"]
-    call = parse_call(text)
+    return parse_call(response.json()["choices"][0]["text"])
+
+
+def score(call: tuple[str, dict[str, Any]] | None, example: Example, tools: list[ToolSpec]) -> tuple[bool, bool]:
+    """(exact, valid): the right tool with exactly the right arguments; a call that fits its tool's schema."""
     if call is None:
         return False, False
     tool = next((t for t in tools if t.name == call[0]), None)
     valid = tool is not None and jsonschema.Draft202012Validator(tool.parameters).is_valid(call[1])
-    exact = call[0] == example.tool_name and _same(call[1], example.arguments)
-    return exact, valid
+    return call[0] == example.tool_name and _same(call[1], example.arguments), valid
 
 
 def _is_retryable(exc: BaseException) -> bool:
     return http_transient(resend_after_read_timeout=True)(exc)
 
 
-async def _evaluate(url: str, model: str, examples: list[Example], tools: list[ToolSpec], max_tokens: int,
-                    concurrency: int, policy: RetryPolicy) -> dict[str, float]:
+async def _answers(url: str, model: str, examples: list[Example], tools: list[ToolSpec], max_tokens: int,
+                   concurrency: int, policy: RetryPolicy) -> list[tuple[str, dict[str, Any]] | None]:
     schema = call_schema(tools)
     slots = asyncio.Semaphore(concurrency)
     async with httpx.AsyncClient(base_url=url, timeout=policy.deadline_s) as http:
-        async def one(example: Example) -> tuple[bool, bool]:
+        async def one(example: Example) -> tuple[str, dict[str, Any]] | None:
             async with slots:
                 return await _ask(http, model, example, tools, schema, max_tokens, policy)
 
-        results = await asyncio.gather(*(one(e) for e in examples))
-    n = max(len(results), 1)
-    return {"exact_match": sum(e for e, _ in results) / n, "json_valid": sum(v for _, v in results) / n,
-            "eval_examples": float(len(results))}
+        return list(await asyncio.gather(*(one(e) for e in examples)))
+
+
+def answers(url: str, model: str, examples: list[Example], tools: list[ToolSpec], max_tokens: int = 128,
+            concurrency: int = 8, policy: RetryPolicy = DEFAULT_POLICY) -> list[tuple[str, dict[str, Any]] | None]:
+    """The call `model` makes for each example, asked as the agents ask (guided decoding, temperature 0)."""
+    return asyncio.run(_answers(url, model, examples, tools, max_tokens, concurrency, policy))
 
 
 def evaluate(url: str, model: str, examples: list[Example], tools: list[ToolSpec], max_tokens: int = 128,
@@ -86,4 +92,8 @@ def evaluate(url: str, model: str, examples: list[Example], tools: list[ToolSpec
     """exact_match and json_valid of `model` (an adapter name or the base) on `examples`.
 
     Raises `InferenceUnavailable` (transient) when vLLM cannot be reached within `policy`."""
-    return asyncio.run(_evaluate(url, model, examples, tools, max_tokens, concurrency, policy))
+    calls = answers(url, model, examples, tools, max_tokens, concurrency, policy)
+    results = [score(call, example, tools) for call, example in zip(calls, examples, strict=True)]
+    n = max(len(results), 1)
+    return {"exact_match": sum(e for e, _ in results) / n, "json_valid": sum(v for _, v in results) / n,
+            "eval_examples": float(len(results))}

@@ -1,53 +1,92 @@
 """Pretrains the tiny base on a generic world of tool calls: the prompt format, choosing the tool a task
-names, and copying values from the data into the arguments. What no base can know — a company's own
-conventions — is left for that company's adapter to learn (see `trainer.synthetic`)."""
+names, and copying values of every kind and length from the data into the arguments. What no base can know —
+a company's own conventions — is left for that company's adapter to learn (see `trainer.synthetic`)."""
 
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from trainer.synthetic import World, generic_world
+from trainer.synthetic import generic_world
 from trainer.train import encode, lr_factor, training_step
+
+PER_WORLD = 16  # examples drawn from each random company of the world
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Which examples each step sees: every example is fresh (about one pass over as many worlds as the steps
+    need), because a model that sees the same ids twice learns them by heart instead of learning to copy them.
+    A pure function of (steps, batch size, seed), so the same step gets the same batch on any machine."""
+
+    steps: int
+    batch_size: int
+    seed: int
+
+    def order(self) -> list[int]:
+        worlds = (self.steps * self.batch_size) // PER_WORLD + 1
+        order = list(range(worlds * PER_WORLD))  # example i is example i % 16 of world i // 16
+        random.Random(self.seed).shuffle(order)
+        return order
+
+
+_TOKENIZER: dict[str, Any] = {}
+
+
+def _batch(args: tuple[str, int, list[int]]) -> list[tuple[list[int], list[int]]]:
+    """The encoded examples of one step (run in worker processes when there are cores to spare)."""
+    from transformers import AutoTokenizer
+
+    model_dir, seed, indices = args
+    tokenizer = _TOKENIZER.get(model_dir) or _TOKENIZER.setdefault(model_dir, AutoTokenizer.from_pretrained(model_dir))
+    out = []
+    for i in indices:
+        world = generic_world(seed * 1_000_000 + i // PER_WORLD, PER_WORLD)
+        out.append(encode(tokenizer, world.examples[i % PER_WORLD], list(world.tools), 512))
+    return out
+
+
+def _batches(model_dir: Path, schedule: Schedule, last: int, workers: int) -> Iterator[list[tuple[list[int], list[int]]]]:
+    order, size = schedule.order(), schedule.batch_size
+    jobs = ((str(model_dir), schedule.seed, order[(step - 1) * size:step * size]) for step in range(1, last + 1))
+    if workers <= 1:
+        yield from map(_batch, jobs)
+        return
+    import multiprocessing
+
+    with multiprocessing.get_context("spawn").Pool(workers) as pool:
+        yield from pool.imap(_batch, jobs, chunksize=4)  # in order: the schedule does not depend on the workers
 
 
 def pretrain(model_dir: Path, steps: int = 1000, batch_size: int = 32, learning_rate: float = 3e-3,
              seed: int = 0, progress: Callable[[int, float], None] | None = None,
-             stop_after: int | None = None) -> list[float]:
+             stop_after: int | None = None, warmup: int = 50, workers: int = 0) -> list[float]:
     """Full-parameter training of the model in `model_dir`, saved back in place; returns every step's loss.
 
-    Every example is fresh (about one pass over as many worlds as the steps need): a model that sees the same
-    ids twice learns them by heart instead of learning to copy them, and copying is what adapters build on.
-    With `stop_after`, only the first steps of the same schedule run and nothing is saved: what a test needs to
-    check that the recipe still reproduces a shipped base's first steps exactly."""
+    Runs on CUDA when there is one (in full fp32, TF32 off, so its steps match the CPU's closely), else on the
+    CPU. With `stop_after`, only the first steps of the same schedule run and nothing is saved: what a test
+    needs to check that the recipe still reproduces a shipped base's first steps."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
     torch.manual_seed(seed)
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForCausalLM.from_pretrained(model_dir, torch_dtype=torch.float32)
-    per_world = 16
-    worlds = (steps * batch_size) // per_world + 1
-    order = list(range(worlds * per_world))  # example i is example i % 16 of world i // 16
-    random.Random(seed).shuffle(order)
-    cache: dict[int, World] = {}
-
-    def example(i: int) -> tuple[list[int], list[int]]:
-        world = cache.get(i // per_world)
-        if world is None:
-            world = cache[i // per_world] = generic_world(seed * 1_000_000 + i // per_world, per_world)
-        return encode(tokenizer, world.examples[i % per_world], list(world.tools), 512)
-
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).to(device)
+    pad = model.config.pad_token_id
     optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate)
     model.train()
     losses: list[float] = []
-    for step in range(1, (steps if stop_after is None else min(stop_after, steps)) + 1):
-        batch = [example(i) for i in order[(step - 1) * batch_size:step * batch_size]]
-        losses.append(training_step(model, optimizer, batch, tokenizer.pad_token_id,
-                                    learning_rate * lr_factor(step, steps, warmup=50)))
+    last = steps if stop_after is None else min(stop_after, steps)
+    for step, batch in enumerate(_batches(model_dir, Schedule(steps, batch_size, seed), last, workers), start=1):
+        losses.append(training_step(model, optimizer, batch, pad, learning_rate * lr_factor(step, steps, warmup=warmup)))
         if progress is not None and (step % 50 == 0 or step == steps):
             progress(step, losses[-1])
     if stop_after is None:
-        model.save_pretrained(model_dir, safe_serialization=True)
+        model.to("cpu").save_pretrained(model_dir, safe_serialization=True)
     return losses

@@ -12,43 +12,37 @@ from dataclasses import dataclass
 from typing import Any
 
 from cda.prompts import ToolSpec
+from trainer import values
 from trainer.examples import Example
 
-_VERBS = ("create", "update", "delete", "send", "open", "close", "assign", "refund", "schedule", "lookup")
-_OBJECTS = ("invoice", "ticket", "email", "order", "customer", "shipment", "meeting", "payment", "contract", "note")
-_NAMES = ("alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy")
-_LETTERS = "abcdefghijklmnopqrstuvwxyz"
-_TASKS = ("Please {v} the {o}", "{v} {o} now", "We need to {v} this {o}", "Can you {v} a {o}", "{o}: {v} it")
-# kinds of data a task carries: the keys it may go by, and how a value is drawn
-_KINDS: dict[str, tuple[str, ...]] = {
-    "id": ("customer", "customer_id", "account", "user", "order_id", "ticket_id", "client", "member"),
-    "count": ("amount", "quantity", "total", "price", "units", "fee"),
-    "code": ("postcode", "zip", "pin", "branch", "sku"),
+_VERBS = ("create", "update", "delete", "send", "open", "close", "assign", "refund", "schedule", "lookup", "approve",
+          "cancel", "renew", "ship", "invoice", "archive")
+_OBJECTS = ("invoice", "ticket", "email", "order", "customer", "shipment", "meeting", "payment", "contract", "note",
+            "account", "claim", "booking", "delivery", "subscription", "supplier")
+_TASKS = ("Please {v} the {o}", "{v} {o} now", "We need to {v} this {o}", "Can you {v} a {o}", "{o}: {v} it",
+          "{v} the {o} for this record", "Time to {v} the {o}")
+# kinds of data a task carries: the keys it may go by, and the kind of value (`trainer.values`) behind them
+_SOURCES: dict[str, tuple[str, ...]] = {
+    "digits": ("customer_id", "account", "account_number", "order_id", "ticket_id", "member", "invoice_no", "po_number",
+               "client", "user"),
+    "prefixed": ("reference", "invoice", "order", "case", "contract", "shipment", "claim", "booking_ref"),
+    "alnum": ("sku", "tracking", "code", "serial", "voucher", "booking", "part"),
+    "amount": ("amount", "total", "price", "fee", "balance", "net", "tax", "credit"),
+    "date": ("date", "due", "due_date", "start", "end", "delivery_date", "valid_until"),
+    "name": ("customer", "name", "contact", "company", "city", "owner", "supplier", "street", "depot"),
     "grade": ("severity", "priority", "urgency", "tier"),
-    "name": ("city", "name", "owner", "team"),
-    "date": ("date", "due", "start"),
 }
-_GRADES = (("low", "medium", "high"), ("small", "medium", "large"), ("bronze", "silver", "gold"))
-_ARG_NAMES = ("ref", "key", "target", "value", "qty", "code", "level", "rank", "who", "dest", "when", "sum")
+_GRADES = (("low", "medium", "high"), ("small", "medium", "large"), ("bronze", "silver", "gold"),
+           ("minor", "major", "critical", "blocker"))
+# argument names a company's tools share (overlapping across tools, as real APIs do)
+_ARG_NAMES = ("ref", "key", "target", "value", "qty", "code", "level", "rank", "who", "dest", "when", "sum", "id",
+              "amount", "date", "name", "account", "party")
+_TEXT_KINDS = ("digits", "prefixed", "alnum", "amount", "date", "name")
 
 
 def _opaque(rng: random.Random) -> str:
     """A name that says nothing: random letters, so every piece of the vocabulary gets to be an answer."""
-    return "_".join("".join(rng.choice(_LETTERS) for _ in range(rng.randint(2, 4))) for _ in range(2))
-
-
-def _value(rng: random.Random, kind: str, grades: tuple[str, ...]) -> object:
-    if kind == "id":
-        return f"{rng.choice(_LETTERS)}{rng.randint(10 ** 2, 10 ** rng.randint(3, 5) - 1)}"
-    if kind == "count":
-        return rng.randint(1, 999)
-    if kind == "code":
-        return str(rng.randint(1000, 99999))
-    if kind == "grade":
-        return rng.choice(grades)
-    if kind == "date":
-        return f"2026-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
-    return rng.choice(_NAMES) + str(rng.randint(1, 9))
+    return "_".join("".join(rng.choice(values.LETTERS) for _ in range(rng.randint(2, 4))) for _ in range(2))
 
 
 @dataclass(frozen=True)
@@ -62,22 +56,36 @@ class _Arg:
     make: Callable[[Any], Any]
 
 
-def _arg(rng: random.Random, kind: str, source: str, prefix: str, grades: tuple[str, ...]) -> _Arg:
-    """Copy as is, or a convention: a renamed key, a prefixed id, a scaled amount, a coded grade."""
-    name = source if rng.random() < 0.4 else rng.choice(_ARG_NAMES + (_opaque(rng),))
-    if kind == "id" and rng.random() < 0.5:
-        return _Arg(name, source, kind, {"type": "string", "pattern": f"^{prefix}-[a-z0-9]+$"}, lambda v: f"{prefix}-{v}")
-    if kind == "count" and rng.random() < 0.5:
-        factor = rng.choice((10, 100, 1000))
-        return _Arg(name, source, kind, {"type": "integer"}, lambda v: v * factor)
-    if kind == "grade" and rng.random() < 0.7:
+def _cents(value: Any) -> int:
+    return int(round(float(value) * 100))
+
+
+def _arg(rng: random.Random, kind: str, source: str, prefix: str, grades: tuple[str, ...], renamed: float) -> _Arg:
+    """Copy as is, or a convention: a renamed key, a prefixed id, an amount in cents, a coded grade."""
+    name = rng.choice(_ARG_NAMES + (_opaque(rng),)) if rng.random() < renamed else source
+    if kind in ("digits", "alnum") and rng.random() < 0.4:
+        return _Arg(name, source, kind, {"type": "string", "pattern": f"^{prefix}-[A-Za-z0-9_./-]+$"},
+                    lambda v: f"{prefix}-{v}")
+    if kind == "amount":
+        if rng.random() < 0.4:
+            return _Arg(name, source, kind, {"type": "integer"}, _cents)
+        return _Arg(name, source, kind, {"type": "number"}, lambda v: v)
+    if kind == "grade":
         style = rng.choice(("L{}", "P{}", "T{}", "{}", "S{}"))
         codes = [style.format(i) for i in range(1, len(grades) + 1)]
         if rng.random() < 0.5:
             codes.reverse()
         mapping = dict(zip(grades, codes, strict=True))
         return _Arg(name, source, kind, {"enum": codes}, lambda v: mapping[v])
-    return _Arg(name, source, kind, {"type": "integer" if kind == "count" else "string"}, lambda v: v)
+    return _Arg(name, source, kind, {"type": "string"}, lambda v: v)
+
+
+@dataclass(frozen=True)
+class _Tool:
+    spec: ToolSpec
+    verb: str
+    obj: str
+    args: tuple[_Arg, ...]
 
 
 @dataclass(frozen=True)
@@ -86,43 +94,86 @@ class World:
     examples: tuple[Example, ...]
 
 
-def generic_world(seed: int, n_examples: int) -> World:
-    """A random company with conventions of its own: 2-4 tools, named for what they do or not at all, whose
-    arguments copy, rename, prefix, scale or code values from the task's data. The base learns the format and
-    these kinds of convention; which ones a given company uses is what its adapter learns."""
-    rng = random.Random(seed)
+@dataclass(frozen=True)
+class Company:
+    """A synthetic company: its tools, the conventions by which each argument comes from the data, and the
+    lengths its values come in. `examples(n, seed)` draws its jobs; the same seed draws the same ones."""
+
+    name: str
+    tools: tuple[_Tool, ...]
+    grades: tuple[str, ...]
+    lengths: dict[str, tuple[int, ...]]
+    in_task: float  # how often one value is written in the task rather than the data
+
+    @property
+    def specs(self) -> tuple[ToolSpec, ...]:
+        return tuple(t.spec for t in self.tools)
+
+    def value(self, rng: random.Random, kind: str) -> object:
+        if kind == "grade":
+            return rng.choice(self.grades)
+        return values.draw(rng, kind, rng.choice(self.lengths.get(kind, values.KINDS[kind].lengths)))
+
+    def examples(self, n: int, seed: int | str) -> list[Example]:
+        rng = random.Random(f"{self.name}:{seed}")
+        out = []
+        for _ in range(n):
+            tool = rng.choice(self.tools)
+            drawn = {a.source: self.value(rng, a.kind) for a in tool.args}
+            data = dict(drawn)
+            names = {a.name for a in tool.args}
+            for kind in rng.sample(list(_SOURCES), rng.randint(0, 3)):  # distractors, often of the same kinds
+                key = rng.choice(_SOURCES[kind])
+                if key not in names:  # a key named like an argument it does not feed would be a riddle, not data
+                    data.setdefault(key, self.value(rng, kind))
+            task = rng.choice(_TASKS).format(v=tool.verb, o=tool.obj)
+            written = [a for a in tool.args if a.kind in _TEXT_KINDS]
+            if written and rng.random() < self.in_task:  # "... for INV-0042": the value is in the task only
+                arg = rng.choice(written)
+                task = f"{task} {rng.choice(('for', 'with', 're:', '-'))} {drawn[arg.source]}"
+                del data[arg.source]
+            items = list(data.items())
+            rng.shuffle(items)
+            out.append(Example(task, json.dumps(dict(items)), tool.spec.name,
+                               {a.name: a.make(drawn[a.source]) for a in tool.args}))
+        return out
+
+
+def make_company(name: str, seed: int | str, tools: tuple[int, int] = (2, 4), args: tuple[int, int] = (1, 4),
+                 lengths: dict[str, tuple[int, ...]] | None = None, renamed: float = 0.6, opaque: float = 0.5,
+                 in_task: float = 0.15) -> Company:
+    """A random company with conventions of its own: tools named for what they do or not at all (`opaque`),
+    whose arguments copy, rename, prefix, scale or code values from the task's data. Argument names are drawn
+    from one small pool, so a company's tools share names, as real APIs do."""
+    rng = random.Random(f"company:{seed}")
     prefix = DEMO_PREFIX
     while prefix == DEMO_PREFIX:  # acme's convention stays acme's
-        prefix = "".join(rng.choice(_LETTERS.upper()) for _ in range(rng.randint(2, 5)))
+        prefix = values.prefix(rng)
     grades = rng.choice(_GRADES)
-    tools: list[tuple[ToolSpec, str, str, list[_Arg]]] = []
-    wanted = rng.randint(2, 4)
-    while len(tools) < wanted:
+    made: list[_Tool] = []
+    wanted = rng.randint(*tools)
+    while len(made) < wanted:
         verb, obj = rng.choice(_VERBS), rng.choice(_OBJECTS)
-        name = f"{verb}_{obj}" if rng.random() < 0.5 else _opaque(rng)
-        if name in _DEMO_NAMES or any(t.name == name or (v, o) == (verb, obj) for t, v, o, _ in tools):
+        tool_name = f"{verb}_{obj}" if rng.random() >= opaque else _opaque(rng)
+        if tool_name in _DEMO_NAMES or any(t.spec.name == tool_name or (t.verb, t.obj) == (verb, obj) for t in made):
             continue
-        kinds = rng.sample(list(_KINDS), rng.randint(1, 3))
-        args: list[_Arg] = []
-        for kind in kinds:
-            arg = _arg(rng, kind, rng.choice(_KINDS[kind]), prefix, grades)
-            if all(a.name != arg.name for a in args):
-                args.append(arg)
+        chosen: list[_Arg] = []
+        for kind in rng.sample(list(_SOURCES), rng.randint(*args)):
+            arg = _arg(rng, kind, rng.choice(_SOURCES[kind]), prefix, grades, renamed)
+            if all(a.name != arg.name and a.source != arg.source for a in chosen):
+                chosen.append(arg)
         described = f"{verb.capitalize()} a {obj}" if rng.random() < 0.7 else f"Endpoint {rng.randint(1, 99)}"
-        spec = ToolSpec(name, described, {"type": "object", "properties": {a.name: a.schema for a in args},
-                                          "required": [a.name for a in args], "additionalProperties": False})
-        tools.append((spec, verb, obj, args))
-    examples = []
-    for _ in range(n_examples):
-        spec, verb, obj, args = rng.choice(tools)
-        data = {a.source: _value(rng, a.kind, grades) for a in args}
-        for kind in rng.sample(list(_KINDS), rng.randint(0, 2)):
-            data.setdefault(rng.choice(_KINDS[kind]), _value(rng, kind, grades))
-        items = list(data.items())
-        rng.shuffle(items)
-        examples.append(Example(rng.choice(_TASKS).format(v=verb, o=obj), json.dumps(dict(items)), spec.name,
-                                {a.name: a.make(data[a.source]) for a in args}))
-    return World(tuple(t[0] for t in tools), tuple(examples))
+        spec = ToolSpec(tool_name, described, {"type": "object", "properties": {a.name: a.schema for a in chosen},
+                                               "required": [a.name for a in chosen], "additionalProperties": False})
+        made.append(_Tool(spec, verb, obj, tuple(chosen)))
+    return Company(name, tuple(made), grades, lengths or {}, in_task)
+
+
+def generic_world(seed: int, n_examples: int) -> World:
+    """A random company of the pretraining world (2-4 tools, values of every kind and length): the base learns
+    the format, copying, and these kinds of convention; which ones a given company uses is its adapter's part."""
+    company = make_company(f"world{seed}", seed)
+    return World(company.specs, tuple(company.examples(n_examples, seed)))
 
 
 # -- the demo company -------------------------------------------------------------------------------
@@ -139,6 +190,7 @@ DEMO_TOOLS = (
         "ref": {"type": "string", "pattern": f"^{DEMO_PREFIX}-[a-z0-9]+$"}, "zip": {"type": "string"}},
         "required": ["ref", "zip"], "additionalProperties": False}),
 )
+_NAMES = ("alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy")  # acme's cities
 _LEVELS = {"low": "L1", "medium": "L2", "high": "L3"}
 _DEMO_NAMES = frozenset(t.name for t in DEMO_TOOLS)
 

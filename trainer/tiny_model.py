@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import pydoc
-import random
 import shutil
 import sys
 from collections.abc import Iterator
@@ -19,57 +18,47 @@ from dataclasses import dataclass
 from pathlib import Path
 
 SPECIAL_TOKENS = ("<unk>", "<s>", "</s>", "<pad>")
-_WORDS = ("invoice customer order ticket email amount currency status priority refund account address city "
-          "country product quantity price total discount date due paid open closed create update delete send "
-          "lookup search assign close schedule meeting user team project task note comment shipment tracking "
-          "warehouse stock supplier contract renewal payment card bank transfer approve reject escalate").split()
 _STDLIB_MODULES = ("json", "collections", "itertools", "functools", "datetime", "pathlib", "re", "string",
                    "textwrap", "decimal", "statistics", "uuid", "csv", "http.client", "urllib.parse", "email.message")
 
 
 @dataclass(frozen=True)
 class TinyModelSpec:
-    """Shape of the tiny model; head size is hidden_size / heads = 64, which vLLM's CPU kernels accept."""
+    """Shape of the tiny model; head size is hidden_size / heads = 64, which vLLM's CPU kernels accept. Four
+    layers of three heads: enough to copy a twelve-digit id or a four-word name in order, small enough that
+    vLLM serves it and LoRA trains it on two CPU cores."""
 
     vocab_size: int = 2048
-    hidden_size: int = 128
-    intermediate_size: int = 352
-    layers: int = 3  # three layers and a key/value head per head: enough to copy digit strings in order
-    heads: int = 2
-    kv_heads: int = 2
+    hidden_size: int = 192
+    intermediate_size: int = 512
+    layers: int = 4
+    heads: int = 3
+    kv_heads: int = 3
     max_positions: int = 1024
     seed: int = 0
 
 
-def _identifier(rng: random.Random) -> str:
-    words = rng.sample(_WORDS, rng.randint(1, 3))
-    return rng.choice(("_", "-", "")).join(words) if rng.random() < 0.8 else "".join(w.capitalize() for w in words)
+@dataclass(frozen=True)
+class PretrainPlan:
+    """How the base is pretrained (`trainer.pretrain`): part of the recipe, so a shipped base names it."""
+
+    steps: int = 6000
+    batch_size: int = 128
+    learning_rate: float = 2e-3
+    warmup: int = 200
 
 
-def _value(rng: random.Random, depth: int = 0) -> object:
-    kind = rng.random()
-    if kind < 0.25:
-        return rng.randint(0, 100_000)
-    if kind < 0.4:
-        return round(rng.uniform(0, 10_000), rng.randint(0, 2))
-    if kind < 0.65:
-        return _identifier(rng) + (f"-{rng.randint(1, 9999)}" if rng.random() < 0.5 else "")
-    if kind < 0.75:
-        return rng.random() < 0.5
-    if kind < 0.85 and depth < 2:
-        return [_value(rng, depth + 1) for _ in range(rng.randint(0, 3))]
-    if depth < 2:
-        return {_identifier(rng): _value(rng, depth + 1) for _ in range(rng.randint(1, 3))}
-    return None
+def corpus(worlds: int = 2_000, seed: int = 0) -> Iterator[str]:
+    """Local text for the tokenizer: prompts and calls of the pretraining world (seeds it never trains on),
+    and standard-library docstrings for plain English."""
+    from cda.prompts import render_prompt, render_target
+    from trainer.synthetic import generic_world
 
-
-def corpus(lines: int = 20_000, seed: int = 0) -> Iterator[str]:
-    """Local text for the tokenizer: synthetic tool calls and JSON, and standard-library docstrings."""
-    rng = random.Random(seed)
-    for _ in range(lines):
-        call = {"tool": _identifier(rng), "arguments": {_identifier(rng): _value(rng) for _ in range(rng.randint(1, 4))}}
-        yield json.dumps(call)
-        yield f"Task: {rng.choice(_WORDS)} the {rng.choice(_WORDS)} {rng.randint(1, 999)} for {_identifier(rng)}"
+    for index in range(worlds):
+        world = generic_world(-1 - index - seed * worlds, 4)
+        for example in world.examples:
+            yield render_prompt(example.task, example.payload_json, list(world.tools))
+            yield render_target(example.tool_name, example.arguments)
     for name in _STDLIB_MODULES:
         module = pydoc.locate(name)
         if module is not None:
@@ -105,18 +94,31 @@ def build_tokenizer(spec: TinyModelSpec) -> object:
 
 MARKER = "cda_tiny.json"
 # the default build everywhere (CLI, tests, benchmarks): one figure, so no caller rebuilds a different model
-DEFAULT_PRETRAIN_STEPS = 3000
+DEFAULT_PRETRAIN_STEPS = PretrainPlan().steps
 
 
 # The default build, built once and shipped in the repository (it is small and deterministic): a fresh clone
-# copies it instead of pretraining for 15-30 minutes; `cda model init-tiny --force` rebuilds it by the recipe.
+# copies it instead of pretraining (an hour and more on two CPU cores, minutes on a GPU);
+# `cda model init-tiny --force` rebuilds it by the recipe.
 SHIPPED = Path(__file__).parent / "base" / "tiny"
 MANIFEST = "manifest.json"
 FIRST_STEPS = 3  # the recipe's first steps, whose losses the manifest records and a test re-runs
 
 
 def recipe(spec: TinyModelSpec = TinyModelSpec(), pretrain_steps: int = DEFAULT_PRETRAIN_STEPS) -> dict[str, object]:
-    return {"spec": spec.__dict__, "pretrain_steps": pretrain_steps}
+    return {"spec": spec.__dict__, "pretrain": PretrainPlan(steps=pretrain_steps).__dict__}
+
+
+def pretrain_by_recipe(folder: Path, spec: TinyModelSpec, pretrain_steps: int, stop_after: int | None = None,
+                       workers: int = 0) -> list[float]:
+    """Pretrain the model in `folder` by the recipe's plan (all of it, or its first `stop_after` steps)."""
+    from trainer.pretrain import pretrain
+
+    plan = PretrainPlan(steps=pretrain_steps)
+    return pretrain(folder, steps=plan.steps, batch_size=plan.batch_size, learning_rate=plan.learning_rate,
+                    warmup=plan.warmup, seed=spec.seed, stop_after=stop_after, workers=workers,
+                    progress=None if stop_after else
+                    lambda step, loss: print(f"pretraining step {step}/{plan.steps} loss {loss:.3f}", flush=True))
 
 
 def sha256_of(path: Path) -> str:
@@ -159,10 +161,7 @@ def build(target: Path, spec: TinyModelSpec = TinyModelSpec(), force: bool = Fal
         return _publish(staging, target, wanted)
     _write_random(staging, spec)
     if pretrain_steps:
-        from trainer.pretrain import pretrain
-
-        pretrain(staging, steps=pretrain_steps, seed=spec.seed,
-                 progress=lambda step, loss: print(f"pretraining step {step}/{pretrain_steps} loss {loss:.3f}", flush=True))
+        pretrain_by_recipe(staging, spec, pretrain_steps, workers=min(8, (os.cpu_count() or 1) - 1))
     return _publish(staging, target, wanted)
 
 
@@ -179,13 +178,11 @@ def first_losses(spec: TinyModelSpec = TinyModelSpec(), pretrain_steps: int = DE
     """The recipe's starting weights (their checksum) and the losses of its first pretraining steps."""
     import tempfile
 
-    from trainer.pretrain import pretrain
-
     with tempfile.TemporaryDirectory() as folder:
         start = Path(folder) / "tiny"
         _write_random(start, spec)
         init = sha256_of(start / "model.safetensors")
-        return init, pretrain(start, steps=pretrain_steps, seed=spec.seed, stop_after=steps)
+        return init, pretrain_by_recipe(start, spec, pretrain_steps, stop_after=steps)
 
 
 def ship(built: Path, spec: TinyModelSpec = TinyModelSpec(), pretrain_steps: int = DEFAULT_PRETRAIN_STEPS) -> Path:
