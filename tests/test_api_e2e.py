@@ -34,7 +34,7 @@ from topics.admin import apply_catalog
 from trainer.synthetic import DEMO_COMPANY, demo_examples
 
 pytestmark = [pytest.mark.kafka, pytest.mark.vllm, pytest.mark.timeout(2400)]
-STEPS = int(os.environ.get("CDA_TEST_API_ADAPTER_STEPS", "300"))
+STEPS = int(os.environ.get("CDA_TEST_API_ADAPTER_STEPS", "150"))
 
 
 def _env(settings: Settings) -> dict[str, str]:
