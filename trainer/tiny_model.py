@@ -42,7 +42,7 @@ class TinyModelSpec:
 class PretrainPlan:
     """How the base is pretrained (`trainer.pretrain`): part of the recipe, so a shipped base names it."""
 
-    steps: int = 6000
+    steps: int = 4000
     batch_size: int = 128
     learning_rate: float = 2e-3
     warmup: int = 200
