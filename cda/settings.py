@@ -44,6 +44,8 @@ class Settings(BaseSettings):
     inference_concurrency: int = Field(default=8, ge=1, description="Requests in flight per client.")
     example_api_url: str = Field(default="http://127.0.0.1:8030", description="The demo company's example API "
                                  "(`cda example-api serve` listens on its host and port).")
+    trainer_min_exact_match: float = Field(default=0.8, ge=0, le=1, description="The gate's absolute floor: an adapter "
+                                           "whose exact tool-call match is below it is not served, even if it beats the base.")
     trainer_max_steps: int = Field(default=20_000, ge=1, description="Most training steps a request may ask for.")
     trainer_max_examples: int = Field(default=50_000, ge=1, description="Most examples a request may ask to use.")
     trainer_max_learning_rate: float = Field(default=0.05, gt=0, description="Largest learning rate a request may ask for.")

@@ -60,14 +60,15 @@ def _cents(value: Any) -> int:
     return int(round(float(value) * 100))
 
 
-def _arg(rng: random.Random, kind: str, source: str, prefix: str, grades: tuple[str, ...], renamed: float) -> _Arg:
+def _arg(rng: random.Random, kind: str, source: str, prefix: str, grades: tuple[str, ...], renamed: float,
+         minor_units: float = 0.4, prefixed: float = 0.4) -> _Arg:
     """Copy as is, or a convention: a renamed key, a prefixed id, an amount in cents, a coded grade."""
     name = rng.choice(_ARG_NAMES + (_opaque(rng),)) if rng.random() < renamed else source
-    if kind in ("digits", "alnum") and rng.random() < 0.4:
+    if kind in ("digits", "alnum") and rng.random() < prefixed:
         return _Arg(name, source, kind, {"type": "string", "pattern": f"^{prefix}-[A-Za-z0-9_./-]+$"},
                     lambda v: f"{prefix}-{v}")
     if kind == "amount":
-        if rng.random() < 0.4:
+        if rng.random() < minor_units:
             return _Arg(name, source, kind, {"type": "integer"}, _cents)
         return _Arg(name, source, kind, {"type": "number"}, lambda v: v)
     if kind == "grade":
@@ -141,11 +142,12 @@ class Company:
 
 def make_company(name: str, seed: int | str, tools: tuple[int, int] = (2, 4), args: tuple[int, int] = (1, 4),
                  lengths: dict[str, tuple[int, ...]] | None = None, renamed: float = 0.6, opaque: float = 0.5,
-                 in_task: float = 0.15) -> Company:
+                 in_task: float = 0.15, minor_units: float = 0.4, prefixed: float = 0.4, described: float = 0.7) -> Company:
     """A random company with conventions of its own: tools named for what they do or not at all (`opaque`),
     whose arguments copy, rename, prefix, scale or code values from the task's data. Argument names are drawn
     from one small pool, so a company's tools share names, as real APIs do."""
     rng = random.Random(f"company:{seed}")
+    described_rate = described
     prefix = DEMO_PREFIX
     while prefix == DEMO_PREFIX:  # acme's convention stays acme's
         prefix = values.prefix(rng)
@@ -159,10 +161,10 @@ def make_company(name: str, seed: int | str, tools: tuple[int, int] = (2, 4), ar
             continue
         chosen: list[_Arg] = []
         for kind in rng.sample(list(_SOURCES), rng.randint(*args)):
-            arg = _arg(rng, kind, rng.choice(_SOURCES[kind]), prefix, grades, renamed)
+            arg = _arg(rng, kind, rng.choice(_SOURCES[kind]), prefix, grades, renamed, minor_units, prefixed)
             if all(a.name != arg.name and a.source != arg.source for a in chosen):
                 chosen.append(arg)
-        described = f"{verb.capitalize()} a {obj}" if rng.random() < 0.7 else f"Endpoint {rng.randint(1, 99)}"
+        described = f"{verb.capitalize()} a {obj}" if rng.random() < described_rate else f"Endpoint {rng.randint(1, 99)}"
         spec = ToolSpec(tool_name, described, {"type": "object", "properties": {a.name: a.schema for a in chosen},
                                                "required": [a.name for a in chosen], "additionalProperties": False})
         made.append(_Tool(spec, verb, obj, tuple(chosen)))
@@ -174,6 +176,27 @@ def generic_world(seed: int, n_examples: int) -> World:
     the format, copying, and these kinds of convention; which ones a given company uses is its adapter's part."""
     company = make_company(f"world{seed}", seed)
     return World(company.specs, tuple(company.examples(n_examples, seed)))
+
+
+# -- benchmark companies ---------------------------------------------------------------------------
+# Companies no base was pretrained on (their own seeds, outside the pretraining world's), with conventions of
+# their own: long ids, amounts with cents, dates, names of several words, 6-8 tools sharing argument names.
+# `BENCH A1` trains an adapter for each through the path a user takes and measures it on held-out tasks.
+BENCH_COMPANIES: dict[str, dict[str, Any]] = {
+    "nordwind": {"tools": (6, 6), "args": (2, 4), "renamed": 0.7, "opaque": 0.7, "in_task": 0.2, "minor_units": 0.0,
+                 "prefixed": 0.7, "described": 0.2,
+                 "lengths": {"digits": (6, 7, 8, 9, 10), "prefixed": (6, 7, 8), "alnum": (10, 11, 12, 13, 14),
+                             "amount": (3, 4, 5), "name": (2, 3)}},
+    "zephyr": {"tools": (8, 8), "args": (2, 3), "renamed": 0.7, "opaque": 0.7, "in_task": 0.2, "minor_units": 0.0,
+               "prefixed": 0.7, "described": 0.2,
+               "lengths": {"digits": (8, 9, 10, 11, 12), "prefixed": (8, 9, 10), "alnum": (8, 9, 10),
+                           "amount": (4, 5, 6, 7), "name": (3, 4)}},
+}
+
+
+def bench_company(name: str) -> Company:
+    """One of `BENCH_COMPANIES`, the same on every machine."""
+    return make_company(name, f"bench:{name}", **BENCH_COMPANIES[name])
 
 
 # -- the demo company -------------------------------------------------------------------------------

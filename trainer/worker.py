@@ -56,7 +56,7 @@ from trainer.examples_store import load_examples
 from trainer.registry import AdapterVersion, LocalAdapterRegistry, UnknownVersion
 from trainer.served import active_adapter
 from trainer.sources import company_tools, history_examples
-from trainer.train import TrainConfig, TrainingRejected, train_adapter
+from trainer.train import TrainConfig, TrainingRejected, fitted_config, train_adapter
 
 log = logging.getLogger(__name__)
 GROUP_ID = "cda-trainer"
@@ -123,7 +123,7 @@ class TrainerWorker:
     def __init__(self, settings: Settings, defaults: TrainConfig | None = None, max_examples: int = 2000,
                  eval_policy: RetryPolicy = DEFAULT_POLICY) -> None:
         self.settings = settings
-        self.defaults = defaults or TrainConfig()
+        self.defaults = defaults  # None: fitted to each request's data (`trainer.train.fitted_config`)
         self.eval_policy = eval_policy
         self.max_examples = max_examples
         self.registry = LocalAdapterRegistry(settings.home / "adapters")
@@ -154,10 +154,11 @@ class TrainerWorker:
         if stored is not None:  # redelivered after the version was stored: announce, do not retrain
             return self._decide(request, stored, force=force)
         try:
-            config = config_from(request, self.defaults, self.settings)
             max_examples = _bounded(request.data, "max_examples", self.max_examples, 1, self.settings.trainer_max_examples,
                                     "the largest allowed (CDA_TRAINER_MAX_EXAMPLES)")
             dataset = self._dataset(request, max_examples)
+            defaults = self.defaults or fitted_config(len(dataset.train), self.settings.vllm_max_lora_rank)
+            config = config_from(request, defaults, self.settings)
         except (BadRequest, ValueError) as exc:
             return self._failed(request, str(exc), "bad_request")
         except BadData as exc:
@@ -255,14 +256,15 @@ class TrainerWorker:
     def _decide(self, request: Event, stored: AdapterVersion, force: bool) -> Event:
         candidate = {k: v for k, v in stored.metrics.items() if not k.startswith("baseline_")}
         current = {k.removeprefix("baseline_"): v for k, v in stored.metrics.items() if k.startswith("baseline_")}
-        if force or beats(candidate, current):
+        floor = self.settings.trainer_min_exact_match
+        if force or (beats(candidate, current) and candidate.get("exact_match", 0.0) >= floor):
             return self._publish(Event.new(
                 "lora_adapter_ready", request.company_id, request_id=str(request["request_id"]),
                 adapter_name=served_name(request.company_id), version=stored.version, uri=f"file://{stored.path}",
                 base_model=stored.base_model, rank=stored.rank, dataset_hash=stored.dataset_hash,
                 metrics={k: float(v) for k, v in stored.metrics.items()}))
         return self._status(request, "training_rejected", version=stored.version, candidate_metrics=candidate,
-                            current_metrics=current)
+                            current_metrics=current, reason=rejection(candidate, current, floor), floor=floor)
 
     # -- events -----------------------------------------------------------------------------------
     def _progress(self, request: Event, total: int) -> Any:
@@ -326,6 +328,15 @@ class TrainerWorker:
                     consumer.commit()
                 except KafkaException as exc:
                     raise GroupLost(f"could not commit the request's offset (the group moved on): {exc}") from exc
+
+
+def rejection(candidate: dict[str, float], current: dict[str, float], floor: float) -> str:
+    """Why the gate held a candidate back, in words that name the figures."""
+    exact, served = candidate.get("exact_match", 0.0), current.get("exact_match", 0.0)
+    if exact < floor:
+        return (f"below_floor: exact match {exact:.3f} is under the floor {floor:.3f} (CDA_TRAINER_MIN_EXACT_MATCH); "
+                f"an adapter that miscopies this often is unfit for automation")
+    return f"not_better: exact match {exact:.3f} does not beat the served model's {served:.3f}"
 
 
 def beats(candidate: dict[str, float], current: dict[str, float]) -> bool:
