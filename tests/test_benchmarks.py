@@ -64,7 +64,7 @@ def test_inference_benchmarks_print_their_figures(
 @pytest.mark.parametrize(
     ("script", "args", "bench_id"),
     [("p8_training_throughput.py", ["--examples", "64"], "P8"),
-     ("a1_adapter_accuracy.py", ["--train", "60", "--steps", "5", "--held-out", "5"], "A1"),
+     ("a0_copy.py", ["--per-cell", "1"], "A0"),
      ("p7_qlora_memory.py", ["--steps", "2"], "P7")],
 )
 def test_trainer_benchmarks_print_their_figures(
@@ -75,3 +75,18 @@ def test_trainer_benchmarks_print_their_figures(
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert [line for line in result.stdout.splitlines() if line.startswith(f"BENCH {bench_id} ")], result.stdout
+
+
+@pytest.mark.vllm
+def test_a1_trains_through_the_users_path_and_prints_a_line_per_company(kafka_bootstrap: str, vllm_url: str,
+                                                                       tiny_model: str, tmp_path: Path) -> None:
+    """Tools registered, `cda train`, the trainer worker and the gate, the gateway: for acme and a benchmark company."""
+    env = {**os.environ, "CDA_KAFKA_BOOTSTRAP": kafka_bootstrap, "CDA_HOME": str(tmp_path), "CDA_VLLM_URL": vllm_url,
+           "CDA_BASE_MODEL": tiny_model}
+    result = subprocess.run([sys.executable, "benchmarks/a1_adapter_accuracy.py", "--companies", "acme,zephyr",
+                             "--train", "60", "--held-out", "4", "--steps", "3", "--force"],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = [line for line in result.stdout.splitlines() if line.startswith("BENCH A1 ")]
+    assert [re.search(r"company=(\w+)", line).group(1) for line in lines] == ["acme", "zephyr"], result.stdout  # type: ignore[union-attr]
+    assert all("published=1" in line for line in lines), result.stdout  # --force: served whatever the gate says

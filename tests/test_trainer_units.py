@@ -249,3 +249,48 @@ def test_generic_worlds_are_valid_and_never_the_demo_company() -> None:
                 else:
                     seen.add("coded")
     assert seen == {"copied", "renamed", "scaled", "prefixed", "coded"}
+
+
+def test_values_come_in_every_kind_and_exactly_the_length_asked() -> None:
+    import random
+
+    from trainer import values
+
+    rng = random.Random(0)
+    for _ in range(50):
+        for length in values.KINDS["digits"].lengths:
+            drawn = values.draw(rng, "digits", length)
+            assert isinstance(drawn, str) and len(drawn) == length and drawn.isdigit()
+        assert len(str(values.draw(rng, "name", 3)).split()) == 3
+        amount = values.draw(rng, "amount", 4)
+        assert isinstance(amount, int | float) and 1000 <= amount < 10_000 and round(amount, 2) == amount
+        assert str(values.draw(rng, "date"))[4] == "-"
+
+
+def test_benchmark_companies_are_fixed_hard_and_apart_from_the_pretraining_world() -> None:
+    """Same tools and tasks on every machine; 6-8 tools whose argument names overlap; long values; none of
+    their tools or examples is something generic_world draws (the base never saw them)."""
+    from trainer.synthetic import BENCH_COMPANIES, bench_company, generic_world
+
+    pretraining = {e.content_hash for seed in range(300) for e in generic_world(seed, 16).examples}
+    for name in BENCH_COMPANIES:
+        company = bench_company(name)
+        assert company.specs == bench_company(name).specs and company.examples(5, "x") == bench_company(name).examples(5, "x")
+        assert 6 <= len(company.tools) <= 8
+        names = [a for t in company.specs for a in t.parameters["properties"]]
+        assert len(names) > len(set(names)), "argument names shared across tools"
+        examples = company.examples(200, "train")
+        assert not pretraining & {e.content_hash for e in examples}
+        dataset = build_dataset(examples, list(company.specs), min_train=1, min_eval=0)
+        assert sum(dataset.rejected.get(k, 0) for k in ("unknown_tool", "arguments_fail_tool_schema")) == 0
+        longest = max(len(str(v)) for e in examples for v in e.arguments.values())
+        assert longest >= 12
+
+
+def test_training_defaults_follow_the_size_of_the_data() -> None:
+    from trainer.train import fitted_config
+
+    small, usual, large = fitted_config(60), fitted_config(800), fitted_config(50_000, max_rank=8)
+    assert (small.max_steps, small.rank) == (200, 8) and small.learning_rate < usual.learning_rate
+    assert (usual.max_steps, usual.rank, usual.learning_rate) == (500, 16, 2e-3)
+    assert large.max_steps == 1500 and large.rank == 8  # capped by the steps bound and the server's rank

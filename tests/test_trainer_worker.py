@@ -267,3 +267,27 @@ def test_adapters_shows_what_inference_serves_and_rollback_is_an_event(trainer_s
         (first, f"file://{root / first}", "r1"), (second, f"file://{root / second}", "r2")]
     refused = cli("adapters", "--company", name, "--activate", "../../etc")
     assert refused.exit_code == 1 and "may not be used in a path" in refused.output  # type: ignore[attr-defined]
+
+
+def test_the_gate_refuses_an_adapter_below_the_floor_even_when_it_beats_the_base(trainer_settings: Settings) -> None:
+    """The issue's case: an adapter at 0.395 beat the base's 0.0 and was published. Below the absolute floor
+    (CDA_TRAINER_MIN_EXACT_MATCH) it is refused, `training_rejected` says why, and `--force` still serves it."""
+    settings = trainer_settings.model_copy(update={"trainer_min_exact_match": 0.8})
+    name, low, forced = company(), str(uuid.uuid4()), str(uuid.uuid4())
+    for request_id in (low, forced):  # stored already (a redelivery): the worker decides without training
+        folder = settings.home / "scratch" / request_id
+        folder.mkdir(parents=True)
+        (folder / "adapter_model.safetensors").write_bytes(request_id.encode())
+        LocalAdapterRegistry(settings.home / "adapters").publish(name, folder, {
+            "base_model": "tiny", "rank": 8, "dataset_hash": "d", "request_id": request_id,
+            "metrics": {"exact_match": 0.395, "baseline_exact_match": 0.0}})
+    with EventProducer(settings) as producer:
+        for request_id, force in ((low, False), (forced, True)):
+            producer.produce(Event.new("lora_training_requested", name, request_id=request_id, source="INLINE",
+                                       base_model=settings.base_model_path, examples=[], force=force))
+    with running(TrainerWorker(settings).run, "trainer"):
+        refused, served = outcome(settings, low), outcome(settings, forced)
+    assert refused.type == "training_rejected", refused.to_json()
+    assert refused["reason"].startswith("below_floor: exact match 0.395 is under the floor 0.800"), refused["reason"]
+    assert refused["floor"] == 0.8 and dict(refused["candidate_metrics"])["exact_match"] == 0.395
+    assert served.type == "lora_adapter_ready", served.to_json()

@@ -154,6 +154,7 @@ class TrainerWorker:
         if stored is not None:  # redelivered after the version was stored: announce, do not retrain
             return self._decide(request, stored, force=force)
         try:
+            config_from(request, self.defaults or TrainConfig(), self.settings)  # out of bounds: refused before the data is read
             max_examples = _bounded(request.data, "max_examples", self.max_examples, 1, self.settings.trainer_max_examples,
                                     "the largest allowed (CDA_TRAINER_MAX_EXAMPLES)")
             dataset = self._dataset(request, max_examples)
