@@ -78,8 +78,10 @@ def test_a_request_becomes_a_stored_announced_and_served_adapter(trainer_setting
     stored = registry.get(company, final["version"])
     assert stored.request_id == forced and stored.dataset_hash == final["dataset_hash"]
     # the gate: the second adapter is announced only if it beats the first on its eval split
-    if decision.type == "training_rejected":
-        assert dict(decision["candidate_metrics"])["exact_match"] <= dict(decision["current_metrics"])["exact_match"]
+    if decision.type == "training_rejected":  # it did not beat the first, or fell below the absolute floor
+        candidate = dict(decision["candidate_metrics"])["exact_match"]
+        assert candidate <= dict(decision["current_metrics"])["exact_match"] or candidate < decision["floor"], decision.to_json()
+        assert decision["reason"].split(":")[0] in ("not_better", "below_floor"), decision["reason"]
     else:
         assert decision.type == "lora_adapter_ready"
         assert dict(decision["metrics"])["exact_match"] > dict(decision["metrics"])["baseline_exact_match"]
