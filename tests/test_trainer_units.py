@@ -292,5 +292,5 @@ def test_training_defaults_follow_the_size_of_the_data() -> None:
 
     small, usual, large = fitted_config(60), fitted_config(800), fitted_config(50_000, max_rank=8)
     assert (small.max_steps, small.rank) == (200, 8) and small.learning_rate < usual.learning_rate
-    assert (usual.max_steps, usual.rank, usual.learning_rate) == (500, 16, 2e-3)
+    assert (usual.max_steps, usual.rank, usual.learning_rate) == (800, 16, 2e-3)
     assert large.max_steps == 1500 and large.rank == 8  # capped by the steps bound and the server's rank

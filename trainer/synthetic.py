@@ -180,15 +180,16 @@ def generic_world(seed: int, n_examples: int) -> World:
 
 # -- benchmark companies ---------------------------------------------------------------------------
 # Companies no base was pretrained on (their own seeds, outside the pretraining world's), with conventions of
-# their own: long ids, amounts with cents, dates, names of several words, 6-8 tools sharing argument names.
+# their own: long ids, amounts with cents, dates, names of several words, 6-8 tools sharing argument names, and
+# endpoints whose names and descriptions say nothing (which one does what is theirs to know, as with acme).
 # `BENCH A1` trains an adapter for each through the path a user takes and measures it on held-out tasks.
 BENCH_COMPANIES: dict[str, dict[str, Any]] = {
-    "nordwind": {"tools": (6, 6), "args": (2, 4), "renamed": 0.7, "opaque": 0.7, "in_task": 0.2, "minor_units": 0.0,
-                 "prefixed": 0.7, "described": 0.2,
+    "nordwind": {"tools": (6, 6), "args": (2, 4), "renamed": 0.7, "opaque": 1.0, "in_task": 0.2, "minor_units": 0.0,
+                 "prefixed": 0.7, "described": 0.0,
                  "lengths": {"digits": (6, 7, 8, 9, 10), "prefixed": (6, 7, 8), "alnum": (10, 11, 12, 13, 14),
                              "amount": (3, 4, 5), "name": (2, 3)}},
-    "zephyr": {"tools": (8, 8), "args": (2, 3), "renamed": 0.7, "opaque": 0.7, "in_task": 0.2, "minor_units": 0.0,
-               "prefixed": 0.7, "described": 0.2,
+    "zephyr": {"seed": "bench:zephyr:1", "tools": (8, 8), "args": (2, 3), "renamed": 0.7, "opaque": 1.0, "in_task": 0.2, "minor_units": 0.0,
+               "prefixed": 0.7, "described": 0.0,
                "lengths": {"digits": (8, 9, 10, 11, 12), "prefixed": (8, 9, 10), "alnum": (8, 9, 10),
                            "amount": (4, 5, 6, 7), "name": (3, 4)}},
 }
@@ -196,7 +197,8 @@ BENCH_COMPANIES: dict[str, dict[str, Any]] = {
 
 def bench_company(name: str) -> Company:
     """One of `BENCH_COMPANIES`, the same on every machine."""
-    return make_company(name, f"bench:{name}", **BENCH_COMPANIES[name])
+    params = dict(BENCH_COMPANIES[name])
+    return make_company(name, params.pop("seed", f"bench:{name}"), **params)
 
 
 # -- the demo company -------------------------------------------------------------------------------
