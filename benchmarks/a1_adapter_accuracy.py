@@ -145,7 +145,7 @@ def main() -> None:
     settings = base.model_copy(update={
         "home": Path(tempfile.mkdtemp(prefix="cda-a1-")), "topic_prefix": f"a1{uuid.uuid4().hex[:6]}.",
         "inference_url": f"http://127.0.0.1:{_free_port()}", "base_model": base.base_model_path})
-    ensure_broker(settings)
+    ensure_broker(base)  # the user's local broker (under their CDA_HOME), not one in the scratch home
     apply_catalog(settings)
     with running_vllm(settings) as served:
         with background(served, "trainer", "run"), background(served, "inference", "serve", "--external"):
