@@ -31,9 +31,10 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import bench_line, ensure_broker, running_vllm  # noqa: E402
+from benchmarks.common import bench_line, ensure_broker, free_port, running_vllm  # noqa: E402
 from cda.prompts import ToolSpec, call_schema, parse_call, render_prompt  # noqa: E402
 from cda.settings import Settings  # noqa: E402
+from cda.workers import wait_until  # noqa: E402
 from topics.admin import apply_catalog  # noqa: E402
 from trainer.evaluate import score  # noqa: E402
 from trainer.examples import Example  # noqa: E402
@@ -89,6 +90,13 @@ def served_version(settings: Settings, company: str) -> str | None:
     return next((str(a["version"]) for a in listed if a["company_id"] == company), None)
 
 
+def _live(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/health/live", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
 def ask(settings: Settings, company: str, examples: list[Example], tools: list[ToolSpec], use_adapter: bool) -> float:
     """Exact-match rate through the gateway, asked as the agents ask (call schema, temperature 0)."""
     schema, right = call_schema(tools), 0
@@ -122,9 +130,8 @@ def one_company(settings: Settings, name: str, args: argparse.Namespace) -> None
     train_s = time.monotonic() - started
     published = trained_run.returncode == 0
     print(trained_run.stdout.strip().splitlines()[-1] if trained_run.stdout.strip() else trained_run.stderr[-500:], flush=True)
-    deadline = time.monotonic() + 120
-    while published and served_version(settings, name) is None and time.monotonic() < deadline:
-        time.sleep(1)
+    if published:
+        wait_until(lambda: served_version(settings, name) is not None, 120, 1.0)
     version = served_version(settings, name)
     adapter = ask(settings, name, held_out, tools, use_adapter=True) if version else 0.0
     base = ask(settings, name, held_out, tools, use_adapter=False)
@@ -144,28 +151,14 @@ def main() -> None:
     base = Settings()
     settings = base.model_copy(update={
         "home": Path(tempfile.mkdtemp(prefix="cda-a1-")), "topic_prefix": f"a1{uuid.uuid4().hex[:6]}.",
-        "inference_url": f"http://127.0.0.1:{_free_port()}", "base_model": base.base_model_path})
+        "inference_url": f"http://127.0.0.1:{free_port()}", "base_model": base.base_model_path})
     ensure_broker(base)  # the user's local broker (under their CDA_HOME), not one in the scratch home
     apply_catalog(settings)
     with running_vllm(settings) as served:
         with background(served, "trainer", "run"), background(served, "inference", "serve", "--external"):
-            deadline = time.monotonic() + 180
-            while time.monotonic() < deadline:
-                try:
-                    if httpx.get(f"{served.inference_url}/health/live", timeout=2).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    time.sleep(1)
+            wait_until(lambda: _live(served.inference_url), 180, 1.0)
             for name in args.companies.split(","):
                 one_company(served, name, args)
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 if __name__ == "__main__":

@@ -58,6 +58,15 @@ def bench_store(settings: Settings) -> Iterator[ProjectionStore]:
         store.close()
 
 
+def free_port() -> int:
+    """A loopback port nothing listens on now (for a server the benchmark starts)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def median_of(runs: int, measure: Callable[[], float]) -> float:
     return statistics.median(measure() for _ in range(runs))
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import httpx
 
-from benchmarks.common import bench_line, ensure_broker, scratch_topics
+from benchmarks.common import bench_line, ensure_broker, free_port, scratch_topics
 from cda.settings import Settings
 from cda.workers import wait_until
 from streams.api.keys import issue_key
@@ -30,14 +30,6 @@ from topics.consumer import EventConsumer
 from topics.dead_letters import Skipped
 from topics.positions import Position
 from topics.producer import EventProducer
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _answers(url: str) -> bool:
@@ -102,7 +94,7 @@ def main() -> None:
         issued = issue_key("acme")
         with EventProducer(settings) as producer:
             producer.produce(issued.event)
-        port = _free_port()
+        port = free_port()
         url = f"http://127.0.0.1:{port}"
         env = {k: v for k, v in os.environ.items() if not k.startswith("CDA_")}
         env.update({"CDA_HOME": str(home), "CDA_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,

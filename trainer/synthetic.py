@@ -147,7 +147,6 @@ def make_company(name: str, seed: int | str, tools: tuple[int, int] = (2, 4), ar
     whose arguments copy, rename, prefix, scale or code values from the task's data. Argument names are drawn
     from one small pool, so a company's tools share names, as real APIs do."""
     rng = random.Random(f"company:{seed}")
-    described_rate = described
     prefix = DEMO_PREFIX
     while prefix == DEMO_PREFIX:  # acme's convention stays acme's
         prefix = values.prefix(rng)
@@ -164,8 +163,8 @@ def make_company(name: str, seed: int | str, tools: tuple[int, int] = (2, 4), ar
             arg = _arg(rng, kind, rng.choice(_SOURCES[kind]), prefix, grades, renamed, minor_units, prefixed)
             if all(a.name != arg.name and a.source != arg.source for a in chosen):
                 chosen.append(arg)
-        described = f"{verb.capitalize()} a {obj}" if rng.random() < described_rate else f"Endpoint {rng.randint(1, 99)}"
-        spec = ToolSpec(tool_name, described, {"type": "object", "properties": {a.name: a.schema for a in chosen},
+        description = f"{verb.capitalize()} a {obj}" if rng.random() < described else f"Endpoint {rng.randint(1, 99)}"
+        spec = ToolSpec(tool_name, description, {"type": "object", "properties": {a.name: a.schema for a in chosen},
                                                "required": [a.name for a in chosen], "additionalProperties": False})
         made.append(_Tool(spec, verb, obj, tuple(chosen)))
     return Company(name, tuple(made), grades, lengths or {}, in_task)
