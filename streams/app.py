@@ -35,6 +35,7 @@ def create_app(settings: Settings, service: AgentService) -> faust.App:
         service.group_id,
         broker=broker_urls(settings.kafka_bootstrap),
         store="memory://",
+        datadir=str(settings.home / "agents" / service.group_id),  # not `<group>-data` in the working directory
         web_enabled=False,
         topic_allow_declare=False,
         topic_disable_leader=True,
