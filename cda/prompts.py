@@ -5,10 +5,16 @@ so an adapter is trained on exactly what it is later asked, and serving code nev
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 CALL_MARKER = "Call:"
+# The version of the prompt format. Every adapter records the version it was trained for, and the inference
+# lifecycle refuses one trained for another: a changed format silently degrades an adapter.
+# 1: tools, task, data.  2: optional `Notes:` (company memory) and `Earlier:` (results of the session's earlier
+# jobs) between the tools and the task; without context a version-2 prompt reads exactly as version 1.
+PROMPT_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -29,14 +35,31 @@ def compact(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), sort_keys=True)
 
 
-def render_prompt(task: str, payload_json: str, tools: list[ToolSpec]) -> str:
-    """The prompt: the company's tools, the task and its data, then the call marker and the space after it."""
+def render_prompt(task: str, payload_json: str, tools: list[ToolSpec], notes: Sequence[str] = (),
+                  earlier: Sequence[str] = ()) -> str:
+    """The prompt: the company's tools, its notes (memory entries, most relevant first), the results of the
+    session's earlier jobs (oldest first), the task and its data, then the call marker and the space after it."""
     listed = "\n".join(f"- {t.signature()}" for t in sorted(tools, key=lambda t: t.name))
     try:
         data = compact(json.loads(payload_json))
     except json.JSONDecodeError:
         data = payload_json
-    return f"Tools:\n{listed}\nTask: {task}\nData: {data}\n{CALL_MARKER} "
+    context = ""
+    if notes:
+        context += "Notes:\n" + "".join(f"- {_line(n)}\n" for n in notes)
+    if earlier:
+        context += "Earlier:\n" + "".join(f"- {_line(e)}\n" for e in earlier)
+    return f"Tools:\n{listed}\n{context}Task: {task}\nData: {data}\n{CALL_MARKER} "
+
+
+def _line(text: str) -> str:
+    """One line of context: a newline inside an entry would read as the next section."""
+    return " ".join(text.split())
+
+
+def render_earlier(tool_name: str, result: Any) -> str:
+    """An earlier job of the session as the prompt shows it: the tool it called and what that tool answered."""
+    return f"{tool_name}: {compact(result)}"
 
 
 def render_target(tool_name: str, arguments: dict[str, Any]) -> str:

@@ -5,6 +5,11 @@ weights are exactly the recipe's, whatever library versions the GPU machine has)
     # there: python3 scripts/pretrain_on_device.py run .gpu_base/tiny $OUT [--budget-s 300]
     # here:  python scripts/pretrain_on_device.py ship .gpu_base/tiny OUTDIR STEPS   (into trainer/base/tiny)
 
+The context stage (`ContextPlan`) continues from the shipped base the same way:
+
+    # there: python3 scripts/pretrain_on_device.py context trainer/base/tiny $OUT [--budget-s 240]
+    # here:  python scripts/pretrain_on_device.py ship-context OUTDIR STEPS          (into trainer/base/tiny)
+
 `run` times a few steps first and picks the largest step count of the plan's ladder that fits the budget;
 the steps it ran are printed and become the recipe's (`PretrainPlan.steps`) when the result is shipped.
 On two CPU cores the same recipe takes many hours; `cda model init-tiny --force` still rebuilds it there.
@@ -63,6 +68,60 @@ def _run(folder: Path, out: Path, budget_s: float) -> None:
     print("done", steps, "steps, mean of last 50 losses", sum(losses[-50:]) / 50, flush=True)
 
 
+CONTEXT_LADDER = (1500, 2000, 2500, 3000, 4000)
+
+
+def _context(shipped: Path, out: Path, budget_s: float) -> None:
+    import dataclasses
+
+    import torch
+
+    from trainer.tiny_model import ContextPlan, pretrain_context
+
+    folder = Path("/tmp/cda-context-base")
+    shutil.rmtree(folder, ignore_errors=True)
+    shutil.copytree(shipped, folder)
+    workers = min(12, (os.cpu_count() or 2) - 2)
+    print("torch", torch.__version__, "cuda", torch.cuda.is_available(), flush=True)
+    marks: dict[int, float] = {}
+    from trainer.pretrain import pretrain
+
+    plan = ContextPlan()
+    pretrain(folder, steps=plan.steps, batch_size=plan.batch_size, learning_rate=plan.learning_rate, warmup=plan.warmup,
+             seed=plan.seed, stop_after=150, workers=workers, world="context",
+             progress=lambda s, _loss: marks.setdefault(s, time.perf_counter()))
+    per_step = (marks[150] - marks[50]) / 100
+    fitting = [s for s in CONTEXT_LADDER if s * per_step * 1.1 < budget_s]
+    plan = dataclasses.replace(plan, steps=fitting[-1] if fitting else CONTEXT_LADDER[0])
+    print(f"probe: {per_step * 1000:.1f} ms/step -> steps {plan.steps}", flush=True)
+    started = time.perf_counter()
+    losses = pretrain_context(folder, plan, workers=workers)
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(folder / "model.safetensors", out / "model.safetensors")
+    (out / "run.json").write_text(json.dumps({"steps": plan.steps, "seconds": time.perf_counter() - started,
+                                              "ms_per_step": per_step * 1000, "last_losses": losses[-50:],
+                                              "torch": torch.__version__,
+                                              "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"}))
+    print("done", plan.steps, "steps, mean of last 50 losses", sum(losses[-50:]) / 50, flush=True)
+
+
+def _ship_context(result: Path, steps: int) -> None:
+    import dataclasses
+
+    from trainer.tiny_model import SHIPPED, ContextPlan, PretrainPlan, TinyModelSpec, _publish, recipe, ship
+
+    folder = Path(".gpu_base/tiny-context")
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    for item in SHIPPED.iterdir():
+        if item.is_file() and item.name != "manifest.json":
+            shutil.copyfile(item, folder / item.name)
+    shutil.copyfile(result / "model.safetensors", folder / "model.safetensors")
+    wanted = recipe(TinyModelSpec(), PretrainPlan().steps, dataclasses.replace(ContextPlan(), steps=steps))
+    built = _publish(folder, folder.with_name("tiny-context-built"), wanted)
+    print(ship(built, TinyModelSpec(), PretrainPlan().steps))
+
+
 def _ship(folder: Path, result: Path, steps: int) -> None:
     from trainer.tiny_model import TinyModelSpec, _publish, recipe, ship
 
@@ -78,6 +137,11 @@ if __name__ == "__main__":
     elif verb == "run":
         budget = float(sys.argv[sys.argv.index("--budget-s") + 1]) if "--budget-s" in sys.argv else 300.0
         _run(folder, Path(sys.argv[3]), budget)
+    elif verb == "context":
+        budget = float(sys.argv[sys.argv.index("--budget-s") + 1]) if "--budget-s" in sys.argv else 240.0
+        _context(folder, Path(sys.argv[3]), budget)
+    elif verb == "ship-context":
+        _ship_context(folder, int(sys.argv[3]))
     elif verb == "ship":
         _ship(folder, Path(sys.argv[3]), int(sys.argv[4]))
     else:

@@ -37,7 +37,7 @@ def _same(a: Any, b: Any) -> bool:
 async def _ask(http: httpx.AsyncClient, model: str, example: Example, tools: list[ToolSpec],
                schema: dict[str, Any], max_tokens: int, policy: RetryPolicy) -> tuple[str, dict[str, Any]] | None:
     """The call `model` answers to `example` (None when its answer is not a call)."""
-    body = {"model": model, "prompt": render_prompt(example.task, example.payload_json, tools),
+    body = {"model": model, "prompt": render_prompt(example.task, example.payload_json, tools, example.notes, example.earlier),
             "max_tokens": max_tokens, "temperature": 0, "structured_outputs": {"json": schema}}
 
     async def attempt(remaining_s: float) -> httpx.Response:

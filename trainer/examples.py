@@ -16,9 +16,15 @@ class Example:
     payload_json: str
     tool_name: str
     arguments: dict[str, Any]
+    notes: tuple[str, ...] = ()  # memory entries the prompt showed (`cda.prompts`)
+    earlier: tuple[str, ...] = ()  # results of the session's earlier jobs the prompt showed
 
     @property
     def content_hash(self) -> str:
-        """Stable identity: the same task, data and call hash the same, whatever the key order."""
-        body = json.dumps([self.task, json.loads(self.payload_json), self.tool_name, self.arguments], sort_keys=True)
+        """Stable identity: the same task, data, context and call hash the same, whatever the key order (an
+        example without context hashes as it did before context existed)."""
+        parts: list[Any] = [self.task, json.loads(self.payload_json), self.tool_name, self.arguments]
+        if self.notes or self.earlier:
+            parts += [list(self.notes), list(self.earlier)]
+        body = json.dumps(parts, sort_keys=True)
         return hashlib.sha256(body.encode()).hexdigest()

@@ -48,6 +48,18 @@ class PretrainPlan:
     warmup: int = 200
 
 
+@dataclass(frozen=True)
+class ContextPlan:
+    """The second pretraining stage (`trainer.pretrain`, world "context"), continuing from the first: half
+    plain jobs, half jobs whose answer a note or an earlier result of the session decides (prompt version 2)."""
+
+    steps: int = 1500
+    batch_size: int = 128
+    learning_rate: float = 1e-3
+    warmup: int = 100
+    seed: int = 1
+
+
 def corpus(worlds: int = 2_000, seed: int = 0) -> Iterator[str]:
     """Local text for the tokenizer: prompts and calls of the pretraining world (seeds it never trains on),
     and standard-library docstrings for plain English."""
@@ -105,8 +117,23 @@ MANIFEST = "manifest.json"
 FIRST_STEPS = 3  # the recipe's first steps, whose losses the manifest records and a test re-runs
 
 
-def recipe(spec: TinyModelSpec = TinyModelSpec(), pretrain_steps: int = DEFAULT_PRETRAIN_STEPS) -> dict[str, object]:
-    return {"spec": spec.__dict__, "pretrain": PretrainPlan(steps=pretrain_steps).__dict__}
+def recipe(spec: TinyModelSpec = TinyModelSpec(), pretrain_steps: int = DEFAULT_PRETRAIN_STEPS,
+           context: ContextPlan | None = ContextPlan()) -> dict[str, object]:
+    made: dict[str, object] = {"spec": spec.__dict__, "pretrain": PretrainPlan(steps=pretrain_steps).__dict__}
+    if context is not None and pretrain_steps:
+        made["context"] = context.__dict__
+    return made
+
+
+def pretrain_context(folder: Path, plan: ContextPlan = ContextPlan(), workers: int = 0,
+                     stop_after: int | None = None) -> list[float]:
+    """The context stage on the model in `folder` (already through the generic stage)."""
+    from trainer.pretrain import pretrain
+
+    return pretrain(folder, steps=plan.steps, batch_size=plan.batch_size, learning_rate=plan.learning_rate,
+                    warmup=plan.warmup, seed=plan.seed, stop_after=stop_after, workers=workers, world="context",
+                    progress=None if stop_after else
+                    lambda step, loss: print(f"context step {step}/{plan.steps} loss {loss:.3f}", flush=True))
 
 
 def pretrain_by_recipe(folder: Path, spec: TinyModelSpec, pretrain_steps: int, stop_after: int | None = None,
@@ -161,7 +188,9 @@ def build(target: Path, spec: TinyModelSpec = TinyModelSpec(), force: bool = Fal
         return _publish(staging, target, wanted)
     _write_random(staging, spec)
     if pretrain_steps:
-        pretrain_by_recipe(staging, spec, pretrain_steps, workers=min(8, (os.cpu_count() or 1) - 1))
+        workers = min(8, (os.cpu_count() or 1) - 1)
+        pretrain_by_recipe(staging, spec, pretrain_steps, workers=workers)
+        pretrain_context(staging, ContextPlan(), workers=workers)
     return _publish(staging, target, wanted)
 
 

@@ -91,7 +91,8 @@ def resolve_method(config: TrainConfig) -> str:
 
 def encode(tokenizer: Any, example: Example, tools: list[ToolSpec], max_length: int) -> tuple[list[int], list[int]]:
     """Token ids of prompt + target and labels that train on the target (and end of sequence) only."""
-    prompt = tokenizer(render_prompt(example.task, example.payload_json, tools), add_special_tokens=False)["input_ids"]
+    text = render_prompt(example.task, example.payload_json, tools, example.notes, example.earlier)
+    prompt = tokenizer(text, add_special_tokens=False)["input_ids"]
     target = tokenizer(render_target(example.tool_name, example.arguments), add_special_tokens=False)["input_ids"]
     ids = ([tokenizer.bos_token_id] + prompt + target + [tokenizer.eos_token_id])[-max_length:]
     labels = ([-100] * (1 + len(prompt)) + target + [tokenizer.eos_token_id])[-max_length:]
