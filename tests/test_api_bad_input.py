@@ -13,7 +13,10 @@ import pytest
 from cda.settings import Settings
 from projections.store import ProjectionStore
 from tests.api_support import ApiStack, api_stack, auth, raw_values
+from tests.helpers import eventually
 from topics.catalog import CATALOG
+from topics.consumer import EventConsumer
+from topics.dead_letters import Skipped
 
 pytestmark = pytest.mark.kafka
 GOOD_TOOL = {"name": "t1", "description": "d", "url": "https://x.example/a", "parameters": {"type": "object"}}
@@ -105,3 +108,14 @@ def test_metrics_and_health(api: ApiStack) -> None:
     assert ready.status_code == 200 and body["ready"], body
     assert body["components"]["broker"] == "ok" and body["components"]["store"] == "ok"
     assert body["components"]["agents"].startswith("down") and body["components"]["inference"].startswith("down")
+
+
+def test_ready_sees_agents_in_their_group(api: ApiStack) -> None:
+    """With a member in the agents' group (the prefixed name the agents join) readiness says so; an admin
+    request made on a client that was dropped never completed, so this once read `down` forever."""
+    group = f"{api.settings.topic_prefix}{api.settings.agents_group}"
+    with EventConsumer(api.settings, group, dead_letters=Skipped()) as member:
+        member.subscribe(["company_data"])
+        eventually(lambda: bool(member.poll(0.2) is not None and member.raw.assignment()), 30, "joining the group")
+        eventually(lambda: httpx.get(f"{api.url}/health/ready").json()["components"]["agents"] == "ok", 30,
+                   "readiness reporting the agents")

@@ -13,6 +13,7 @@ from projections.store import ProjectionStore
 from streams.api.keys import KeyTable
 from streams.api.limits import RateLimiter
 from streams.api.producing import AsyncProducer
+from streams.api.readiness import Readiness
 from streams.followers import TopicTable
 from streams.tools import Tool, ToolRegistry
 
@@ -50,12 +51,14 @@ class ApiContext:
     limiter: RateLimiter = field(init=False)
     keys_table: TopicTable = field(init=False)
     tools_table: TopicTable = field(init=False)
+    readiness: Readiness = field(init=False)
 
     def __post_init__(self) -> None:
         self.recent = Recent(self.settings.api_recent_kept)
         self.limiter = RateLimiter(self.settings.api_rate_per_s, self.settings.api_rate_burst)
         self.keys_table = TopicTable(self.settings, "company_keys", self.keys.apply)
         self.tools_table = TopicTable(self.settings, "company_tools", self.registry.apply)
+        self.readiness = Readiness(self)
 
     @classmethod
     def open(cls, settings: Settings, store: ProjectionStore | None = None) -> ApiContext:
@@ -85,4 +88,5 @@ class ApiContext:
         for table in (self.keys_table, self.tools_table):
             if table.worker is not None:
                 table.worker.join(10)
+        self.readiness.close()
         self.producer.close()
