@@ -31,6 +31,7 @@ def broker_urls(bootstrap: str) -> list[str]:
 
 
 def create_app(settings: Settings, service: AgentService) -> faust.App:
+    (settings.home / "agents").mkdir(parents=True, exist_ok=True)  # Faust makes only the last folder of datadir
     app = faust.App(
         service.group_id,
         broker=broker_urls(settings.kafka_bootstrap),
