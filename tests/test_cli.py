@@ -1,4 +1,4 @@
-"""The `cda` command line against the real broker: produce, consume, replay, demo."""
+"""The `cda` command line against the real broker: produce, consume, replay, the demo without a stack."""
 
 from __future__ import annotations
 
@@ -111,11 +111,15 @@ def test_topics_list_shows_the_catalog(cli: Callable[..., object]) -> None:
         assert name in result.output
 
 
-def test_demo_runs_the_sample_story(cli: Callable[..., object]) -> None:
-    result = cli("demo", "--no-start-kafka")
-    assert result.exit_code == 0, result.output
-    assert "14 events produced as Avro and read back" in result.output
-    assert "2 jobs folded into" in result.output and "completed" in result.output
+def test_demo_without_a_stack_says_how_to_start_it(cli: Callable[..., object], monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.helpers import free_port
+
+    monkeypatch.setenv("CDA_API_PORT", str(free_port()))
+    monkeypatch.setenv("CDA_INFERENCE_URL", f"http://127.0.0.1:{free_port()}")
+    get_settings.cache_clear()
+    result = cli("demo", "--wait", "1")
+    assert result.exit_code == 1
+    assert "nothing answers at http://127.0.0.1:" in result.output and "cda up --example-api" in result.output
 
 
 def test_projections_run_query_and_rebuild(cli: Callable[..., object]) -> None:

@@ -15,7 +15,7 @@ from projections.store import ProjectionStore
 from streams.api import errors
 from streams.api.context import ApiContext
 from streams.api.limits import BodyLimit
-from streams.api.routers import adapters, companies, health, jobs, memory, tools, training
+from streams.api.routers import adapters, companies, dashboards, health, jobs, memory, tools, training
 from topics.errors import BrokerUnavailable
 
 DESCRIPTION = """Company Data Automation: send company data, cda's agents call the company's tools with a model
@@ -43,7 +43,7 @@ def create_app(settings: Settings, store: ProjectionStore | None = None, context
     app = FastAPI(title="cda — Company Data Automation", version="1.0.0", description=DESCRIPTION, lifespan=lifespan)
     app.add_middleware(BodyLimit, max_bytes=settings.api_max_body_bytes)
     errors.install(app)
-    for module in (jobs, tools, training, adapters, memory, companies, health):
+    for module in (jobs, tools, training, adapters, memory, dashboards, companies, health):
         app.include_router(module.router)
     Instrumentator(should_group_status_codes=False, excluded_handlers=["/metrics"], registry=CollectorRegistry()
                    ).instrument(app).expose(app, include_in_schema=False)

@@ -1,0 +1,253 @@
+"""A small process supervisor: each part of cda is a child process that is started in order, probed,
+restarted with backoff when it dies, and stopped in reverse order — so one command can run the whole product
+and a dead part comes back by itself instead of leaving the rest waiting on it.
+
+The state of every part is written to a status file after each change, so another process (`cda status`)
+can answer without talking to this one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from cda.errors import CdaError
+
+# states a part goes through; the table and `cda status` show them as they are
+STARTING, READY, RUNNING, RESTARTING, STOPPING, STOPPED, EXTERNAL, FAILED = (
+    "starting", "ready", "running", "restarting", "stopping", "stopped", "external", "failed")
+
+
+class SupervisorError(CdaError):
+    """A part could not be started at all (its command is missing), or another supervisor already runs."""
+
+
+@dataclass(frozen=True)
+class PartSpec:
+    """What to run for one part and how to tell it is ready.
+
+    `probe` answers whether the part serves (None: being alive is all there is to know); `stop_timeout_s` is
+    how long a SIGTERM may take before SIGKILL (vLLM and the broker need longer than a consumer).
+    """
+
+    name: str
+    command: Sequence[str]
+    address: str = ""
+    probe: Callable[[], bool] | None = None
+    stop_timeout_s: float = 30.0
+
+
+@dataclass
+class PartStatus:
+    """What the status file says about one part."""
+
+    name: str
+    address: str
+    state: str
+    pid: int | None = None
+    restarts: int = 0
+    since: float = field(default_factory=time.time)
+    detail: str = ""
+    log: str = ""
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Restart pauses: `first` doubling up to `most`; a part that stayed up `healthy_after_s` starts again at `first`."""
+
+    first_s: float = 1.0
+    most_s: float = 30.0
+    healthy_after_s: float = 60.0
+    probe_every_s: float = 5.0  # a ready part is asked this often (one that is starting, every tick)
+
+    def pause(self, failures: int) -> float:
+        return min(self.most_s, self.first_s * 2 ** max(0, failures - 1))
+
+
+class Part:
+    """One supervised child process and its status."""
+
+    def __init__(self, spec: PartSpec, env: dict[str, str], log_dir: Path) -> None:
+        self.spec = spec
+        self.env = env
+        self.log_path = log_dir / f"{spec.name}.log"
+        self.status = PartStatus(spec.name, spec.address, STOPPED, log=str(self.log_path))
+        self.process: subprocess.Popen[bytes] | None = None
+        self.started_at = 0.0
+        self.failures = 0  # deaths since the part last stayed up long enough
+        self.restart_at: float | None = None
+        self.probed_at = 0.0
+
+    def start(self) -> None:
+        with self.log_path.open("ab") as log:
+            try:
+                # its own session: a terminal's Ctrl-C reaches the supervisor only, which stops the parts in order
+                self.process = subprocess.Popen(list(self.spec.command), env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                                                stdin=subprocess.DEVNULL, start_new_session=True)
+            except OSError as exc:
+                raise SupervisorError(f"part {self.spec.name}: cannot run {self.spec.command[0]}: {exc.strerror}") from None
+        self.started_at = time.monotonic()
+        self.restart_at = None
+        self._set(STARTING, pid=self.process.pid, detail="")
+
+    def _set(self, state: str, pid: int | None = None, detail: str | None = None) -> bool:
+        changed = state != self.status.state or (detail is not None and detail != self.status.detail)
+        if state != self.status.state:
+            self.status.since = time.time()
+        self.status.state = state
+        if pid is not None:
+            self.status.pid = pid
+        if detail is not None:
+            self.status.detail = detail
+        return changed
+
+    def check(self, backoff: Backoff, stopping: bool) -> bool:
+        """Advance the part's state: probe it, notice its death, restart it when its pause is over. Returns
+        whether the status changed (so the table and the file are refreshed)."""
+        if self.process is None:
+            return False
+        code = self.process.poll()
+        now = time.monotonic()
+        if code is None:
+            if self.failures and now - self.started_at >= backoff.healthy_after_s:
+                self.failures = 0
+            if self.spec.probe is None:
+                return self._set(RUNNING)  # the detail of a restart stays: the table says the part came back
+            if self.status.state == READY and now - self.probed_at < backoff.probe_every_s:
+                return False
+            self.probed_at = now
+            return self._set(READY if _safe(self.spec.probe) else STARTING)
+        if stopping:
+            return self._set(STOPPED, detail=f"exit {code}")
+        if self.restart_at is None:
+            self.failures += 1
+            pause = backoff.pause(self.failures)
+            self.restart_at = now + pause
+            return self._set(RESTARTING, detail=f"exited with {code}; restart #{self.status.restarts + 1} in {pause:g}s")
+        if now >= self.restart_at:
+            self.status.restarts += 1
+            self.start()
+            self.status.detail = f"restarted ({self.status.restarts}x); last exit {code}"
+            return True
+        return False
+
+    def signal_stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self._set(STOPPING)
+            try:
+                os.killpg(self.process.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+    def wait_stopped(self) -> None:
+        """Wait for the SIGTERM to be honoured, then SIGKILL the part's whole process group."""
+        if self.process is None:
+            return
+        try:
+            code = self.process.wait(self.spec.stop_timeout_s)
+            detail = f"exit {code}"
+        except subprocess.TimeoutExpired:
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            code = self.process.wait(10)
+            detail = f"killed after {self.spec.stop_timeout_s:.0f}s"
+        self._set(STOPPED, detail=detail)
+
+
+def _safe(probe: Callable[[], bool]) -> bool:
+    try:
+        return bool(probe())
+    except Exception:  # a probe that cannot tell means not ready, never a dead supervisor
+        return False
+
+
+@dataclass
+class StatusFile:
+    """`<home>/up/status.json`: the supervisor's pid and each part's status, replaced atomically."""
+
+    path: Path
+
+    def write(self, supervisor_pid: int, parts: Sequence[PartStatus], stopped: bool = False) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        body = {"supervisor_pid": supervisor_pid, "stopped": stopped, "written_at": time.time(),
+                "parts": [asdict(p) for p in parts]}
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(body, indent=1))
+        os.replace(tmp, self.path)
+
+    def read(self) -> dict[str, object] | None:
+        try:
+            return dict(json.loads(self.path.read_text()))
+        except FileNotFoundError:
+            return None
+        except ValueError as exc:
+            raise SupervisorError(f"{self.path}: unreadable status file ({exc}); remove it") from None
+
+
+def pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class Supervisor:
+    """Parts started in order, watched every `tick_s`, restarted with backoff, stopped in reverse order.
+
+    `on_change` is called with every part's status after any change (the live table); the status file is
+    written at the same moments. Stop it by raising SystemExit/KeyboardInterrupt in `run` (signals) or by
+    setting `should_stop`.
+    """
+
+    def __init__(self, parts: Sequence[Part], status_file: StatusFile, backoff: Backoff = Backoff(),
+                 on_change: Callable[[list[PartStatus]], None] = lambda _s: None, tick_s: float = 0.5) -> None:
+        self.parts = list(parts)
+        self.status_file = status_file
+        self.backoff = backoff
+        self.on_change = on_change
+        self.tick_s = tick_s
+        self.should_stop = False
+
+    def statuses(self) -> list[PartStatus]:
+        return [p.status for p in self.parts]
+
+    def _changed(self, stopped: bool = False) -> None:
+        self.status_file.write(os.getpid(), self.statuses(), stopped)
+        self.on_change(self.statuses())
+
+    def run(self) -> None:
+        """Start every part, then watch them until stopped; the parts are stopped whatever ends the loop."""
+        try:
+            for part in self.parts:
+                self._changed()
+                part.start()
+                self._changed()
+            while not self.should_stop:
+                if any([part.check(self.backoff, stopping=False) for part in self.parts]):
+                    self._changed()
+                time.sleep(self.tick_s)
+        finally:
+            self.stop()
+
+    def stop(self) -> None:
+        """SIGTERM each part in reverse order of start and wait for it before the next (the broker, first
+        started, is last)."""
+        for part in reversed(self.parts):
+            part.signal_stop()
+            self._changed()
+            part.wait_stopped()
+            self._changed()
+        self._changed(stopped=True)

@@ -1,0 +1,65 @@
+"""The supervisor of `cda up` on plain child processes (no broker): a part that dies is restarted with growing
+pauses and the table says so, a ready part is probed, the status file answers another process, and stopping goes
+in reverse order of start, SIGTERM first and SIGKILL only for a part that ignores it."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from pathlib import Path
+
+from cda.supervisor import READY, RESTARTING, RUNNING, STOPPED, Backoff, Part, PartSpec, StatusFile, Supervisor, pid_alive
+from tests.helpers import eventually
+
+SLEEPER = [sys.executable, "-c", "import time; time.sleep(600)"]
+# ignores SIGTERM: the supervisor must SIGKILL it after its stop timeout
+STUBBORN = [sys.executable, "-c", "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)"]
+
+
+def test_restart_with_backoff_status_file_and_stop_in_reverse_order(tmp_path: Path) -> None:
+    flag = tmp_path / "ready"
+    # dies at once the first two times (a counter file), then stays up
+    counter = tmp_path / "starts"
+    flaky = [sys.executable, "-c", f"import pathlib, sys, time; p = pathlib.Path({str(counter)!r}); "
+             "n = int(p.read_text()) if p.exists() else 0; p.write_text(str(n + 1)); "
+             "sys.exit(3) if n < 2 else time.sleep(600)"]
+    specs = [PartSpec("first", SLEEPER), PartSpec("flaky", flaky),
+             PartSpec("probed", SLEEPER, "http://example.invalid", probe=flag.exists),
+             PartSpec("stubborn", STUBBORN, stop_timeout_s=1)]
+    parts = [Part(s, {}, tmp_path) for s in specs]
+    status_file = StatusFile(tmp_path / "status.json")
+    seen: list[tuple[str, str, str]] = []
+
+    def record(statuses: list) -> None:  # type: ignore[type-arg]
+        for s in statuses:
+            if not seen or (s.name, s.state, s.detail) not in seen:
+                seen.append((s.name, s.state, s.detail))
+
+    supervisor = Supervisor(parts, status_file, Backoff(first_s=0.2, most_s=1.0, probe_every_s=0.1), record, tick_s=0.05)
+    thread = threading.Thread(target=supervisor.run)
+    thread.start()
+    try:
+        flaky_part = parts[1]
+        eventually(lambda: flaky_part.status.restarts == 2 and flaky_part.status.state == RUNNING, 30, "flaky restarted twice")
+        assert "restarted (2x); last exit 3" in flaky_part.status.detail
+        restarting = [d for n, st, d in seen if n == "flaky" and st == RESTARTING]
+        assert [d.split(" in ")[1] for d in restarting] == ["0.2s", "0.4s"]  # the pause doubles
+        assert parts[2].status.state != READY  # its probe does not answer yet
+        flag.touch()
+        eventually(lambda: parts[2].status.state == READY, 10, "the probed part ready once its probe answers")
+        # another process reads the file: pids and states
+        body = status_file.read()
+        assert body is not None and body["supervisor_pid"] and not body["stopped"]
+        by_name = {p["name"]: p for p in body["parts"]}  # type: ignore[union-attr]
+        assert by_name["flaky"]["restarts"] == 2 and by_name["probed"]["state"] == READY
+        pids = [p.status.pid for p in parts]
+        assert all(pid_alive(pid) for pid in pids)
+    finally:
+        supervisor.should_stop = True
+        thread.join(60)
+    stopped = [n for n, st, d in seen if st == STOPPED and d]  # not the state before the first start
+    assert stopped == ["stubborn", "probed", "flaky", "first"], stopped
+    assert "killed after 1s" in parts[3].status.detail and parts[0].status.detail == "exit -15"
+    assert not any(pid_alive(p.status.pid) for p in parts)
+    final = status_file.read()
+    assert final is not None and final["stopped"] is True
