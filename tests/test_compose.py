@@ -1,4 +1,4 @@
-"""docker-compose.yml: the Docker path runs the same broker and applies the same catalog."""
+"""docker-compose.yml: the Docker path runs the same broker, the same catalog and the same `cda` commands as `cda up`."""
 
 from __future__ import annotations
 
@@ -69,3 +69,51 @@ def test_compose_publishes_the_api_and_keeps_the_gateway_internal() -> None:
     assert "8000:8000" in api["ports"] and "cda api serve" in " ".join(api["command"])
     assert api["environment"]["CDA_INFERENCE_URL"] == "http://inference:8020"
     assert api["environment"]["CDA_API_EMBEDDED_PROJECTIONS"] == "false"
+
+
+def _cda_commands(command: list[str] | str) -> list[list[str]]:
+    """The `cda ...` invocations inside a service's command (`sh -c "pip install ... && cda x && cda y"`)."""
+    import shlex
+
+    script = command[-1] if isinstance(command, list) and command[:2] == ["sh", "-c"] else command
+    if isinstance(script, list):
+        return [script] if script and script[0] == "cda" else []
+    return [words for part in script.split("&&") if (words := shlex.split(part)) and words[0] == "cda"]
+
+
+def test_every_cda_command_in_the_compose_file_parses_with_the_cli_and_its_settings_exist() -> None:
+    """Each service runs the `cda` command `cda up` runs for it (arguments parsed by the real CLI, no unknown option),
+    and every CDA_* variable it sets is a field of the settings; where a Docker client exists, it parses the file."""
+    import shutil
+    import subprocess
+
+    import typer
+
+    from cda.cli.main import app
+    from cda.settings import Settings
+
+    services = yaml.safe_load(COMPOSE.read_text())["services"]
+    root = typer.main.get_command(app)
+    ran: dict[str, list[str]] = {}
+    for name, service in services.items():
+        for words in _cda_commands(service.get("command", [])):
+            command, args, path = root, words[1:], ["cda"]
+            while hasattr(command, "list_commands"):  # a group (typer vendors its own click)
+                assert args, f"{name}: `{' '.join(words)}` names no subcommand"
+                sub = command.get_command(command.context_class(command), args[0])
+                assert sub is not None, f"{name}: `{' '.join(words)}`: no command {args[0]!r} under {' '.join(path)}"
+                command, path, args = sub, [*path, args[0]], args[1:]
+            try:
+                command.make_context(" ".join(path), list(args))
+            except Exception as exc:  # click's UsageError, from typer's own copy of click
+                raise AssertionError(f"{name}: `{' '.join(words)}`: {exc}") from None
+            ran.setdefault(name, []).append(" ".join(path[1:]))
+        for variable in (service.get("environment") or {}):
+            if variable.startswith("CDA_"):
+                assert variable[4:].lower() in Settings.model_fields, f"{name}: {variable} is no setting"
+    # the parts `cda up` supervises, each a service of its own
+    assert {"inference serve", "trainer run", "agents run", "api serve", "projections run", "topics apply",
+            "example-api serve"} <= {c for commands in ran.values() for c in commands}, ran
+    if shutil.which("docker") and subprocess.run(["docker", "compose", "version"], capture_output=True).returncode == 0:
+        checked = subprocess.run(["docker", "compose", "-f", str(COMPOSE), "config", "--quiet"], capture_output=True, text=True)
+        assert checked.returncode == 0, checked.stderr
