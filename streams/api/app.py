@@ -6,13 +6,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from prometheus_client import CollectorRegistry
-from prometheus_fastapi_instrumentator import Instrumentator
 from starlette.concurrency import run_in_threadpool
 
 from cda.settings import Settings
 from projections.store import ProjectionStore
-from streams.api import errors
+from streams.api import errors, metrics
 from streams.api.context import ApiContext
 from streams.api.limits import BodyLimit
 from streams.api.routers import adapters, companies, dashboards, health, jobs, memory, tools, training
@@ -45,6 +43,5 @@ def create_app(settings: Settings, store: ProjectionStore | None = None, context
     errors.install(app)
     for module in (jobs, tools, training, adapters, memory, dashboards, companies, health):
         app.include_router(module.router)
-    Instrumentator(should_group_status_codes=False, excluded_handlers=["/metrics"], registry=CollectorRegistry()
-                   ).instrument(app).expose(app, include_in_schema=False)
+    metrics.install(app)
     return app
