@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Callable
 
 from cda.settings import Settings
-from cda.workers import WorkerThread, run_until_stopped
+from cda.workers import WorkerThread, run_until_stopped, wait_until
 from streams.agent_settings import AgentSettings
 from streams.tools import Tool, ToolRegistry
 from topics.consumer import EventConsumer
@@ -62,7 +62,10 @@ class TopicTable:
                     self.caught_up.set()
 
     def wait_caught_up(self, timeout_s: float) -> bool:
-        return self.caught_up.wait(timeout_s)
+        """True once read to the end the topic had at start; False when the time is up or the follower died (its
+        error, e.g. the topic missing, is `worker.error`) — a dead follower is not waited out."""
+        wait_until(lambda: self.caught_up.is_set() or (self.worker is not None and not self.worker.alive), timeout_s)
+        return self.caught_up.is_set()
 
     @property
     def lock(self) -> threading.Lock:

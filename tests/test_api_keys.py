@@ -118,3 +118,24 @@ def test_operator_creates_rotates_and_revokes_over_the_api(catalog, store) -> No
             assert client.post("/admin/companies/initech/revoke-key", headers=auth(operator)).status_code == 200
             assert client.get("/company-automation/tools", headers=auth(new)).status_code == 401
             assert client.post("/admin/companies/nobody/revoke-key", headers=auth(operator)).status_code == 404
+
+
+def test_the_api_without_its_topics_says_so_at_once(settings: Settings, store) -> None:  # type: ignore[no-untyped-def]
+    """No topics under the prefix: `cda api serve` exits 1 with one line naming them and the fix; in process, the
+    keys follower's error is raised at start-up instead of waiting out CDA_AGENT_START_TIMEOUT_S."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CDA_")}
+    env.update({"CDA_HOME": str(settings.home), "CDA_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+                "CDA_TOPIC_PREFIX": settings.topic_prefix, "CDA_API_PORT": str(free_port()), "COLUMNS": "300"})
+    served = subprocess.run([sys.executable, "-m", "cda.cli.main", "api", "serve"], env=env, capture_output=True,
+                            text=True, timeout=120)
+    assert served.returncode == 1, served.stderr
+    assert "company_keys" in served.stderr and "cda topics apply" in served.stderr and "Traceback" not in served.stderr
+
+    from topics.errors import UnknownTopic
+
+    slow = settings.model_copy(update={"agent_start_timeout_s": 600.0})
+    with pytest.raises(UnknownTopic, match="company_keys"):
+        with running_api(slow, free_port(), store=store):
+            pass

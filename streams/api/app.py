@@ -28,10 +28,14 @@ def create_app(settings: Settings, store: ProjectionStore | None = None, context
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         ctx = context or ApiContext.open(settings, store)
-        if not await run_in_threadpool(ctx.start, settings.agent_start_timeout_s):
+        try:
+            if not await run_in_threadpool(ctx.start, settings.agent_start_timeout_s):
+                raise BrokerUnavailable(f"could not read company_keys and company_tools from {settings.kafka_bootstrap} "
+                                        f"within {settings.agent_start_timeout_s:.0f}s")
+        except Exception as exc:
+            app.state.startup_error = exc  # uvicorn only logs it; whoever started the server may raise it
             ctx.close()
-            raise BrokerUnavailable(f"could not read company_keys and company_tools from {settings.kafka_bootstrap} "
-                                    f"within {settings.agent_start_timeout_s:.0f}s")
+            raise
         app.state.ctx = ctx
         try:
             yield

@@ -65,10 +65,15 @@ class ApiContext:
         return cls(settings, store or ProjectionStore.from_settings(settings), AsyncProducer(settings))
 
     def start(self, timeout_s: float) -> bool:
-        """Follow the keys and tools topics; True once both were read to their end."""
+        """Follow the keys and tools topics; True once both were read to their end, False if the time is up.
+        A follower that died (a topic missing, say) raises its error at once, naming what to do."""
         self.keys_table.start(self.stop)
         self.tools_table.start(self.stop)
-        return self.keys_table.wait_caught_up(timeout_s) and self.tools_table.wait_caught_up(timeout_s)
+        caught_up = self.keys_table.wait_caught_up(timeout_s) and self.tools_table.wait_caught_up(timeout_s)
+        for table in (self.keys_table, self.tools_table):
+            if table.worker is not None and table.worker.error is not None:
+                raise table.worker.error
+        return caught_up
 
     def tools_of(self, company_id: str) -> dict[str, Tool]:
         with self.tools_table.lock:

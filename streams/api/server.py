@@ -17,6 +17,9 @@ from projections.migrate import migrate
 from projections.runner import ProjectionRunner
 from projections.store import ProjectionStore
 from streams.api.app import create_app
+from topics.catalog import CATALOG
+from topics.connection import cluster_metadata, topic_name
+from topics.errors import UnknownTopic
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +45,20 @@ def server(settings: Settings, store: ProjectionStore, host: str, port: int) -> 
                                          timeout_graceful_shutdown=5))
 
 
+def require_topics(settings: Settings) -> None:
+    """Every catalog topic exists under the prefix, else one error naming the missing ones and the fix — said at
+    once, rather than a follower or projection dying inside the server with a traceback."""
+    present = cluster_metadata(settings).topics
+    missing = [s.name for s in CATALOG if topic_name(settings, s.name) not in present]
+    if missing:
+        raise UnknownTopic(f"topic(s) {', '.join(missing)} do not exist on {settings.kafka_bootstrap}"
+                           f"{f' under the prefix {settings.topic_prefix!r}' if settings.topic_prefix else ''}; "
+                           "run `cda topics apply`")
+
+
 def serve(settings: Settings) -> None:
     """Run until SIGINT/SIGTERM (uvicorn handles both)."""
+    require_topics(settings)
     store = ProjectionStore.from_settings(settings)
     migrate(store)
     stop = threading.Event()
@@ -69,6 +84,9 @@ def running_api(settings: Settings, port: int, store: ProjectionStore | None = N
         thread.start()
         try:
             if not wait_until(lambda: srv.started or not thread.is_alive(), start_timeout_s) or not srv.started:
+                startup_error = getattr(srv.config.app.state, "startup_error", None)
+                if startup_error is not None:
+                    raise startup_error
                 raise RuntimeError(f"the API did not start on 127.0.0.1:{port} within {start_timeout_s:.0f}s")
             yield f"http://127.0.0.1:{port}"
         finally:
