@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import signal
 import statistics
 import subprocess
@@ -81,6 +82,22 @@ async def load(url: str, key: str, rate: float, seconds: float, idempotency_keys
     return latencies, statuses, job_ids
 
 
+def _server_buckets(url: str) -> dict[float, float]:
+    """The API's own latency histogram of POST /process (cumulative count per upper bound, seconds)."""
+    text = httpx.get(f"{url}/metrics", timeout=30).text
+    pattern = re.compile(r'^http_request_duration_seconds_bucket\{(?=[^}]*handler="/company-automation/process")'
+                         r'(?=[^}]*method="POST")(?=[^}]*le="([^"]+)")[^}]*\} (\S+)$', re.M)
+    return {float(le): float(count) for le, count in pattern.findall(text)}
+
+
+def _server_p99_ms(before: dict[float, float], after: dict[float, float]) -> float:
+    """The bucket bound under which 99% of the measured requests were answered, as the server timed them: what
+    the API spent, without the client's or the network's queueing."""
+    counts = sorted((le, after[le] - before.get(le, 0.0)) for le in after)
+    total = counts[-1][1] if counts else 0.0
+    return next((le * 1000 for le, n in counts if total and n >= 0.99 * total), float("nan"))
+
+
 def _percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=1000)[int(q * 1000) - 1] if len(values) > 1 else (values or [0.0])[0]
 
@@ -116,8 +133,10 @@ def main() -> None:
                 raise SystemExit(f"the API did not become ready on {url}")
             if args.warmup:
                 asyncio.run(load(url, issued.key, args.rate, args.warmup, False))
+            timed_before, load_before = _server_buckets(url), os.getloadavg()[0]
             latencies, statuses, job_ids = asyncio.run(load(url, issued.key, args.rate, args.seconds,
                                                             args.idempotency_keys))
+            server_p99_ms, load_after = _server_p99_ms(timed_before, _server_buckets(url)), os.getloadavg()[0]
             accepted = set(job_ids)
             on_log: Counter[str] = Counter()
             with EventConsumer(settings, f"bench-{uuid.uuid4()}", dead_letters=Skipped()) as consumer:
@@ -141,8 +160,9 @@ def main() -> None:
         bench_line("P10", rate=args.rate, seconds=args.seconds, requests=sum(statuses.values()),
                    accepted=statuses[202], errors=sum(v for k, v in statuses.items() if k != 202),
                    p50_ms=_percentile(ms, 0.5), p99_ms=_percentile(ms, 0.99), max_ms=max(ms or [0.0]),
-                   lost=lost, doubled=doubled, listed=listed, goal_p99_ms=50,
-                   idempotency_keys=int(args.idempotency_keys))
+                   server_p99_le_ms=server_p99_ms, lost=lost, doubled=doubled, listed=listed, goal_p99_ms=50,
+                   idempotency_keys=int(args.idempotency_keys), load_before=load_before, load_after=load_after,
+                   cores=os.cpu_count() or 0)
 
 
 if __name__ == "__main__":
