@@ -47,7 +47,7 @@ class DemoError(CdaError):
 @dataclass(frozen=True)
 class DemoOptions:
     examples: int = 300
-    steps: int | None = None  # None: the trainer's defaults fitted to the data
+    steps: int | None = 100  # None: the trainer's defaults fitted to the data (at least 200 steps)
     force: bool = False
     retrain: bool = False
     invoices: int = 6

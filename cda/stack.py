@@ -122,8 +122,8 @@ class BrokerPart(Part):
             self._set(READY, pid=self.broker.pid(), detail="already running before cda up; left running")
         else:
             self._set(STARTING)
+            self.owned = True  # before start: a stop signal during start-up still stops it (by its pid file)
             self.broker.start()
-            self.owned = True
             self.started_at = time.monotonic()
             self._set(READY, pid=self.broker.pid(), detail="")
         apply_catalog(self.settings)

@@ -124,16 +124,16 @@ class Part:
             self.probed_at = now
             return self._set(READY if _safe(self.spec.probe) else STARTING)
         if stopping:
-            return self._set(STOPPED, detail=f"exit {code}")
+            return self._set(STOPPED, detail=exit_text(code))
         if self.restart_at is None:
             self.failures += 1
             pause = backoff.pause(self.failures)
             self.restart_at = now + pause
-            return self._set(RESTARTING, detail=f"exited with {code}; restart #{self.status.restarts + 1} in {pause:g}s")
+            return self._set(RESTARTING, detail=f"{exit_text(code)}; restart #{self.status.restarts + 1} in {pause:g}s")
         if now >= self.restart_at:
             self.status.restarts += 1
             self.start()
-            self.status.detail = f"restarted ({self.status.restarts}x); last exit {code}"
+            self.status.detail = f"restarted ({self.status.restarts}x); last {exit_text(code)}"
             return True
         return False
 
@@ -151,7 +151,7 @@ class Part:
             return
         try:
             code = self.process.wait(self.spec.stop_timeout_s)
-            detail = f"exit {code}"
+            detail = exit_text(code)
         except subprocess.TimeoutExpired:
             try:
                 os.killpg(self.process.pid, signal.SIGKILL)
@@ -160,6 +160,16 @@ class Part:
             code = self.process.wait(10)
             detail = f"killed after {self.spec.stop_timeout_s:.0f}s"
         self._set(STOPPED, detail=detail)
+
+
+def exit_text(code: int) -> str:
+    """`exit 3`, or the signal that ended the process (`SIGKILL`), as Popen reports it (a negative code)."""
+    if code < 0:
+        try:
+            return signal.Signals(-code).name
+        except ValueError:
+            return f"signal {-code}"
+    return f"exit {code}"
 
 
 def _safe(probe: Callable[[], bool]) -> bool:

@@ -59,7 +59,7 @@ def test_restart_with_backoff_status_file_and_stop_in_reverse_order(tmp_path: Pa
         thread.join(60)
     stopped = [n for n, st, d in seen if st == STOPPED and d]  # not the state before the first start
     assert stopped == ["stubborn", "probed", "flaky", "first"], stopped
-    assert "killed after 1s" in parts[3].status.detail and parts[0].status.detail == "exit -15"
+    assert "killed after 1s" in parts[3].status.detail and parts[0].status.detail == "SIGTERM"
     assert not any(pid_alive(p.status.pid) for p in parts)
     final = status_file.read()
     assert final is not None and final["stopped"] is True
