@@ -20,8 +20,8 @@ from pathlib import Path
 from cda.errors import CdaError
 
 # states a part goes through; the table and `cda status` show them as they are
-STARTING, READY, RUNNING, RESTARTING, STOPPING, STOPPED, EXTERNAL, FAILED = (
-    "starting", "ready", "running", "restarting", "stopping", "stopped", "external", "failed")
+PENDING, STARTING, READY, RUNNING, RESTARTING, STOPPING, STOPPED, EXTERNAL, FAILED = (
+    "pending", "starting", "ready", "running", "restarting", "stopping", "stopped", "external", "failed")
 
 
 class SupervisorError(CdaError):
@@ -77,7 +77,7 @@ class Part:
         self.spec = spec
         self.env = env
         self.log_path = log_dir / f"{spec.name}.log"
-        self.status = PartStatus(spec.name, spec.address, STOPPED, log=str(self.log_path))
+        self.status = PartStatus(spec.name, spec.address, PENDING, log=str(self.log_path))
         self.process: subprocess.Popen[bytes] | None = None
         self.started_at = 0.0
         self.failures = 0  # deaths since the part last stayed up long enough

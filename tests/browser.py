@@ -71,5 +71,6 @@ def assert_dashboard_drawn(page: Path, body: dict[str, object], workdir: Path, m
     for i, panel in enumerate(panels):
         top = HEADER_HEIGHT + i * CHART_HEIGHT
         area = shot.crop((0, top, CHART_WIDTH, top + CHART_HEIGHT))
-        colored = sum(1 for r, g, b in area.getdata() if max(r, g, b) - min(r, g, b) > 60)
+        pixels = getattr(area, "get_flattened_data", area.getdata)()  # Pillow 13 renamed getdata
+        colored = sum(1 for r, g, b in pixels if max(r, g, b) - min(r, g, b) > 60)
         assert colored >= min_colored, f"{panel['name']}: {colored} coloured pixels in its area of the screenshot"

@@ -57,7 +57,7 @@ def test_restart_with_backoff_status_file_and_stop_in_reverse_order(tmp_path: Pa
     finally:
         supervisor.should_stop = True
         thread.join(60)
-    stopped = [n for n, st, d in seen if st == STOPPED and d]  # not the state before the first start
+    stopped = [n for n, st, _d in seen if st == STOPPED]
     assert stopped == ["stubborn", "probed", "flaky", "first"], stopped
     assert "killed after 1s" in parts[3].status.detail and parts[0].status.detail == "SIGTERM"
     assert not any(pid_alive(p.status.pid) for p in parts)

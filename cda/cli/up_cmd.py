@@ -15,7 +15,7 @@ from cda.signals import exit_on_signals
 from cda.supervisor import PartStatus, StatusFile, Supervisor, SupervisorError, pid_alive
 
 STYLE = {"ready": "green", "running": "green", "external": "cyan", "starting": "yellow", "restarting": "red",
-         "failed": "red", "stopping": "yellow", "stopped": "dim"}
+         "failed": "red", "stopping": "yellow", "stopped": "dim", "pending": "dim"}
 
 
 def _table(statuses: list[PartStatus], answers: dict[str, bool | None] | None = None, title: str = "cda up") -> Table:
