@@ -66,8 +66,7 @@ demo() {  # the main job on a stack of every part; a stack already up (cda statu
   local up=$!
   trap "kill -TERM $up 2>/dev/null; wait $up; echo 'every part stopped (cda up --example-api keeps them running)' >&2" EXIT
   echo "starting every part: cda up --example-api (its log: $log) ..." >&2
-  "$VENV/bin/cda" status --wait 900 || { tail -n 30 "$log" >&2; exit 1; }
-  "$VENV/bin/cda" status
+  "$VENV/bin/cda" status --wait 900 || { tail -n 30 "$log" >&2; exit 1; }  # prints the table once every part is up
   "$VENV/bin/cda" demo "$@"
 }
 
