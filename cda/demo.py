@@ -119,11 +119,14 @@ class Demo:
     def run(self) -> DemoResult:
         result = DemoResult(self.company, None, False)
         start = time.monotonic()
-        self._timed(result, "stack", self.wait_for_stack)
-        self._timed(result, "onboard", self.onboard)
-        self._timed(result, "adapter", lambda: self.adapter(result))
-        self._timed(result, "process", lambda: self.process(result))
-        self._timed(result, "dashboards", lambda: self.dashboards(result))
+        try:
+            self._timed(result, "stack", self.wait_for_stack)
+            self._timed(result, "onboard", self.onboard)
+            self._timed(result, "adapter", lambda: self.adapter(result))
+            self._timed(result, "process", lambda: self.process(result))
+            self._timed(result, "dashboards", lambda: self.dashboards(result))
+        finally:
+            self.http.close()
         result.seconds["total"] = time.monotonic() - start
         return result
 
