@@ -34,7 +34,9 @@ from topics.admin import apply_catalog
 from trainer.synthetic import DEMO_COMPANY, demo_examples
 
 pytestmark = [pytest.mark.kafka, pytest.mark.vllm, pytest.mark.timeout(2400)]
-STEPS = int(os.environ.get("CDA_TEST_API_ADAPTER_STEPS", "150"))
+# a servable adapter trained through the API is what this test needs (its quality is BENCH A1's and the agents
+# end-to-end test's): on acme's 1,200 examples the loss is ~0.02 by step 21 and ~0.003 by step 40 (measured)
+STEPS = int(os.environ.get("CDA_TEST_API_ADAPTER_STEPS", "60"))
 
 
 def _env(settings: Settings) -> dict[str, str]:
