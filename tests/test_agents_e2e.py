@@ -37,7 +37,9 @@ from topics.producer import EventProducer
 from trainer.synthetic import DEMO_COMPANY, demo_examples
 
 pytestmark = [pytest.mark.kafka, pytest.mark.vllm, pytest.mark.timeout(1800)]  # training acme takes minutes
-ADAPTER_STEPS = int(os.environ.get("CDA_TEST_AGENT_ADAPTER_STEPS", "400"))
+# acme's 1,200 examples at 150 steps: exact match 1.00 on the 215 held-out examples the gate evaluates, loss 0.0005
+# (measured through the API end-to-end test, same data and trainer); 400 steps bought nothing but minutes
+ADAPTER_STEPS = int(os.environ.get("CDA_TEST_AGENT_ADAPTER_STEPS", "150"))
 
 
 @dataclass
