@@ -12,6 +12,7 @@ from cda.settings import Settings
 from projections.store import ProjectionStore
 from streams.api.keys import KeyTable
 from streams.api.limits import RateLimiter
+from streams.api.lookups import JobLookups
 from streams.api.producing import AsyncProducer
 from streams.api.readiness import Readiness
 from streams.followers import TopicTable
@@ -52,6 +53,7 @@ class ApiContext:
     keys_table: TopicTable = field(init=False)
     tools_table: TopicTable = field(init=False)
     readiness: Readiness = field(init=False)
+    lookups: JobLookups = field(init=False)
 
     def __post_init__(self) -> None:
         self.recent = Recent(self.settings.api_recent_kept)
@@ -59,6 +61,7 @@ class ApiContext:
         self.keys_table = TopicTable(self.settings, "company_keys", self.keys.apply)
         self.tools_table = TopicTable(self.settings, "company_tools", self.registry.apply)
         self.readiness = Readiness(self)
+        self.lookups = JobLookups(self.store)
 
     @classmethod
     def open(cls, settings: Settings, store: ProjectionStore | None = None) -> ApiContext:

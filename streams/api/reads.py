@@ -46,9 +46,11 @@ def job_view(store: ProjectionStore, company_id: str, job_id: str) -> JobView | 
     return view
 
 
-def job_exists(store: ProjectionStore, company_id: str, job_id: str) -> bool:
-    return bool(store.query("SELECT 1 FROM job_event_facts WHERE company_id = {company:String} AND job_id = {job:String} "
-                            "LIMIT 1", {"company": company_id, "job": job_id}))
+def jobs_existing(store: ProjectionStore, company_id: str, job_ids: list[str]) -> set[str]:
+    """Which of `job_ids` the store has: one query for many (a chDB query costs ~3 ms of CPU whatever it asks)."""
+    rows = store.query("SELECT DISTINCT job_id FROM job_event_facts WHERE company_id = {company:String} "
+                       "AND job_id IN {jobs:Array(String)}", {"company": company_id, "jobs": job_ids})
+    return {str(row[0]) for row in rows}
 
 
 JOB_ORDER = {"newest": "requested_at DESC, job_id DESC", "oldest": "requested_at, job_id"}

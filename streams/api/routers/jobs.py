@@ -68,7 +68,7 @@ async def process(body: ProcessRequest, request: Request, caller: CompanyDep, ct
     future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
     ctx.inflight[job_id] = future
     try:
-        if (idempotency_key or body.request_id) and await run_in_threadpool(reads.job_exists, ctx.store, company, job_id):
+        if (idempotency_key or body.request_id) and await ctx.lookups.exists(company, job_id):
             return accepted(True)
         event = Event.new("data_process_requested", company, event_id=event_id(job_id, "data_process_requested"),
                           request_id=request_id, job_id=job_id, task=body.task, payload_json=payload_json,
