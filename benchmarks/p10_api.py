@@ -152,7 +152,7 @@ def main() -> None:
             warm = len(on_log) - len(accepted)
             if not args.no_projections:
                 wait_until(lambda: listed_total() >= len(on_log), 120, 0.5)
-            listed = listed_total() - warm
+            listed = listed_total() - warm if not args.no_projections else -1  # -1: not listed (no projections)
         finally:
             server.send_signal(signal.SIGTERM)
             server.wait(60)
