@@ -69,6 +69,13 @@ class Settings(BaseSettings):
                                          "settings tables before the agents take requests.")
 
     # -- REST API (streams/api, `cda api serve`, issue 12) ------------------------------------------------------
+    memory_prompt_tokens: int = Field(default=200, ge=0, description="Token budget of the notes recalled from "
+                                      "memory into one prompt.")
+    memory_prompt_notes: int = Field(default=4, ge=0, description="Most memory entries one prompt shows.")
+    memory_max_entry_chars: int = Field(default=2_000, ge=1, description="Longest memory entry a company may write.")
+    session_prompt_jobs: int = Field(default=3, ge=1, description="Earlier results of a session one prompt shows "
+                                     "(the latest ones).")
+    session_idle_s: float = Field(default=3600.0, gt=0, description="A session unused this long is closed by the agents.")
     environment: str = Field(default="development", pattern=r"^(development|staging|production)$",
                              description="Where this runs; outside development a placeholder operator key is refused.")
     api_host: str = Field(default="127.0.0.1", description="Address `cda api serve` listens on.")

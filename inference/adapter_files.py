@@ -71,6 +71,25 @@ def inspect_adapter(path: Path, base_model: str, max_rank: int) -> AdapterInfo:
     return AdapterInfo(path, rank, trained_on, targets)
 
 
+META_FILE = "cda_adapter.json"  # the trainer's record of the version (`trainer.registry`)
+
+
+def check_prompt_version(path: Path, current: int) -> None:
+    """Refuse an adapter the trainer made for another prompt format: it would be asked in words it never saw.
+    A folder without the trainer's record (placed by hand) cannot tell, and is let through."""
+    meta_path = path / META_FILE
+    if not meta_path.is_file():
+        return
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError, OSError) as exc:
+        raise AdapterInvalid("corrupt_files", f"{meta_path} is not readable JSON: {exc}") from None
+    trained_for = meta.get("prompt_version", 1) if isinstance(meta, dict) else None
+    if trained_for != current:
+        raise AdapterInvalid("wrong_prompt_version", f"adapter was trained for prompt version {trained_for!r}, "
+                                                     f"this server asks in prompt version {current}")
+
+
 def _check_safetensors(weights: Path) -> None:
     """A safetensors file must hold a readable header and every tensor's bytes."""
     try:

@@ -21,9 +21,10 @@ from pathlib import Path
 
 from cda.errors import is_transient
 from cda.paths import is_within, safe_join
+from cda.prompts import PROMPT_VERSION
 from cda.settings import Settings
 from cda.workers import run_until_stopped
-from inference.adapter_files import inspect_adapter, same_model
+from inference.adapter_files import check_prompt_version, inspect_adapter, same_model
 from inference.errors import AdapterInvalid, InferenceUnavailable, NotAnAdapterAnnouncement, WaitingForTopics
 from inference.routing import ActiveAdapter, AdapterRouter, is_staging_name, served_name, staging_name
 from inference.vllm_api import VllmApi
@@ -110,6 +111,7 @@ class AdapterManager:
                     raise AdapterInvalid("wrong_base_model", f"adapter is for {ready['base_model']!r}, "
                                          f"the server serves {self.settings.base_model_path!r}")
                 info = inspect_adapter(path, self.settings.base_model_path, self.settings.vllm_max_lora_rank)
+                check_prompt_version(path, PROMPT_VERSION)
                 self._load(stage, path)
                 self._verify(stage)
                 name = served_name(company)
@@ -203,6 +205,7 @@ class AdapterManager:
         company, uri = activated.company_id, str(activated["uri"])
         path = company_adapter_dir(self.settings, company, uri)
         info = inspect_adapter(path, self.settings.base_model_path, self.settings.vllm_max_lora_rank)
+        check_prompt_version(path, PROMPT_VERSION)  # an adapter served before the format changed is not restored
         self._load(served_name(company), path)
         return ActiveAdapter(company, str(activated["version"]), served_name(company), uri,
                              self.settings.base_model_path, info.rank)

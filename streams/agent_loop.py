@@ -18,11 +18,13 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from cda.errors import is_transient
-from cda.prompts import call_schema, render_prompt
+from cda.prompts import PROMPT_VERSION, ToolSpec, call_schema, render_earlier, render_prompt
 from streams.agent_settings import AgentSettings
 from streams.ids import call_id, event_id, idempotency_key, prompt_hash, step_number
 from streams.job_state import JobState, UnitProgress, fold, mutate
+from streams.memory import AUTOMATION, MemoryEntry, automation_content
 from streams.outcomes import CallOutcome
+from streams.recall import Recalled
 from streams.tools import Tool
 from streams.units import Unit, split_units
 from topics.events import Event
@@ -74,9 +76,13 @@ class JobLimits:
     model_retry_max_pause_s: float = 10.0
 
 
+Recall = Callable[[str, str, list[ToolSpec]], Recalled]  # (task, unit data, tools) -> the notes to show
+
+
 @dataclass
 class JobRun:
-    """One job being run: the request, what the company may use, and the state folded so far."""
+    """One job being run: the request, what the company may use, its context (the notes recalled for each
+    decision, the earlier results of its session, or why its session refuses it), and the state folded so far."""
 
     request: Event
     tools: dict[str, Tool]
@@ -84,6 +90,14 @@ class JobRun:
     known_company: bool
     state: JobState = field(default_factory=JobState)
     started: float = field(default_factory=time.monotonic)
+    recall: Recall | None = None
+    earlier: list[MemoryEntry] = field(default_factory=list)
+    session_refusal: tuple[str, str] | None = None
+
+    @property
+    def session_id(self) -> str | None:
+        value = self.request.data.get("session_id")
+        return str(value) if value else None
 
     @property
     def company(self) -> str:
@@ -145,6 +159,8 @@ class JobRunner:
             return f"company {job.company} is not known here (no tools, no agent settings)", "unknown_company"
         if not job.tools:
             return f"company {job.company} has no registered tools", "no_tools"
+        if job.session_refusal is not None:
+            return job.session_refusal
         foreign = [name for name in job.request.data.get("tools") or () if name not in job.tools]
         if foreign:
             return (f"tool(s) {', '.join(foreign)} are not tools of company {job.company}", "unknown_tool")
@@ -206,14 +222,20 @@ class JobRunner:
     async def _decide(self, job: JobRun, unit: Unit, step: int, timing: UnitTiming) -> Decision | None:
         tools = self._allowed_tools(job)
         specs = [t.spec() for t in tools]
-        prompt = render_prompt(str(job.request["task"]), unit.data_json, specs)
+        task = str(job.request["task"])
+        recalled = job.recall(task, unit.data_json, specs) if job.recall is not None else Recalled()
+        earlier = [(e.source_job_id or e.entry_id, _earlier_line(e)) for e in job.earlier]
+        earlier = [(j, line) for j, line in earlier if line]
+        prompt = render_prompt(task, unit.data_json, specs, recalled.notes, [line for _, line in earlier])
         asked = time.perf_counter()
         decision = await self._ask(job, prompt, call_schema(specs))
         timing.model_s = time.perf_counter() - asked
         await self.emit(job, Event.new(
             "step_started", job.company, event_id=event_id(job.job_id, "step_started", step), job_id=job.job_id,
             step=step, model=decision.model, unit=unit.index, adapter_version=decision.adapter_version,
-            prompt_hash=prompt_hash(prompt)), wait=False)
+            prompt_hash=prompt_hash(prompt), memory_entries=list(recalled.entry_ids),
+            session_jobs=list(dict.fromkeys(j for j, _ in earlier)), prompt=prompt, prompt_version=PROMPT_VERSION),
+            wait=False)
         progress = job.state.unit(unit.index)
         if not decision.valid or decision.tool is None or decision.tool not in {t.name for t in tools}:
             await self._call_failed(job, step, progress, decision.error or "model output is not a valid call",
@@ -251,6 +273,7 @@ class JobRunner:
     # -- the end ------------------------------------------------------------------------------------
     async def _finish_completed(self, job: JobRun, units: list[Unit]) -> None:
         summaries = [job.state.unit(u.index).summary() for u in units]
+        await self._remember(job, summaries)
         ok = sum(1 for s in summaries if s["status"] == "completed")
         result = {"units": summaries, "completed": ok, "failed": len(summaries) - ok}
         await self.emit(job, Event.new(
@@ -258,6 +281,21 @@ class JobRunner:
             steps=job.state.steps, tool_calls=job.state.tool_calls,
             result_json=json.dumps(result, separators=(",", ":"), default=str),
             latency_ms=(time.monotonic() - job.started) * 1000), wait=True)
+
+    async def _remember(self, job: JobRun, summaries: list[dict[str, Any]]) -> None:
+        """The company's automation history: one `automation` entry per unit (task, tool, arguments, outcome),
+        written before `job_completed`, so the session's next job finds it. Ids come from job and unit, so a
+        resumed job rewrites the same entries."""
+        task = str(job.request["task"])
+        for summary in summaries:
+            unit = int(summary["unit"])
+            progress = job.state.unit(unit)
+            result = summary.get("result") if summary["status"] == "completed" else {"error": summary.get("error")}
+            await self.emit(job, Event.new(
+                "memory_written", job.company, event_id=event_id(job.job_id, "memory_written", unit),
+                entry_id=f"job-{job.job_id}-{unit}", session_id=job.session_id, kind=AUTOMATION,
+                content=automation_content(task, progress.tool or "", progress.arguments, str(summary["status"]), result),
+                tags=[t for t in ("automation", progress.tool) if t], source_job_id=job.job_id), wait=False)
 
     async def _finish_failed(self, job: JobRun, error: str, kind: str) -> None:
         await self.emit(job, Event.new(
@@ -268,3 +306,11 @@ class JobRunner:
     async def emit(self, job: JobRun, event: Event, wait: bool) -> None:
         await self._emit(event, wait)
         mutate(job.state, event)
+
+
+def _earlier_line(entry: MemoryEntry) -> str:
+    """An earlier job of the session as `Earlier:` shows it: a completed call's tool and its answer."""
+    record = entry.automation
+    if record is None or record.get("status") != "completed":
+        return ""
+    return render_earlier(str(record.get("tool", "")), record.get("result"))

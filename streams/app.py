@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -55,6 +56,10 @@ def create_app(settings: Settings, service: AgentService) -> faust.App:
         async for event in stream.events():
             msg = event.message
             await service.handle(event.value, msg.topic, msg.partition, msg.offset, msg.key, int(msg.timestamp * 1000))
+
+    @app.timer(interval=min(60.0, settings.session_idle_s / 4))  # type: ignore[misc]
+    async def close_idle_sessions() -> None:
+        await service.close_idle_sessions(int(time.time() * 1000))
 
     @app.on_before_shutdown.connect  # type: ignore[misc]
     async def _close(app: faust.App, **_: Any) -> None:

@@ -14,9 +14,12 @@ from inference.client import InferenceClient
 from streams.agent_loop import Bridge, JobLimits, JobRun, JobRunner, Model, Observer
 from streams.agent_settings import AgentSettings
 from streams.emitter import AsyncEmitter
-from streams.followers import CompanyTables
+from streams.followers import CompanyTables, TopicTable
 from streams.gateway_model import GatewayModel
 from streams.job_log import JobLog
+from streams.memory import MEMORY_EVENTS, CompanyMemory
+from streams.recall import recall
+from streams.sessions import CompanySessions, idle_close_event
 from topics.catalog import topic as catalog_topic
 from topics.dead_letters import DeadLetters, Rejected
 from topics.errors import EventValidationError, SchemaNotFound, SerializationError
@@ -33,6 +36,10 @@ class AgentService:
         self.settings = settings
         self.serde = serde_from(settings)
         self.tables = CompanyTables(settings)
+        self.memory = CompanyMemory()
+        self.sessions = CompanySessions()
+        self.memory_table = TopicTable(settings, "company_memory", self.memory.apply)
+        self.sessions_table = TopicTable(settings, "company_sessions", self.sessions.apply)
         self.emitter = AsyncEmitter(settings)
         self.job_log = JobLog(settings, self.serde)
         self.client: InferenceClient | None = None
@@ -44,7 +51,7 @@ class AgentService:
 
             bridge = ApiBridge(settings)
         self.bridge = bridge
-        self.runner = JobRunner(model, bridge, self.emitter.emit, JobLimits(max_payload_bytes=settings.agent_max_payload_bytes),
+        self.runner = JobRunner(model, bridge, self._emit, JobLimits(max_payload_bytes=settings.agent_max_payload_bytes),
                                 observer)
         self.dead_letters = DeadLetters(settings, self.group_id)
         self.stop = threading.Event()
@@ -55,10 +62,34 @@ class AgentService:
         return f"{self.settings.topic_prefix}{self.settings.agents_group}"
 
     def start(self) -> None:
-        """Read the tools and agent-settings tables up to today's end before taking any request."""
+        """Read the tools, agent-settings, memory and session tables up to today's end before taking any request."""
         self.tables.start(self.stop)
-        if not self.tables.wait_caught_up(self.settings.agent_start_timeout_s):
-            log.warning("tables not caught up within %.0fs; starting anyway", self.settings.agent_start_timeout_s)
+        self.memory_table.start(self.stop)
+        self.sessions_table.start(self.stop)
+        timeout = self.settings.agent_start_timeout_s
+        if not (self.tables.wait_caught_up(timeout) and self.memory_table.wait_caught_up(timeout)
+                and self.sessions_table.wait_caught_up(timeout)):
+            log.warning("tables not caught up within %.0fs; starting anyway", timeout)
+
+    async def _emit(self, event: Event, wait: bool) -> None:
+        """Record an event; memory the agents write is folded here at once, so the session's next job sees it
+        even before the follower reads it back from the topic."""
+        await self.emitter.emit(event, wait)
+        if event.type in MEMORY_EVENTS:
+            self.memory.apply(event)
+
+    async def close_idle_sessions(self, now_ms: int) -> int:
+        """Close the sessions unused for `session_idle_s` (no job since they opened or since their last job)."""
+        idle_ms = self.settings.session_idle_s * 1000
+        closed = 0
+        for session in self.sessions.open_sessions():
+            used = [e.written_ms for e in self.memory.session_results(session.company_id, session.session_id)]
+            if now_ms - max([session.opened_ms, *used]) >= idle_ms:
+                event = idle_close_event(session.company_id, session.session_id)
+                await self.emitter.emit(event, True)
+                self.sessions.apply(event)
+                closed += 1
+        return closed
 
     async def handle(self, value: bytes | None, topic: str, partition: int, offset: int, key: bytes | None,
                      timestamp_ms: int) -> None:
@@ -92,6 +123,14 @@ class AgentService:
         tools = self.tables.tools_of(company)
         agent = self.tables.agent_of(company)
         job = JobRun(request, tools, agent or AgentSettings(company), known_company=bool(tools) or agent is not None)
+        settings = self.settings
+        entries = [e for e in self.memory.entries_of(company) if e.session_id is None or e.kind != "automation"]
+        job.recall = lambda task, data, specs: recall(entries, task, data, specs, settings.memory_prompt_tokens,
+                                                      settings.memory_prompt_notes)
+        if job.session_id:
+            job.session_refusal = self.sessions.refusal(company, job.session_id)
+            own = [e for e in self.memory.session_results(company, job.session_id) if e.source_job_id != job.job_id]
+            job.earlier = own[-settings.session_prompt_jobs:]
         history = await asyncio.to_thread(self.job_log.history, company, str(request["job_id"]), timestamp_ms)
         await self.runner.run(job, history)
 
@@ -102,7 +141,8 @@ class AgentService:
 
     @property
     def healthy(self) -> bool:
-        return self.tables.healthy
+        return self.tables.healthy and all(t.worker is not None and t.worker.healthy
+                                           for t in (self.memory_table, self.sessions_table))
 
     async def aclose(self) -> None:
         self.stop.set()

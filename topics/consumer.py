@@ -132,6 +132,8 @@ class EventConsumer:
                 continue
             self._track_end(msg)
             value = msg.value()
+            if value is None and msg.key() is not None:
+                continue  # a tombstone (compacted topics: a deleted entry's key) is not an event
             try:
                 event = self.serde.decode(value or b"", msg.topic())
                 self._check_belongs(event, msg.topic())

@@ -44,6 +44,7 @@ class AdapterVersion:
     trainer_version: str = TRAINER_VERSION
     path: str = ""
     baseline: str = ""  # what the candidate was compared with: a served version, or the base model's name
+    prompt_version: int = 1  # the prompt format it was trained for (`cda.prompts.PROMPT_VERSION`); older records: 1
 
 
 class AdapterRegistry(Protocol):

@@ -53,7 +53,7 @@ class ContextPlan:
     """The second pretraining stage (`trainer.pretrain`, world "context"), continuing from the first: half
     plain jobs, half jobs whose answer a note or an earlier result of the session decides (prompt version 2)."""
 
-    steps: int = 1500
+    steps: int = 3000
     batch_size: int = 128
     learning_rate: float = 1e-3
     warmup: int = 100

@@ -37,6 +37,7 @@ from confluent_kafka import KafkaException
 
 from cda.errors import CdaError, TransientError, is_transient
 from cda.paths import safe_join
+from cda.prompts import PROMPT_VERSION
 from cda.retry import RetryPolicy
 from cda.settings import Settings
 from cda.workers import run_until_stopped
@@ -176,7 +177,7 @@ class TrainerWorker:
                    "train_examples": float(len(dataset.train)), "fell_back_to_lora": float(result.method != config.method)}
         stored = self.registry.publish(company, result.adapter_dir, {
             "base_model": str(request["base_model"]), "rank": config.rank, "dataset_hash": dataset.content_hash,
-            "request_id": request_id, "metrics": metrics, "baseline": baseline})
+            "request_id": request_id, "metrics": metrics, "baseline": baseline, "prompt_version": PROMPT_VERSION})
         shutil.rmtree(work_dir, ignore_errors=True)
         return self._decide(request, stored, force=force)
 

@@ -52,6 +52,8 @@ def process(
     request_id: str | None = typer.Option(None, help="Your id of the request; repeating it repeats nothing."),
     use_adapter: bool | None = typer.Option(None, "--use-adapter/--no-adapter", help="Default: the company's setting."),
     tool: list[str] = typer.Option([], "--tool", help="Limit the job to these tools."),
+    session: str | None = typer.Option(None, "--session", help="Run in this open session (`cda session open`): "
+                                       "its decisions see the session's earlier results."),
     wait: bool = typer.Option(False, "--wait", help="Follow the job until it ends."),
     timeout: float = typer.Option(600.0, help="With --wait: give up following after this many seconds."),
 ) -> None:
@@ -70,7 +72,8 @@ def process(
         job_id = job_id_for(company, request_id)
         payload_json = json.dumps(payload)
         event = Event.new("data_process_requested", company, request_id=request_id, job_id=job_id, task=task,
-                          payload_json=payload_json, tools=tool, use_adapter=use_adapter)
+                          payload_json=payload_json, tools=tool, use_adapter=use_adapter,
+                          session_id=session)
         since = datetime.now(timezone.utc) - timedelta(seconds=5)
         with EventProducer(config) as producer:
             producer.check_reachable()

@@ -14,6 +14,7 @@ from cda.cli import (
     example_api_cmd,
     inference_cmd,
     kafka_cmd,
+    memory_cmd,
     projections_cmd,
     tools_cmd,
     topics_cmd,
@@ -36,6 +37,8 @@ app.add_typer(tools_cmd.app, name="tools")
 app.add_typer(example_api_cmd.app, name="example-api")
 app.add_typer(api_cmd.app, name="api")
 app.add_typer(companies_cmd.app, name="companies")
+app.add_typer(memory_cmd.app, name="memory")
+app.add_typer(memory_cmd.session_app, name="session")
 app.command()(trainer_cmd.train)
 app.command()(trainer_cmd.adapters)
 app.command()(projections_cmd.query)
