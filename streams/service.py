@@ -124,7 +124,7 @@ class AgentService:
         agent = self.tables.agent_of(company)
         job = JobRun(request, tools, agent or AgentSettings(company), known_company=bool(tools) or agent is not None)
         settings = self.settings
-        entries = [e for e in self.memory.entries_of(company) if e.session_id is None or e.kind != "automation"]
+        entries = self.memory.recallable(company)
         job.recall = lambda task, data, specs: recall(entries, task, data, specs, settings.memory_prompt_tokens,
                                                       settings.memory_prompt_notes)
         if job.session_id:
