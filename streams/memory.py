@@ -91,6 +91,10 @@ class CompanyMemory:
         with self._lock:
             return self._entries.get(company_id, {}).get(entry_id)
 
+    def companies(self) -> list[str]:
+        with self._lock:
+            return list(self._entries)
+
     def recallable(self, company_id: str) -> list[MemoryEntry]:
         """What recall may choose from: everything but a session's own results (those are `Earlier:`)."""
         return [e for e in self.entries_of(company_id) if e.session_id is None or e.kind != AUTOMATION]

@@ -59,13 +59,13 @@ class EventProducer:
         self.produce_raw(topic, spec.key_for(event), value, [(EVENT_TYPE_HEADER, event.type.encode())], timestamp_ms,
                          on_delivery)
 
-    def tombstone(self, event: Event) -> None:
+    def tombstone(self, event: Event, on_delivery: Callable[[KafkaError | None, Message], None] | None = None) -> None:
         """Queue a tombstone (no value) for `event`'s key on its compacted topic: compaction then drops every
         record of that key, so a deleted entry's text leaves the log too, not only the views."""
         spec = topic_of(event.type)
         if "compact" not in spec.cleanup_policy:
             raise ValueError(f"topic {spec.name} is not compacted; a tombstone there deletes nothing")
-        self.produce_raw(topic_name(self.settings, spec.name), spec.key_for(event), None)
+        self.produce_raw(topic_name(self.settings, spec.name), spec.key_for(event), None, on_delivery=on_delivery)
 
     def produce_many(self, events: Iterable[Event], timestamp_ms: int | None = None) -> int:
         count = 0

@@ -3,45 +3,20 @@ and sessions, as events on their compacted topics (the agents fold them; the `me
 
 from __future__ import annotations
 
-import uuid
-
 import typer
 from rich.table import Table
 
 from cda.cli.common import err, failing_clearly, out, settings
 from cda.settings import Settings
 from streams import context_events
-from streams.memory import KINDS, PREFERENCE, CompanyMemory
-from streams.sessions import CompanySessions
-from topics.consumer import EventConsumer
-from topics.dead_letters import Skipped
+from streams.context_reads import read_memory, read_sessions
+from streams.memory import KINDS, PREFERENCE
 from topics.events import Event
-from topics.positions import Position
 from topics.producer import EventProducer
 
 app = typer.Typer(help="A company's memory: preferences the agents take into account.", no_args_is_help=True)
 session_app = typer.Typer(help="A company's sessions: jobs that see each other's results.", no_args_is_help=True)
 COMPANY = typer.Option(..., "--company", "-c", help="The company.")
-
-
-def read_memory(config: Settings) -> CompanyMemory:
-    """Every company's memory, folded from `company_memory` to its current end."""
-    memory = CompanyMemory()
-    _fold(config, "company_memory", memory.apply)
-    return memory
-
-
-def read_sessions(config: Settings) -> CompanySessions:
-    sessions = CompanySessions()
-    _fold(config, "company_sessions", sessions.apply)
-    return sessions
-
-
-def _fold(config: Settings, topic: str, apply: object) -> None:
-    with EventConsumer(config, f"cda-cli-{uuid.uuid4()}", dead_letters=Skipped()) as consumer:
-        consumer.assign(topic, Position.beginning(), until_end=True)
-        for received in consumer:
-            apply(received.event)  # type: ignore[operator]
 
 
 def produce(config: Settings, events: list[Event], tombstones: list[Event] | None = None) -> None:

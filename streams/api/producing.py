@@ -30,14 +30,19 @@ class AsyncProducer:
         while not self._stop.is_set():
             self._producer.serve(0.05)
 
-    async def send(self, events: Sequence[Event]) -> None:
+    async def send(self, events: Sequence[Event], tombstones: Sequence[Event] = ()) -> None:
+        """Produce `events`, then a tombstone for each of `tombstones`' keys (a deletion on a compacted topic)."""
         loop = asyncio.get_running_loop()
-        futures = [loop.create_future() for _ in events]
-        for event, future in zip(events, futures, strict=True):
+        records = [(e, False) for e in events] + [(e, True) for e in tombstones]
+        futures = [loop.create_future() for _ in records]
+        for (event, tombstone), future in zip(records, futures, strict=True):
             def done(err: KafkaError | None, _msg: Message, future: asyncio.Future[None] = future) -> None:
                 loop.call_soon_threadsafe(_settle, future, err)
             with self._lock:
-                self._producer.produce(event, on_delivery=done)
+                if tombstone:
+                    self._producer.tombstone(event, on_delivery=done)
+                else:
+                    self._producer.produce(event, on_delivery=done)
         try:
             await asyncio.wait_for(asyncio.gather(*futures), timeout=3 * self.settings.kafka_timeout_s)
         except TimeoutError:

@@ -1,4 +1,5 @@
-"""A company's memory entries and sessions (read-only): another company's reads exactly like none."""
+"""A company's memory entries and sessions: written and deleted as events, read from the views; another
+company's entry or session reads (and deletes) exactly like none."""
 
 from __future__ import annotations
 
@@ -7,13 +8,27 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Request
 from starlette.concurrency import run_in_threadpool
 
+from streams import context_events
 from streams.api import reads
+from streams.api.context import ApiContext
 from streams.api.deps import CompanyDep, ContextDep
-from streams.api.errors import not_found
+from streams.api.errors import ApiError, not_found
 from streams.api.schemas.common import ERRORS, NOT_FOUND
 from streams.api.schemas.jobs import JobSummary
-from streams.api.schemas.memory import MemoryEntry, MemoryList, SessionPublic
+from streams.api.schemas.memory import (
+    MemoryDeleted,
+    MemoryEntry,
+    MemoryList,
+    MemoryWrite,
+    MemoryWritten,
+    SessionClosed,
+    SessionOpen,
+    SessionOpened,
+    SessionPublic,
+)
 from streams.api.urls import job_url
+from streams.context_reads import read_memory, read_sessions
+from streams.memory import CompanyMemory
 from topics.identifiers import ID_PATTERN
 
 router = APIRouter(prefix="/company-automation", tags=["memory"], responses=ERRORS)
@@ -44,3 +59,57 @@ async def get_session(session_id: Id, request: Request, caller: CompanyDep, ctx:
         JobSummary(**{**r, "session_id": r["session_id"] or None,
                       "finished_at": r["finished_at"] if r["status"] in ("completed", "failed") else None},
                    url=job_url(request, r["job_id"])) for r in rows])
+
+
+@router.post("/memory", status_code=202, response_model=MemoryWritten, summary="Write a memory entry")
+async def write_memory(body: MemoryWrite, caller: CompanyDep, ctx: ContextDep) -> MemoryWritten:
+    """A `memory_written` event; the agents take it into account from their next decision on."""
+    try:
+        event = context_events.memory_entry(caller.company_id, body.content, ctx.settings.memory_max_entry_chars,
+                                            body.kind, body.tags, body.entry_id)
+    except context_events.ContextRequestError as exc:
+        raise ApiError(422, f"body.{exc.field}: {exc}") from None
+    await ctx.producer.send([event])
+    return MemoryWritten(entry_id=str(event["entry_id"]))
+
+
+@router.delete("/memory/{entry_id}", status_code=202, response_model=MemoryDeleted, responses=NOT_FOUND,
+               summary="Delete a memory entry")
+async def delete_memory(entry_id: Id, caller: CompanyDep, ctx: ContextDep) -> MemoryDeleted:
+    """A `memory_deleted` event and a tombstone for the entry's key: no later prompt shows it."""
+    if (await _memory(ctx)).get(caller.company_id, entry_id) is None:
+        raise not_found("memory entry", entry_id)
+    event = context_events.deletion(caller.company_id, entry_id)
+    await ctx.producer.send([event], tombstones=[event])
+    return MemoryDeleted(deleted=[entry_id])
+
+
+@router.delete("/memory", status_code=202, response_model=MemoryDeleted, summary="Forget the company's whole memory")
+async def forget_memory(caller: CompanyDep, ctx: ContextDep) -> MemoryDeleted:
+    events = context_events.forget((await _memory(ctx)).entries_of(caller.company_id))
+    await ctx.producer.send(events, tombstones=events)
+    return MemoryDeleted(deleted=[str(e["entry_id"]) for e in events])
+
+
+@router.post("/sessions", status_code=202, response_model=SessionOpened, summary="Open a session")
+async def open_session(body: SessionOpen, caller: CompanyDep, ctx: ContextDep) -> SessionOpened:
+    """Jobs naming the session see the results of its earlier jobs, until it is closed (or idle too long)."""
+    event = context_events.session_opened(caller.company_id, body.user_ref)
+    await ctx.producer.send([event])
+    return SessionOpened(session_id=str(event["session_id"]))
+
+
+@router.post("/sessions/{session_id}/close", status_code=202, response_model=SessionClosed, responses=NOT_FOUND,
+             summary="Close a session")
+async def close_session(session_id: Id, caller: CompanyDep, ctx: ContextDep) -> SessionClosed:
+    found = (await run_in_threadpool(read_sessions, ctx.settings)).get(caller.company_id, session_id)
+    if found is None:
+        raise not_found("session", session_id)
+    await ctx.producer.send([context_events.session_closed(caller.company_id, session_id)])
+    return SessionClosed(session_id=session_id)
+
+
+async def _memory(ctx: ApiContext) -> CompanyMemory:
+    """Memory as the log holds it now (not the view, which may lag a write just made)."""
+    return await run_in_threadpool(read_memory, ctx.settings)
+
