@@ -86,7 +86,7 @@ def _context(shipped: Path, out: Path, budget_s: float) -> None:
     marks: dict[int, float] = {}
     from trainer.pretrain import pretrain
 
-    plan = ContextPlan()
+    plan = ContextPlan(seed=int(os.environ.get("CDA_CONTEXT_SEED", "1")))
     pretrain(folder, steps=plan.steps, batch_size=plan.batch_size, learning_rate=plan.learning_rate, warmup=plan.warmup,
              seed=plan.seed, stop_after=150, workers=workers, world="context",
              progress=lambda s, _loss: marks.setdefault(s, time.perf_counter()))
@@ -106,9 +106,8 @@ def _context(shipped: Path, out: Path, budget_s: float) -> None:
 
 
 def _ship_context(result: Path, steps: int) -> None:
-    import dataclasses
 
-    from trainer.tiny_model import SHIPPED, ContextPlan, PretrainPlan, TinyModelSpec, _publish, recipe, ship
+    from trainer.tiny_model import CONTEXT_STAGES, SHIPPED, PretrainPlan, TinyModelSpec, _publish, recipe, ship
 
     folder = Path(".gpu_base/tiny-context")
     shutil.rmtree(folder, ignore_errors=True)
@@ -117,7 +116,9 @@ def _ship_context(result: Path, steps: int) -> None:
         if item.is_file() and item.name != "manifest.json":
             shutil.copyfile(item, folder / item.name)
     shutil.copyfile(result / "model.safetensors", folder / "model.safetensors")
-    wanted = recipe(TinyModelSpec(), PretrainPlan().steps, dataclasses.replace(ContextPlan(), steps=steps))
+    if CONTEXT_STAGES[-1].steps != steps:
+        raise SystemExit(f"first set the last of CONTEXT_STAGES to the {steps} steps that ran")
+    wanted = recipe(TinyModelSpec(), PretrainPlan().steps, CONTEXT_STAGES)
     built = _publish(folder, folder.with_name("tiny-context-built"), wanted)
     print(ship(built, TinyModelSpec(), PretrainPlan().steps))
 

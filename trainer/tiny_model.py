@@ -60,6 +60,10 @@ class ContextPlan:
     seed: int = 1
 
 
+# the context stages, in order, each a fresh schedule continuing from the weights the last one left
+CONTEXT_STAGES: tuple[ContextPlan, ...] = (ContextPlan(),)
+
+
 def corpus(worlds: int = 2_000, seed: int = 0) -> Iterator[str]:
     """Local text for the tokenizer: prompts and calls of the pretraining world (seeds it never trains on),
     and standard-library docstrings for plain English."""
@@ -118,10 +122,10 @@ FIRST_STEPS = 3  # the recipe's first steps, whose losses the manifest records a
 
 
 def recipe(spec: TinyModelSpec = TinyModelSpec(), pretrain_steps: int = DEFAULT_PRETRAIN_STEPS,
-           context: ContextPlan | None = ContextPlan()) -> dict[str, object]:
+           context: tuple[ContextPlan, ...] = CONTEXT_STAGES) -> dict[str, object]:
     made: dict[str, object] = {"spec": spec.__dict__, "pretrain": PretrainPlan(steps=pretrain_steps).__dict__}
-    if context is not None and pretrain_steps:
-        made["context"] = context.__dict__
+    if context and pretrain_steps:
+        made["context"] = context[0].__dict__ if len(context) == 1 else [plan.__dict__ for plan in context]
     return made
 
 
@@ -190,7 +194,8 @@ def build(target: Path, spec: TinyModelSpec = TinyModelSpec(), force: bool = Fal
     if pretrain_steps:
         workers = min(8, (os.cpu_count() or 1) - 1)
         pretrain_by_recipe(staging, spec, pretrain_steps, workers=workers)
-        pretrain_context(staging, ContextPlan(), workers=workers)
+        for plan in CONTEXT_STAGES:
+            pretrain_context(staging, plan, workers=workers)
     return _publish(staging, target, wanted)
 
 
