@@ -124,3 +124,20 @@ def test_a_closed_session_fails_the_job_at_acceptance_and_nothing_else_happens()
     log = _run(job, model)
     assert [e.type for e in log.events] == ["job_accepted", "job_failed"] and model.asked == []
     assert log.events[-1]["error_kind"] == "session_closed"
+
+
+def test_an_adapter_trained_for_another_prompt_version_is_refused(tmp_path: object) -> None:
+    from pathlib import Path
+
+    from cda.prompts import PROMPT_VERSION
+    from inference.adapter_files import META_FILE, check_prompt_version
+    from inference.errors import AdapterInvalid
+
+    folder = Path(str(tmp_path))
+    check_prompt_version(folder, PROMPT_VERSION)  # no trainer record: placed by hand, let through
+    (folder / META_FILE).write_text(json.dumps({"prompt_version": PROMPT_VERSION}))
+    check_prompt_version(folder, PROMPT_VERSION)
+    (folder / META_FILE).write_text(json.dumps({"version": "old"}))  # before versions were recorded: version 1
+    with pytest.raises(AdapterInvalid) as refused:
+        check_prompt_version(folder, PROMPT_VERSION)
+    assert refused.value.kind == "wrong_prompt_version" and "prompt version 1" in str(refused.value)
