@@ -61,7 +61,7 @@ class ContextPlan:
 
 
 # the context stages, in order, each a fresh schedule continuing from the weights the last one left
-CONTEXT_STAGES: tuple[ContextPlan, ...] = (ContextPlan(),)
+CONTEXT_STAGES: tuple[ContextPlan, ...] = (ContextPlan(), ContextPlan(steps=4000, seed=2))
 
 
 def corpus(worlds: int = 2_000, seed: int = 0) -> Iterator[str]:
