@@ -4,8 +4,8 @@ from pretraining's).
 
 A2: jobs whose right call depends on a preference stated only in the company's memory: a default for an
 argument the tool has (`note`), for one only notes decide (`new_note`), or one for the customer the data names
-among the same preference for other customers (`for_note`), each printed apart. The company's memory holds that entry among others; `streams.recall` picks the
-notes for each job, as the agents do. Exact calls with the recalled notes vs with none, and how often recall
+among the same preference for other customers (`for_note`), each printed apart. The company's memory holds
+that entry among others; `streams.recall` picks the notes for each job, as the agents do. Exact calls with the recalled notes vs with none, and how often recall
 put the deciding entry in the prompt.
 A3: follow-ups ("... we just created") whose id is only in an earlier job's result of the session: exact calls
 with the session's earlier results in the prompt vs without them.
@@ -27,16 +27,16 @@ from cda.settings import Settings  # noqa: E402
 from streams import context_events  # noqa: E402
 from streams.memory import CompanyMemory  # noqa: E402
 from streams.recall import recall  # noqa: E402
-from trainer.context_world import Situation, _distractor_notes, situation, without_context  # noqa: E402
+from trainer.context_world import Situation, distractor_notes, situation, without_context  # noqa: E402
 from trainer.evaluate import answers, score  # noqa: E402
 from trainer.examples import Example  # noqa: E402
 from trainer.synthetic import make_company  # noqa: E402
 
 MEMORY_MODES = ("note", "new_note", "for_note")
-PADDING = 6
+PADDING = 6  # further entries in each company's memory, about other arguments and customers
 # companies whose calls the data decides plainly (arguments named as the data's keys, values as they are), so
 # what the context decides is all that is measured; their own conventions are an adapter's part (BENCH A1)
-PLAIN_CONVENTIONS = {"renamed": 0.0, "prefixed": 0.0, "minor_units": 0.0, "opaque": 0.0, "described": 1.0}  # further entries in each company's memory, about other arguments and customers
+PLAIN_CONVENTIONS = {"renamed": 0.0, "prefixed": 0.0, "minor_units": 0.0, "opaque": 0.0, "described": 1.0}
 
 
 def held_out(mode_set: tuple[str, ...], jobs: int, seed: int) -> list[Situation]:
@@ -66,7 +66,7 @@ def a2(settings: Settings, jobs: int, seed: int) -> None:
     for found in held_out(MEMORY_MODES, jobs, seed):
         memory = CompanyMemory()
         taken = set(found.example.arguments)
-        for text in list(found.example.notes) + _distractor_notes(rng, taken, "record", PADDING):
+        for text in list(found.example.notes) + distractor_notes(rng, taken, "record", PADDING):
             memory.apply(context_events.memory_entry("bench", text, 2_000))
         recalled = recall(memory.recallable("bench"), found.example.task, found.example.payload_json, list(found.tools),
                           settings.memory_prompt_tokens, settings.memory_prompt_notes)

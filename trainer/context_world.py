@@ -61,7 +61,7 @@ def _note(rng: random.Random, arg: str, value: Any, obj: str) -> str:
     return rng.choice(_NOTE_FORMS).format(arg=arg, value=value, obj=obj)
 
 
-def _distractor_notes(rng: random.Random, taken: set[str], obj: str, n: int) -> list[str]:
+def distractor_notes(rng: random.Random, taken: set[str], obj: str, n: int) -> list[str]:
     out = []
     for _ in range(n):
         roll = rng.random()
@@ -152,7 +152,7 @@ def situation(company: Company, rng: random.Random, mode: str | None = None) -> 
         earlier.append(decisive)
         task = f"{task} {rng.choice(_FOLLOW_UPS)}"
     taken = set(names) | set(arguments)
-    extra = _distractor_notes(rng, taken, tool.obj, rng.randint(0 if notes else 1, 3))
+    extra = distractor_notes(rng, taken, tool.obj, rng.randint(0 if notes else 1, 3))
     notes = notes + extra
     rng.shuffle(notes)
     if mode != "earlier" and rng.random() < 0.3:  # an unrelated earlier job now and then
