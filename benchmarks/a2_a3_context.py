@@ -5,8 +5,8 @@ from pretraining's).
 A2: jobs whose right call depends on a preference stated only in the company's memory: a default for an
 argument the tool has (`note`), for one only notes decide (`new_note`), or one for the customer the data names
 among the same preference for other customers (`for_note`), each printed apart. The company's memory holds
-that entry among others; `streams.recall` picks the notes for each job, as the agents do. Exact calls with the recalled notes vs with none, and how often recall
-put the deciding entry in the prompt.
+that entry among others; `streams.recall` picks the notes for each job, as the agents do. Exact calls with
+the recalled notes vs with none, and how often recall put the deciding entry in the prompt.
 A3: follow-ups ("... we just created") whose id is only in an earlier job's result of the session: exact calls
 with the session's earlier results in the prompt vs without them.
 
