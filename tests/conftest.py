@@ -6,6 +6,7 @@ and otherwise from the project's own local broker (Maven-fetched jars), in a tem
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from collections.abc import Callable, Iterator
@@ -111,12 +112,12 @@ def catalog(settings: Settings) -> Iterator[Callable[..., Settings]]:
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> str:
     """The tiny local base model: the one `scripts/dev.sh` built, or a fresh build for this session."""
     pytest.importorskip("transformers")
-    from trainer.tiny_model import build
+    from trainer.tiny_model import MARKER, build, recipe
 
-    built = Settings().base_model_path
-    if Path(built, "config.json").exists():
-        return built
-    return str(build(tmp_path_factory.mktemp("tiny") / "tiny"))
+    built = Path(Settings().base_model_path)
+    if (built / MARKER).exists() and json.loads((built / MARKER).read_text()) == recipe():
+        return str(built)
+    return str(build(tmp_path_factory.mktemp("tiny") / "tiny"))  # none yet, or built by an older recipe
 
 
 @pytest.fixture(scope="session")

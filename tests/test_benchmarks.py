@@ -90,3 +90,16 @@ def test_a1_trains_through_the_users_path_and_prints_a_line_per_company(kafka_bo
     lines = [line for line in result.stdout.splitlines() if line.startswith("BENCH A1 ")]
     assert [re.search(r"company=(\w+)", line).group(1) for line in lines] == ["acme", "zephyr"], result.stdout  # type: ignore[union-attr]
     assert all("published=1" in line for line in lines), result.stdout  # --force: served whatever the gate says
+
+
+@pytest.mark.vllm
+def test_a2_a3_show_the_base_using_memory_and_session_context(vllm_url: str, tiny_model: str, tmp_path: Path) -> None:
+    env = {**os.environ, "CDA_HOME": str(tmp_path), "CDA_VLLM_URL": vllm_url, "CDA_BASE_MODEL": tiny_model}
+    result = subprocess.run([sys.executable, "benchmarks/a2_a3_context.py", "--jobs", "12"], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    figures = {line.split()[1]: dict(f.split("=", 1) for f in line.split()[2:])
+               for line in result.stdout.splitlines() if line.startswith("BENCH A")}
+    assert set(figures) == {"A2", "A3"}, result.stdout
+    assert float(figures["A2"]["with_memory"]) > float(figures["A2"]["without_memory"]), result.stdout
+    assert float(figures["A3"]["with_session"]) > float(figures["A3"]["without_session"]), result.stdout
