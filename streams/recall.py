@@ -1,5 +1,5 @@
 """Which memory entries a decision sees: the company's entries ranked by BM25 (rank-bm25's BM25Plus, whose
-idf stays positive in a company's small corpus) against the task, the data and the names of the tools and
+idf stays positive in a company's small corpus; without its constant, so an entry sharing no term scores 0) against the task, the data and the names of the tools and
 arguments the model may use (a note decides an argument, so it names the argument), then by recency, and
 kept while they fit a token budget. At most one automation entry: history is context, preferences decide."""
 
@@ -64,9 +64,11 @@ class Recalled:
 
 
 def recall(entries: Sequence[MemoryEntry], task: str, data_json: str, tools: Sequence[ToolSpec],
-           budget_tokens: int = 200, limit: int = 4) -> Recalled:
-    """The few most relevant entries for one decision, within `budget_tokens`; entries sharing no term with
-    the query never appear (an unrelated note is noise to the model)."""
+           budget_tokens: int = 200, limit: int = 4, relative: float = 0.5) -> Recalled:
+    """The few most relevant entries for one decision, within `budget_tokens`. Entries sharing no term with
+    the query never appear, nor those scoring under `relative` times the best one: a note for the customer
+    the data names outranks the same preference for other customers by far, and showing those too only gives
+    the model the wrong values to copy."""
     if not entries or limit <= 0:
         return Recalled()
     from rank_bm25 import BM25Plus
@@ -74,9 +76,10 @@ def recall(entries: Sequence[MemoryEntry], task: str, data_json: str, tools: Seq
     query = query_terms(task, data_json, tools)
     wanted = set(query)
     docs = [terms(f"{e.note()} {' '.join(e.tags)}") for e in entries]
-    scores = BM25Plus(docs).get_scores(query) if query else [0.0] * len(entries)
-    ranked = sorted(((float(scores[i]), entries[i].written_ms, i) for i in range(len(entries)) if wanted & set(docs[i])),
-                    reverse=True)
+    scores = BM25Plus(docs, delta=0.0).get_scores(query) if query else [0.0] * len(entries)  # 0 without a shared term
+    best = max((float(s) for s in scores), default=0.0)
+    ranked = sorted(((float(scores[i]), entries[i].written_ms, i) for i in range(len(entries))
+                     if wanted & set(docs[i]) and float(scores[i]) >= relative * best), reverse=True)
     notes: list[str] = []
     ids: list[str] = []
     used = 0

@@ -47,15 +47,16 @@ def test_memory_fold_writes_replaces_and_deletes() -> None:
     assert memory.entries_of("acme") == [] and len(memory.entries_of("globex")) == 1
 
 
-def test_recall_ranks_by_relevance_keeps_to_the_budget_and_leaves_unrelated_entries_out() -> None:
+def test_recall_ranks_by_relevance_keeps_to_the_budget_and_leaves_unrelated_and_far_weaker_entries_out() -> None:
     entries = _memory(
         context_events.memory_entry("acme", "Default currency: CHF", 100),
         context_events.memory_entry("acme", "Weekends are closed", 100),
         context_events.memory_entry("acme", "For Vorn Akela, currency is SEK", 100),
     ).entries_of("acme")
     found = recall(entries, "Create the invoice", json.dumps({"customer": "Vorn Akela"}), SPECS)
-    assert found.notes[0] == "For Vorn Akela, currency is SEK"  # names the customer and the argument
-    assert "Default currency: CHF" in found.notes and "Weekends are closed" not in found.notes
+    assert found.notes == ("For Vorn Akela, currency is SEK",)  # it names the customer: the default is far behind
+    other = recall(entries, "Create the invoice", json.dumps({"customer": "Ilse Brand"}), SPECS)
+    assert other.notes[0] == "Default currency: CHF" and "Weekends are closed" not in other.notes
     assert len(recall(entries, "Create the invoice", "{}", SPECS, budget_tokens=10).notes) <= 1
     assert terms("Invoices_due") == ["invoice", "due"]
 
