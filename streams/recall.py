@@ -1,7 +1,8 @@
 """Which memory entries a decision sees: the company's entries ranked by BM25 (rank-bm25's BM25Plus, whose
-idf stays positive in a company's small corpus; without its constant, so an entry sharing no term scores 0) against the task, the data and the names of the tools and
-arguments the model may use (a note decides an argument, so it names the argument), then by recency, and
-kept while they fit a token budget. At most one automation entry: history is context, preferences decide."""
+idf stays positive in a company's small corpus, without its constant, so an entry sharing no term scores 0)
+against the task, the data and the names of the tools and arguments the model may use (a note decides an
+argument, so it names the argument), then by recency, and kept while they fit a token budget. At most one
+automation entry: history is context, preferences decide."""
 
 from __future__ import annotations
 
