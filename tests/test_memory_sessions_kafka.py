@@ -83,3 +83,29 @@ def test_notes_and_session_results_reach_the_prompt_across_a_restart_and_deletio
         kinds[str(job["request_id"])] = events[-1]["error_kind"]
     assert kinds == {"in-session-3": "session_closed", "unknown-session": "unknown_session",
                      "foreign-session": "unknown_session"}
+
+
+def test_an_idle_session_is_closed_by_the_agents_once(catalog: Catalog) -> None:
+    import asyncio
+    import time
+    from datetime import UTC, datetime
+
+    from tests.api_support import events_of
+
+    settings = catalog().model_copy(update={"session_idle_s": 60.0})
+    busy, idle = context_events.session_opened("acme"), context_events.session_opened("acme")
+    _produce(settings, busy, idle)
+    service = AgentService(settings, model=ScriptedModel())
+    service.start()
+    try:
+        now = int(time.time() * 1000)
+        used = datetime.fromtimestamp((now + 30_000) / 1000, UTC)  # a job ran in `busy` 30 s later
+        service.memory.apply(Event.new("memory_written", "acme", occurred_at=used, entry_id="job-x-0", kind="automation",
+                                       session_id=str(busy["session_id"]), source_job_id="x", content="{}"))
+        assert asyncio.run(service.close_idle_sessions(now + 30_000)) == 0
+        assert asyncio.run(service.close_idle_sessions(now + 61_000)) == 1  # `busy` was used since it opened
+        assert asyncio.run(service.close_idle_sessions(now + 61_000)) == 0
+    finally:
+        asyncio.run(service.aclose())
+    closed = [e for e in events_of(settings, "company_sessions") if e.type == "session_closed"]
+    assert [(e["session_id"], e["reason"]) for e in closed] == [(idle["session_id"], "idle")]
