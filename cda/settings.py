@@ -72,6 +72,8 @@ class Settings(BaseSettings):
     memory_prompt_tokens: int = Field(default=200, ge=0, description="Token budget of the notes recalled from "
                                       "memory into one prompt.")
     memory_prompt_notes: int = Field(default=4, ge=0, description="Most memory entries one prompt shows.")
+    memory_recall_automation: int = Field(default=500, ge=0, description="Latest automation entries (the "
+                                          "company's job history) recall ranks, beside every preference and fact.")
     memory_max_entry_chars: int = Field(default=2_000, ge=1, description="Longest memory entry a company may write.")
     session_prompt_jobs: int = Field(default=3, ge=1, description="Earlier results of a session one prompt shows "
                                      "(the latest ones).")

@@ -95,9 +95,16 @@ class CompanyMemory:
         with self._lock:
             return list(self._entries)
 
-    def recallable(self, company_id: str) -> list[MemoryEntry]:
-        """What recall may choose from: everything but a session's own results (those are `Earlier:`)."""
-        return [e for e in self.entries_of(company_id) if e.session_id is None or e.kind != AUTOMATION]
+    def recallable(self, company_id: str, automation_kept: int | None = None) -> list[MemoryEntry]:
+        """What recall may choose from: everything but a session's own results (those are `Earlier:`), and of
+        the automation history only the latest `automation_kept` entries (it grows by one per unit; recall
+        shows at most one of them, and an index over all of it would cost each decision more every day)."""
+        entries = [e for e in self.entries_of(company_id) if e.session_id is None or e.kind != AUTOMATION]
+        if automation_kept is None:
+            return entries
+        history = [i for i, e in enumerate(entries) if e.kind == AUTOMATION]
+        dropped = set(history[:max(0, len(history) - automation_kept)])
+        return [e for i, e in enumerate(entries) if i not in dropped]
 
     def session_results(self, company_id: str, session_id: str) -> list[MemoryEntry]:
         """The session's automation entries, oldest first: what its earlier jobs did and got back."""

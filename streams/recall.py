@@ -64,40 +64,61 @@ class Recalled:
     entry_ids: tuple[str, ...] = ()
 
 
+class RecallIndex:
+    """A company's recallable entries, tokenised and indexed once for a job's many decisions."""
+
+    def __init__(self, entries: Sequence[MemoryEntry]) -> None:
+        self.entries = list(entries)
+        self.docs = [terms(f"{e.note()} {' '.join(e.tags)}") for e in self.entries]
+        self._bm25: Any = None
+
+    def _scores(self, query: list[str]) -> list[float]:
+        if not query:
+            return [0.0] * len(self.entries)  # 0 without a shared term
+        if self._bm25 is None:
+            from rank_bm25 import BM25Plus
+
+            self._bm25 = BM25Plus(self.docs, delta=0.0)
+        return [float(s) for s in self._bm25.get_scores(query)]
+
+    def recall(self, task: str, data_json: str, tools: Sequence[ToolSpec], budget_tokens: int = 200,
+               limit: int = 4, relative: float = 0.5) -> Recalled:
+        """The few most relevant entries for one decision, within `budget_tokens`. Entries sharing no term with
+        the query never appear, nor those scoring under `relative` times the best one: a note for the customer
+        the data names outranks the same preference for other customers by far, and showing those too only
+        gives the model the wrong values to copy."""
+        if not self.entries or limit <= 0:
+            return Recalled()
+        query = query_terms(task, data_json, tools)
+        wanted = set(query)
+        scores = self._scores(query)
+        best = max(scores, default=0.0)
+        entries, docs = self.entries, self.docs
+        ranked = sorted(((scores[i], entries[i].written_ms, i) for i in range(len(entries))
+                         if wanted & set(docs[i]) and scores[i] >= relative * best), reverse=True)
+        notes: list[str] = []
+        ids: list[str] = []
+        used = 0
+        automation = 0
+        for _score, _when, i in ranked:
+            entry = entries[i]
+            if entry.kind == AUTOMATION:
+                if automation:
+                    continue
+                automation += 1
+            note = entry.note()
+            cost = estimate_tokens(note)
+            if used + cost > budget_tokens:
+                continue
+            notes.append(note)
+            ids.append(entry.entry_id)
+            used += cost
+            if len(notes) >= limit:
+                break
+        return Recalled(tuple(notes), tuple(ids))
+
+
 def recall(entries: Sequence[MemoryEntry], task: str, data_json: str, tools: Sequence[ToolSpec],
            budget_tokens: int = 200, limit: int = 4, relative: float = 0.5) -> Recalled:
-    """The few most relevant entries for one decision, within `budget_tokens`. Entries sharing no term with
-    the query never appear, nor those scoring under `relative` times the best one: a note for the customer
-    the data names outranks the same preference for other customers by far, and showing those too only gives
-    the model the wrong values to copy."""
-    if not entries or limit <= 0:
-        return Recalled()
-    from rank_bm25 import BM25Plus
-
-    query = query_terms(task, data_json, tools)
-    wanted = set(query)
-    docs = [terms(f"{e.note()} {' '.join(e.tags)}") for e in entries]
-    scores = BM25Plus(docs, delta=0.0).get_scores(query) if query else [0.0] * len(entries)  # 0 without a shared term
-    best = max((float(s) for s in scores), default=0.0)
-    ranked = sorted(((float(scores[i]), entries[i].written_ms, i) for i in range(len(entries))
-                     if wanted & set(docs[i]) and float(scores[i]) >= relative * best), reverse=True)
-    notes: list[str] = []
-    ids: list[str] = []
-    used = 0
-    automation = 0
-    for _score, _when, i in ranked:
-        entry = entries[i]
-        if entry.kind == AUTOMATION:
-            if automation:
-                continue
-            automation += 1
-        note = entry.note()
-        cost = estimate_tokens(note)
-        if used + cost > budget_tokens:
-            continue
-        notes.append(note)
-        ids.append(entry.entry_id)
-        used += cost
-        if len(notes) >= limit:
-            break
-    return Recalled(tuple(notes), tuple(ids))
+    """One decision's recall over `entries` (an index built for it alone; a job builds one RecallIndex)."""
+    return RecallIndex(entries).recall(task, data_json, tools, budget_tokens, limit, relative)

@@ -14,7 +14,7 @@ from streams import context_events
 from streams.agent_loop import JobRun, JobRunner
 from streams.agent_settings import AgentSettings
 from streams.memory import AUTOMATION, CompanyMemory, automation_content
-from streams.recall import recall, terms
+from streams.recall import RecallIndex, recall, terms
 from streams.sessions import CompanySessions
 from tests.test_agent_loop import TOOLS, FakeBridge, FakeModel, Log, request
 from topics.events import Event
@@ -59,6 +59,30 @@ def test_recall_ranks_by_relevance_keeps_to_the_budget_and_leaves_unrelated_and_
     assert other.notes[0] == "Default currency: CHF" and "Weekends are closed" not in other.notes
     assert len(recall(entries, "Create the invoice", "{}", SPECS, budget_tokens=10).notes) <= 1
     assert terms("Invoices_due") == ["invoice", "due"]
+
+
+def test_recallable_keeps_every_preference_and_only_the_latest_automation_history() -> None:
+    events = [context_events.memory_entry("acme", "Default currency: CHF", 100, entry_id="pref")]
+    events += [Event.new("memory_written", "acme", entry_id=f"auto-{i}", kind=AUTOMATION, source_job_id=f"j{i}",
+                         content=automation_content(f"Task {i}", "create_invoice", {}, "completed", {}), tags=[])
+               for i in range(5)]
+    memory = _memory(*events)
+    kept = memory.recallable("acme", automation_kept=2)
+    assert [e.entry_id for e in kept if e.kind == AUTOMATION] == ["auto-3", "auto-4"]
+    assert any(e.entry_id == "pref" for e in kept) and len(memory.recallable("acme")) == 6
+    assert [e.kind for e in memory.recallable("acme", automation_kept=0)] == ["preference"]
+
+
+def test_one_index_answers_a_job_s_decisions_as_a_fresh_recall_would() -> None:
+    entries = _memory(
+        context_events.memory_entry("acme", "Default currency: CHF", 100),
+        context_events.memory_entry("acme", "For Vorn Akela, currency is SEK", 100),
+    ).entries_of("acme")
+    index = RecallIndex(entries)
+    for customer in ("Vorn Akela", "Ilse Brand", "Vorn Akela"):
+        data = json.dumps({"customer": customer})
+        assert index.recall("Create the invoice", data, SPECS) == recall(entries, "Create the invoice", data, SPECS)
+    assert RecallIndex([]).recall("Create the invoice", "{}", SPECS).notes == ()
 
 
 def test_automation_entries_show_what_was_done_but_never_their_values() -> None:
