@@ -5,20 +5,16 @@ A key is printed once, when it is made; the log keeps only its salted hash (`com
 
 from __future__ import annotations
 
-import uuid
-
 import typer
 from rich.table import Table
 
 from cda.cli.common import err, failing_clearly, out, settings
 from cda.settings import Settings
 from streams.api.keys import KeyTable, issue_key, revocation
-from topics.consumer import EventConsumer
-from topics.dead_letters import Skipped
 from topics.events import Event
 from topics.identifiers import check_identifier
-from topics.positions import Position
 from topics.producer import EventProducer
+from topics.reads import fold_topic
 
 app = typer.Typer(help="Companies and their API keys.", no_args_is_help=True)
 
@@ -26,10 +22,7 @@ app = typer.Typer(help="Companies and their API keys.", no_args_is_help=True)
 def read_keys(config: Settings) -> KeyTable:
     """Every key the log knows, folded from `company_keys` to its current end."""
     table = KeyTable()
-    with EventConsumer(config, f"cda-cli-{uuid.uuid4()}", dead_letters=Skipped()) as consumer:
-        consumer.assign("company_keys", Position.beginning(), until_end=True)
-        for received in consumer:
-            table.apply(received.event)
+    fold_topic(config, "company_keys", table.apply, "cda-cli")
     return table
 
 

@@ -8,7 +8,6 @@ registers nothing rather than half of itself.
 from __future__ import annotations
 
 import json
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +18,10 @@ from cda.cli.common import err, failing_clearly, out, settings
 from cda.settings import Settings
 from streams.openapi import load_document, tools_from_openapi
 from streams.tools import Tool, ToolRegistry
-from topics.consumer import EventConsumer
-from topics.dead_letters import Skipped
 from topics.errors import EventValidationError
 from topics.events import Event
-from topics.positions import Position
 from topics.producer import EventProducer
+from topics.reads import fold_topic
 
 app = typer.Typer(help="A company's tools: register them, import them from OpenAPI, list, remove.", no_args_is_help=True)
 TOPIC = "company_tools"
@@ -83,10 +80,7 @@ def registration_events(tools: list[Tool]) -> list[Event]:
 def read_registry(config: Settings) -> ToolRegistry:
     """Today's tools of every company: `company_tools` folded from its beginning to its current end."""
     registry = ToolRegistry()
-    with EventConsumer(config, f"cda-cli-{uuid.uuid4()}", dead_letters=Skipped()) as consumer:
-        consumer.assign(TOPIC, Position.beginning(), until_end=True)
-        for received in consumer:
-            registry.apply(received.event)
+    fold_topic(config, TOPIC, registry.apply, "cda-cli")
     return registry
 
 
