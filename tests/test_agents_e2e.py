@@ -37,9 +37,9 @@ from topics.producer import EventProducer
 from trainer.synthetic import DEMO_COMPANY, demo_examples
 
 pytestmark = [pytest.mark.kafka, pytest.mark.vllm, pytest.mark.timeout(1800)]  # training acme takes minutes
-# acme's 1,200 examples at 150 steps: exact match 1.00 on the 215 held-out examples the gate evaluates, loss 0.0005
-# (measured through the API end-to-end test, same data and trainer); 400 steps bought nothing but minutes
-ADAPTER_STEPS = int(os.environ.get("CDA_TEST_AGENT_ADAPTER_STEPS", "150"))
+# acme's 1,200 examples at 100 steps: exact match 0.87 on the 215 held-out examples the gate evaluates (1.00 at
+# 150 steps), and 5 of 5 invoices right: invoices are its simplest task; more steps bought nothing here but minutes
+ADAPTER_STEPS = int(os.environ.get("CDA_TEST_AGENT_ADAPTER_STEPS", "100"))
 
 
 @dataclass
@@ -79,6 +79,7 @@ def _train_acme(settings: Settings) -> None:
                                str(path), "--steps", str(ADAPTER_STEPS), "--force"], env=_env(settings),
                               capture_output=True, text=True, timeout=1800)
         assert done.returncode == 0, done.stdout + done.stderr
+        print(f"\nE2E-TRAIN steps={ADAPTER_STEPS} " + " | ".join(done.stdout.strip().splitlines()[-2:]))
     finally:
         with_thread.stop.set()
         with_thread.join(60)
@@ -220,7 +221,7 @@ def test_agents_killed_at_20_random_points_lose_and_double_nothing(stack: Stack)
                 producer.produce(event)
                 producer.flush()
                 sent.append(event)
-                stop.wait(0.4)
+                stop.wait(1.6)  # ~45 jobs over the kills: always some in flight, a drain of minutes not ten
 
     # the API answers its next calls slowly (the effect is made first), so that a kill may land between an
     # acknowledged tool_call_requested and the answer (printed as replayed_calls; the loop's unit tests cover

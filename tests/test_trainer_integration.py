@@ -64,13 +64,13 @@ def test_a_request_becomes_a_stored_announced_and_served_adapter(trainer_setting
     settings = trainer_settings
     company = f"acme{uuid.uuid4().hex[:6]}"
     register_demo_tools(settings, company)
-    forced = request(settings, company, inline(400), max_steps=100, force=True)  # the loss is ~0 by step 60
-    gated = request(settings, company, inline(240, seed=2), max_steps=50)
+    forced = request(settings, company, inline(400), max_steps=60, force=True)  # the loss is ~0 by step 60
+    gated = request(settings, company, inline(240, seed=2), max_steps=30)
     with RunningWorker(settings):
         final, progress = outcome(settings, forced, 900), progress_of(settings, forced)
         decision = outcome(settings, gated, 900)
     assert final.type == "lora_adapter_ready", final.to_json()
-    assert progress and progress[-1]["step"] == 100 and [p["step"] for p in progress] == sorted(p["step"] for p in progress)
+    assert progress and progress[-1]["step"] == 60 and [p["step"] for p in progress] == sorted(p["step"] for p in progress)
     metrics = dict(final["metrics"])
     assert {"exact_match", "json_valid", "baseline_exact_match", "baseline_json_valid", "train_loss"} <= set(metrics)
     assert metrics["json_valid"] == 1.0  # guided decoding: every eval answer is a schema-valid call
@@ -125,7 +125,7 @@ def test_a_killed_trainer_resumes_and_publishes_once(trainer_settings: Settings)
     settings = trainer_settings
     company = f"acme{uuid.uuid4().hex[:6]}"
     register_demo_tools(settings, company)
-    request_id = request(settings, company, inline(120), max_steps=150, force=True)
+    request_id = request(settings, company, inline(120), max_steps=100, force=True)
     env = {**os.environ, "CDA_KAFKA_BOOTSTRAP": settings.kafka_bootstrap, "CDA_TOPIC_PREFIX": settings.topic_prefix,
            "CDA_HOME": str(settings.home), "CDA_VLLM_URL": settings.vllm_url, "CDA_BASE_MODEL": settings.base_model_path}
     first = subprocess.Popen([sys.executable, "-m", "cda.cli.main", "trainer", "run"], cwd=ROOT, env=env,
@@ -136,7 +136,7 @@ def test_a_killed_trainer_resumes_and_publishes_once(trainer_settings: Settings)
     os.killpg(first.pid, signal.SIGKILL)  # killed mid-run: no goodbye, no commit
     first.wait()
     resumed_from = json.loads(checkpoint.read_text())["step"]
-    assert 0 < resumed_from < 150
+    assert 0 < resumed_from < 100
     with RunningWorker(settings):  # the same group: the uncommitted request comes back
         final, progress = outcome(settings, request_id, 900), progress_of(settings, request_id)
     assert final.type == "lora_adapter_ready"
@@ -144,7 +144,7 @@ def test_a_killed_trainer_resumes_and_publishes_once(trainer_settings: Settings)
     assert [v.version for v in registry.list(company)] == [final["version"]]
     assert not [p for p in (settings.home / "adapters" / company).iterdir() if p.name.startswith(".staging")]
     steps = [p["step"] for p in progress]
-    assert steps[-1] == 150 and steps.count(150) >= 1
+    assert steps[-1] == 100 and steps.count(100) >= 1
 
 
 def _register(settings: Settings, company_id: str, tools: tuple[ToolSpec, ...]) -> None:
