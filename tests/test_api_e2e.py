@@ -96,7 +96,7 @@ def test_register_train_process_wait_results_through_the_api_and_the_cli(setting
 
         # train: inline examples, the trainer worker, the gate, the lifecycle serving it
         examples = [{"task": e.task, "data": json.loads(e.payload_json), "tool": e.tool_name, "arguments": e.arguments}
-                    for e in demo_examples(1200, seed=11)]
+                    for e in demo_examples(600, seed=11)]  # the gate evaluates its ~110 held out, twice
         trainer = WorkerThread("trainer", TrainerWorker(settings).run, threading.Event()).start()
         try:
             asked = api.post("/company-automation/train-adapter", json={"examples": examples, "steps": STEPS,
