@@ -70,6 +70,7 @@ class RecallIndex:
     def __init__(self, entries: Sequence[MemoryEntry]) -> None:
         self.entries = list(entries)
         self.docs = [terms(f"{e.note()} {' '.join(e.tags)}") for e in self.entries]
+        self._words = [frozenset(doc) for doc in self.docs]  # for the shared-term test of every decision
         self._bm25: Any = None
 
     def _scores(self, query: list[str]) -> list[float]:
@@ -93,9 +94,9 @@ class RecallIndex:
         wanted = set(query)
         scores = self._scores(query)
         best = max(scores, default=0.0)
-        entries, docs = self.entries, self.docs
+        entries, words = self.entries, self._words
         ranked = sorted(((scores[i], entries[i].written_ms, i) for i in range(len(entries))
-                         if wanted & set(docs[i]) and scores[i] >= relative * best), reverse=True)
+                         if not wanted.isdisjoint(words[i]) and scores[i] >= relative * best), reverse=True)
         notes: list[str] = []
         ids: list[str] = []
         used = 0
