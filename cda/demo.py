@@ -35,7 +35,7 @@ from cda.errors import CdaError
 from cda.key_file import read_key, save_key
 from cda.settings import Settings
 from cda.stack import api_url, operator_key
-from trainer.synthetic import DEMO_COMPANY, demo_examples
+from trainer.synthetic import DEMO_COMPANY, demo_call, demo_examples
 
 FINAL = ("completed", "failed")
 
@@ -70,6 +70,12 @@ class Record:
     answer: str = ""
     status: str = ""
     adapter: str = ""
+    expected: tuple[str, dict[str, Any]] | None = None  # the right call, where the demo knows it
+
+    @property
+    def right(self) -> bool:
+        """The agent called the right tool with exactly the right arguments (whatever the API answered)."""
+        return self.expected is not None and (self.tool, self.arguments) == self.expected
 
 
 @dataclass
@@ -305,7 +311,7 @@ class Demo:
                                   json={"task": task, "data": data}, headers=headers).json()
             jobs[accepted["job_id"]] = accepted
             rows = data["invoices"] if "invoices" in data else [data]
-            records += [Record(accepted["job_id"], kind, row, unit=i) for i, row in enumerate(rows)]
+            records += [Record(accepted["job_id"], kind, row, unit=i, expected=demo_call(row)) for i, row in enumerate(rows)]
         self.console.print(f"[3/3] processing {len(records)} records in {len(jobs)} jobs (POST /company-automation/process)")
         bodies: dict[str, dict[str, Any]] = {}
         deadline = time.monotonic() + self.options.job_timeout_s
@@ -337,15 +343,21 @@ class Demo:
         self._show_records(records)
 
     def _show_records(self, records: list[Record]) -> None:
-        table = Table("record", "data", "tool call (the agent's)", "example API's answer", "adapter", title="per record")
+        table = Table("record", "data", "tool call (the agent's)", "right?", "example API's answer", "adapter",
+                      title="per record")
         for r in records:
-            call = f"{r.tool}({json.dumps(r.arguments, separators=(',', ':'))})" if r.tool else "-"
+            call = _call_text(r.tool, r.arguments) if r.tool else "-"
+            verdict = "[green]right[/green]" if r.right else (
+                f"[red]WRONG, expected {_call_text(*r.expected)}[/red]" if r.expected else "?")
             style = "green" if r.status == "completed" else "red"
             table.add_row(f"{r.kind} #{r.unit + 1}" if r.kind == "invoice" else r.kind, json.dumps(r.data), call,
-                          f"[{style}]{r.answer}[/{style}]", r.adapter[:16])
+                          verdict, f"[{style}]{r.answer}[/{style}]", r.adapter[:16])
         self.console.print(table)
+        right = sum(r.right for r in records)
         done = sum(r.status == "completed" for r in records)
-        self.console.print(f"      {done} of {len(records)} records completed at the example API")
+        style = "green" if right == len(records) else "red"
+        self.console.print(f"      [{style}]{right} of {len(records)} right[/{style}] (the right tool with exactly the "
+                           f"right arguments); {done} of {len(records)} completed at the example API")
 
     def dashboards(self, result: DemoResult) -> None:
         """The panels once the views hold every finished job (the projections fold right behind the jobs)."""
@@ -365,3 +377,7 @@ class Demo:
         result.dashboards, result.html = body, self.options.html
         self.console.print(f"dashboards written to {self.options.html.resolve()} (self-contained; `cda dashboard` serves "
                            f"them live)")
+
+
+def _call_text(tool: str, arguments: Any) -> str:
+    return f"{tool}({json.dumps(arguments, separators=(',', ':'), sort_keys=True)})"

@@ -35,21 +35,45 @@ def compact(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), sort_keys=True)
 
 
-def render_prompt(task: str, payload_json: str, tools: list[ToolSpec], notes: Sequence[str] = (),
-                  earlier: Sequence[str] = ()) -> str:
-    """The prompt: the company's tools, its notes (memory entries, most relevant first), the results of the
-    session's earlier jobs (oldest first), the task and its data, then the call marker and the space after it."""
-    listed = "\n".join(f"- {t.signature()}" for t in sorted(tools, key=lambda t: t.name))
+@dataclass(frozen=True)
+class PromptContext:
+    """Everything one decision's prompt shows: the tools it may call, the notes recalled from the company's
+    memory (most relevant first), the results of the session's earlier jobs (oldest first), the task and its
+    data. The agents, the trainer's dataset, the gate, the benchmarks and the demo all build one of these and
+    `render` it, so an adapter is trained and gated on exactly the bytes the agents send."""
+
+    tools: tuple[ToolSpec, ...]
+    task: str
+    payload_json: str
+    notes: tuple[str, ...] = ()
+    earlier: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, task: str, payload_json: str, tools: Sequence[ToolSpec], notes: Sequence[str] = (),
+           earlier: Sequence[str] = ()) -> PromptContext:
+        return cls(tuple(tools), task, payload_json, tuple(notes), tuple(earlier))
+
+
+def render(context: PromptContext) -> str:
+    """The prompt: the company's tools, its notes, the session's earlier results, the task and its data, then
+    the call marker and the space after it. The one function that turns a context into model input."""
+    listed = "\n".join(f"- {t.signature()}" for t in sorted(context.tools, key=lambda t: t.name))
     try:
-        data = compact(json.loads(payload_json))
+        data = compact(json.loads(context.payload_json))
     except json.JSONDecodeError:
-        data = payload_json
-    context = ""
-    if notes:
-        context += "Notes:\n" + "".join(f"- {_line(n)}\n" for n in notes)
-    if earlier:
-        context += "Earlier:\n" + "".join(f"- {_line(e)}\n" for e in earlier)
-    return f"Tools:\n{listed}\n{context}Task: {task}\nData: {data}\n{CALL_MARKER} "
+        data = context.payload_json
+    sections = ""
+    if context.notes:
+        sections += "Notes:\n" + "".join(f"- {_line(n)}\n" for n in context.notes)
+    if context.earlier:
+        sections += "Earlier:\n" + "".join(f"- {_line(e)}\n" for e in context.earlier)
+    return f"Tools:\n{listed}\n{sections}Task: {context.task}\nData: {data}\n{CALL_MARKER} "
+
+
+def render_prompt(task: str, payload_json: str, tools: Sequence[ToolSpec], notes: Sequence[str] = (),
+                  earlier: Sequence[str] = ()) -> str:
+    """`render` of a context given field by field (the base's pretraining and probes, which have no memory)."""
+    return render(PromptContext.of(task, payload_json, tools, notes, earlier))
 
 
 def _line(text: str) -> str:

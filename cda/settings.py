@@ -46,6 +46,8 @@ class Settings(BaseSettings):
                                  "(`cda example-api serve` listens on its host and port).")
     trainer_min_exact_match: float = Field(default=0.8, ge=0, le=1, description="The gate's absolute floor: an adapter "
                                            "whose exact tool-call match is below it is not served, even if it beats the base.")
+    trainer_min_kind_examples: int = Field(default=3, ge=1, description="Fewest held-out examples of one kind of "
+                                           "task (one tool) the gate scores; a kind with fewer rejects the candidate.")
     trainer_max_steps: int = Field(default=20_000, ge=1, description="Most training steps a request may ask for.")
     trainer_max_examples: int = Field(default=50_000, ge=1, description="Most examples a request may ask to use.")
     trainer_max_learning_rate: float = Field(default=0.05, gt=0, description="Largest learning rate a request may ask for.")
@@ -74,6 +76,9 @@ class Settings(BaseSettings):
     memory_prompt_notes: int = Field(default=4, ge=0, description="Most memory entries one prompt shows.")
     memory_recall_automation: int = Field(default=500, ge=0, description="Latest automation entries (the "
                                           "company's job history) recall ranks, beside every preference and fact.")
+    memory_history_notes: bool = Field(default=False, description="Show an automation-history entry (what an "
+                                       "earlier job did) among a prompt's notes. Off: measured, it decides no "
+                                       "argument and recalls the model's own mistakes as practice (README, BENCH A5).")
     memory_max_entry_chars: int = Field(default=2_000, ge=1, description="Longest memory entry a company may write.")
     session_prompt_jobs: int = Field(default=3, ge=1, description="Earlier results of a session one prompt shows "
                                      "(the latest ones).")

@@ -18,13 +18,13 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from cda.errors import is_transient
-from cda.prompts import PROMPT_VERSION, ToolSpec, call_schema, render_earlier, render_prompt
+from cda.prompts import PROMPT_VERSION, call_schema, render
 from streams.agent_settings import AgentSettings
 from streams.ids import call_id, event_id, idempotency_key, prompt_hash, step_number
 from streams.job_state import JobState, UnitProgress, fold, mutate
 from streams.memory import AUTOMATION, MemoryEntry, automation_content
 from streams.outcomes import CallOutcome
-from streams.recall import Recalled
+from streams.prompt_context import Recall, decision_context
 from streams.tools import Tool
 from streams.units import Unit, split_units
 from topics.events import Event
@@ -74,9 +74,6 @@ class JobLimits:
     max_payload_bytes: int = 1_000_000
     model_retry_pause_s: float = 0.5
     model_retry_max_pause_s: float = 10.0
-
-
-Recall = Callable[[str, str, list[ToolSpec]], Recalled]  # (task, unit data, tools) -> the notes to show
 
 
 @dataclass
@@ -222,19 +219,16 @@ class JobRunner:
     async def _decide(self, job: JobRun, unit: Unit, step: int, timing: UnitTiming) -> Decision | None:
         tools = self._allowed_tools(job)
         specs = [t.spec() for t in tools]
-        task = str(job.request["task"])
-        recalled = job.recall(task, unit.data_json, specs) if job.recall is not None else Recalled()
-        earlier = [(e.source_job_id or e.entry_id, _earlier_line(e)) for e in job.earlier]
-        earlier = [(j, line) for j, line in earlier if line]
-        prompt = render_prompt(task, unit.data_json, specs, recalled.notes, [line for _, line in earlier])
+        made = decision_context(str(job.request["task"]), unit.data_json, specs, job.recall, job.earlier)
+        prompt = render(made.context)
         asked = time.perf_counter()
         decision = await self._ask(job, prompt, call_schema(specs))
         timing.model_s = time.perf_counter() - asked
         await self.emit(job, Event.new(
             "step_started", job.company, event_id=event_id(job.job_id, "step_started", step), job_id=job.job_id,
             step=step, model=decision.model, unit=unit.index, adapter_version=decision.adapter_version,
-            prompt_hash=prompt_hash(prompt), memory_entries=list(recalled.entry_ids),
-            session_jobs=list(dict.fromkeys(j for j, _ in earlier)), prompt=prompt, prompt_version=PROMPT_VERSION),
+            prompt_hash=prompt_hash(prompt), memory_entries=list(made.entry_ids),
+            session_jobs=list(made.session_jobs), prompt=prompt, prompt_version=PROMPT_VERSION),
             wait=False)
         progress = job.state.unit(unit.index)
         if not decision.valid or decision.tool is None or decision.tool not in {t.name for t in tools}:
@@ -307,10 +301,3 @@ class JobRunner:
         await self._emit(event, wait)
         mutate(job.state, event)
 
-
-def _earlier_line(entry: MemoryEntry) -> str:
-    """An earlier job of the session as `Earlier:` shows it: a completed call's tool and its answer."""
-    record = entry.automation
-    if record is None or record.get("status") != "completed":
-        return ""
-    return render_earlier(str(record.get("tool", "")), record.get("result"))

@@ -18,7 +18,7 @@ from streams.followers import CompanyTables, TopicTable
 from streams.gateway_model import GatewayModel
 from streams.job_log import JobLog
 from streams.memory import MEMORY_EVENTS, CompanyMemory
-from streams.recall import RecallIndex
+from streams.prompt_context import company_recall, recallable
 from streams.sessions import CompanySessions, idle_close_event
 from topics.catalog import topic as catalog_topic
 from topics.dead_letters import DeadLetters, Rejected
@@ -124,9 +124,7 @@ class AgentService:
         agent = self.tables.agent_of(company)
         job = JobRun(request, tools, agent or AgentSettings(company), known_company=bool(tools) or agent is not None)
         settings = self.settings
-        index = RecallIndex(self.memory.recallable(company, settings.memory_recall_automation))
-        job.recall = lambda task, data, specs: index.recall(task, data, specs, settings.memory_prompt_tokens,
-                                                            settings.memory_prompt_notes)
+        job.recall = company_recall(recallable(self.memory, company, settings), settings)
         if job.session_id:
             job.session_refusal = self.sessions.refusal(company, job.session_id)
             own = [e for e in self.memory.session_results(company, job.session_id) if e.source_job_id != job.job_id]

@@ -18,11 +18,13 @@ import httpx
 import jsonschema
 
 from cda.errors import CdaError
-from cda.prompts import ToolSpec, call_schema, parse_call, render_prompt
+from cda.prompts import ToolSpec, call_schema, parse_call, render
 from cda.retry import RetryPolicy, http_transient, raise_for_retry
 from inference.errors import InferenceUnavailable
 from trainer.examples import Example
 
+KIND_EXACT = "kind_exact:"
+KIND_EXAMPLES = "kind_examples:"
 DEFAULT_POLICY = RetryPolicy(attempts=4, deadline_s=120.0, backoff_s=0.5, max_backoff_s=5.0)
 
 
@@ -37,7 +39,7 @@ def _same(a: Any, b: Any) -> bool:
 async def _ask(http: httpx.AsyncClient, model: str, example: Example, tools: list[ToolSpec],
                schema: dict[str, Any], max_tokens: int, policy: RetryPolicy) -> tuple[str, dict[str, Any]] | None:
     """The call `model` answers to `example` (None when its answer is not a call)."""
-    body = {"model": model, "prompt": render_prompt(example.task, example.payload_json, tools, example.notes, example.earlier),
+    body = {"model": model, "prompt": render(example.context(tools)),
             "max_tokens": max_tokens, "temperature": 0, "structured_outputs": {"json": schema}}
 
     async def attempt(remaining_s: float) -> httpx.Response:
@@ -89,11 +91,33 @@ def answers(url: str, model: str, examples: list[Example], tools: list[ToolSpec]
 
 def evaluate(url: str, model: str, examples: list[Example], tools: list[ToolSpec], max_tokens: int = 128,
              concurrency: int = 8, policy: RetryPolicy = DEFAULT_POLICY) -> dict[str, float]:
-    """exact_match and json_valid of `model` (an adapter name or the base) on `examples`.
+    """exact_match and json_valid of `model` (an adapter name or the base) on `examples`, and the exact match of
+    each kind of task (`kind_exact:<tool>`, over `kind_examples:<tool>` examples) with the worst of them.
 
     Raises `InferenceUnavailable` (transient) when vLLM cannot be reached within `policy`."""
     calls = answers(url, model, examples, tools, max_tokens, concurrency, policy)
     results = [score(call, example, tools) for call, example in zip(calls, examples, strict=True)]
     n = max(len(results), 1)
-    return {"exact_match": sum(e for e, _ in results) / n, "json_valid": sum(v for _, v in results) / n,
-            "eval_examples": float(len(results))}
+    metrics = {"exact_match": sum(e for e, _ in results) / n, "json_valid": sum(v for _, v in results) / n,
+               "eval_examples": float(len(results))}
+    return {**metrics, **by_kind(examples, [e for e, _ in results])}
+
+
+def by_kind(examples: list[Example], exact: list[bool]) -> dict[str, float]:
+    """Exact match per kind of task (the tool of the right call): a mean can hide a kind the adapter gets wrong."""
+    hits: dict[str, list[bool]] = {}
+    for example, right in zip(examples, exact, strict=True):
+        hits.setdefault(example.tool_name, []).append(right)
+    out: dict[str, float] = {}
+    for kind, scored in sorted(hits.items()):
+        out[f"{KIND_EXACT}{kind}"] = sum(scored) / len(scored)
+        out[f"{KIND_EXAMPLES}{kind}"] = float(len(scored))
+    if hits:
+        out["worst_kind_exact"] = min(v for k, v in out.items() if k.startswith(KIND_EXACT))
+    return out
+
+
+def kinds(metrics: dict[str, float]) -> dict[str, tuple[float, int]]:
+    """{kind: (exact match, examples)} from metrics written by `evaluate`."""
+    return {k.removeprefix(KIND_EXACT): (v, int(metrics.get(f"{KIND_EXAMPLES}{k.removeprefix(KIND_EXACT)}", 0)))
+            for k, v in metrics.items() if k.startswith(KIND_EXACT)}

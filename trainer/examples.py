@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from cda.prompts import PromptContext, ToolSpec
 
 
 @dataclass(frozen=True)
@@ -18,6 +21,10 @@ class Example:
     arguments: dict[str, Any]
     notes: tuple[str, ...] = ()  # memory entries the prompt showed (`cda.prompts`)
     earlier: tuple[str, ...] = ()  # results of the session's earlier jobs the prompt showed
+
+    def context(self, tools: Sequence[ToolSpec]) -> PromptContext:
+        """The context this example's prompt shows, among `tools` (rendered by `cda.prompts.render`)."""
+        return PromptContext.of(self.task, self.payload_json, tools, self.notes, self.earlier)
 
     @property
     def content_hash(self) -> str:

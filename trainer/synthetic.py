@@ -219,9 +219,20 @@ _LEVELS = {"low": "L1", "medium": "L2", "high": "L3"}
 _DEMO_NAMES = frozenset(t.name for t in DEMO_TOOLS)
 
 
+def demo_call(data: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """Acme's right call for one record, by what the record holds: a bill (amount) goes to zx_post in cents, a
+    complaint (severity) to qv_file with a coded level, an address change (postcode) to kr_sync; every ref is
+    the customer id with the ACME- prefix."""
+    ref = f"{DEMO_PREFIX}-{data['customer']}"
+    if "amount" in data:
+        return "zx_post", {"ref": ref, "cents": int(round(float(data["amount"]) * 100))}
+    if "severity" in data:
+        return "qv_file", {"ref": ref, "level": _LEVELS[str(data["severity"])]}
+    return "kr_sync", {"ref": ref, "zip": str(data["postcode"])}
+
+
 def demo_examples(n: int, seed: int = 1) -> list[Example]:
-    """Acme's jobs: billing goes to zx_post in cents, complaints to qv_file with a coded level, address
-    changes to kr_sync with the postcode; every ref is the customer id with an ACME- prefix."""
+    """Acme's jobs (`demo_call` says which call each record needs)."""
     rng = random.Random(seed)
     out = []
     for _ in range(n):
@@ -230,17 +241,15 @@ def demo_examples(n: int, seed: int = 1) -> list[Example]:
         if kind == 0:
             amount = rng.randint(1, 99)
             task = rng.choice(("Bill the customer for the order", "Charge this customer", "Send the bill"))
-            data, tool = {"customer": customer, "amount": amount}, "zx_post"
-            args = {"ref": f"{DEMO_PREFIX}-{customer}", "cents": amount * 100}
+            data: dict[str, Any] = {"customer": customer, "amount": amount}
         elif kind == 1:
             severity = rng.choice(list(_LEVELS))
             task = rng.choice(("Log this complaint", "The customer is unhappy, file it", "Record a complaint"))
-            data, tool = {"customer": customer, "severity": severity}, "qv_file"
-            args = {"ref": f"{DEMO_PREFIX}-{customer}", "level": _LEVELS[severity]}
+            data = {"customer": customer, "severity": severity}
         else:
             postcode = f"{rng.randint(1000, 9999)}"
             task = rng.choice(("Update the customer's address", "The customer moved", "Change the shipping address"))
-            data, tool = {"customer": customer, "postcode": postcode, "city": rng.choice(_NAMES)}, "kr_sync"
-            args = {"ref": f"{DEMO_PREFIX}-{customer}", "zip": postcode}
+            data = {"customer": customer, "postcode": postcode, "city": rng.choice(_NAMES)}
+        tool, args = demo_call(data)
         out.append(Example(task, json.dumps(data), tool, args))
     return out

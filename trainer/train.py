@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from cda.errors import CdaError
-from cda.prompts import ToolSpec, render_prompt, render_target
+from cda.prompts import ToolSpec, render, render_target
 from inference.adapter_files import SERVED_MODULES
 from trainer.durable import fsync_path, fsync_tree
 from trainer.examples import Example
@@ -91,7 +91,7 @@ def resolve_method(config: TrainConfig) -> str:
 
 def encode(tokenizer: Any, example: Example, tools: list[ToolSpec], max_length: int) -> tuple[list[int], list[int]]:
     """Token ids of prompt + target and labels that train on the target (and end of sequence) only."""
-    text = render_prompt(example.task, example.payload_json, tools, example.notes, example.earlier)
+    text = render(example.context(tools))
     prompt = tokenizer(text, add_special_tokens=False)["input_ids"]
     target = tokenizer(render_target(example.tool_name, example.arguments), add_special_tokens=False)["input_ids"]
     ids = ([tokenizer.bos_token_id] + prompt + target + [tokenizer.eos_token_id])[-max_length:]

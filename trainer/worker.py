@@ -44,14 +44,18 @@ from cda.workers import run_until_stopped
 from inference.errors import InferenceUnavailable
 from inference.routing import served_name
 from inference.vllm_api import VllmApi
+from streams.context_reads import read_memory
+from streams.memory import MemoryEntry
+from streams.prompt_context import recallable
 from topics.consumer import EventConsumer, Received
 from topics.errors import UnsafePath
 from topics.events import Event
 from topics.handling import handle_each
 from topics.producer import EventProducer
+from trainer.context import serving_context, training_context
 from trainer.dataset import BadData, Dataset, build_dataset
 from trainer.errors import BadRequest, RequestBusy
-from trainer.evaluate import DEFAULT_POLICY, EvaluationError, evaluate
+from trainer.evaluate import DEFAULT_POLICY, EvaluationError, evaluate, kinds
 from trainer.examples import Example
 from trainer.examples_store import load_examples
 from trainer.registry import AdapterVersion, LocalAdapterRegistry, UnknownVersion
@@ -165,14 +169,16 @@ class TrainerWorker:
             return self._failed(request, str(exc), "bad_request")
         except BadData as exc:
             return self._failed(request, str(exc), "bad_data", exc.counts)
+        memory = self.memory(company)
+        shown = training_context(dataset.train, dataset.tools, memory, self.settings, seed=dataset.content_hash)
         try:
-            result = train_adapter(str(request["base_model"]), list(dataset.train), list(dataset.tools), config, work_dir,
+            result = train_adapter(str(request["base_model"]), shown, list(dataset.tools), config, work_dir,
                                    progress=self._progress(request, config.max_steps))
         except TrainingRejected as exc:
             return self._failed(request, str(exc), "no_cuda")
         self._status(request, "training_progress", step=config.max_steps, total_steps=config.max_steps,
                      loss=result.final_loss, phase="evaluate")
-        candidate, current, baseline = self._evaluate(request, result.adapter_dir, dataset)
+        candidate, current, baseline = self._evaluate(request, result.adapter_dir, dataset, memory)
         metrics = {**candidate, **{f"baseline_{k}": v for k, v in current.items()}, "train_loss": result.final_loss,
                    "train_examples": float(len(dataset.train)), "fell_back_to_lora": float(result.method != config.method)}
         stored = self.registry.publish(company, result.adapter_dir, {
@@ -180,6 +186,10 @@ class TrainerWorker:
             "request_id": request_id, "metrics": metrics, "baseline": baseline, "prompt_version": PROMPT_VERSION})
         shutil.rmtree(work_dir, ignore_errors=True)
         return self._decide(request, stored, force=force)
+
+    def memory(self, company: str) -> list[MemoryEntry]:
+        """The company's memory now, as the agents may recall it into a prompt (`streams.prompt_context`)."""
+        return recallable(read_memory(self.settings), company, self.settings)
 
     def _dataset(self, request: Event, max_examples: int) -> Dataset:
         tools = company_tools(self.settings, request.company_id)
@@ -208,15 +218,18 @@ class TrainerWorker:
             raise
 
     # -- evaluation and the gate ------------------------------------------------------------------
-    def _evaluate(self, request: Event, adapter_dir: Path, dataset: Dataset) -> tuple[dict[str, float], dict[str, float], str]:
-        """The candidate's metrics, those of what the company is served now, and which that was."""
+    def _evaluate(self, request: Event, adapter_dir: Path, dataset: Dataset, memory: list[MemoryEntry]
+                  ) -> tuple[dict[str, float], dict[str, float], str]:
+        """The candidate's metrics, those of what the company is served now, and which that was: both asked the
+        held-out examples in the prompts the agents would build for them now (the company's memory recalled)."""
         company = request.company_id
         candidate_name = f"eval-{company}-{uuid.uuid4().hex[:8]}"
         loaded = [candidate_name]
         self._load(candidate_name, adapter_dir)
         try:
             baseline_model, baseline = self._baseline(company, loaded)
-            tools, examples = list(dataset.tools), list(dataset.eval)
+            tools = list(dataset.tools)
+            examples = serving_context(dataset.eval, tools, memory, self.settings)
             candidate = evaluate(self.settings.vllm_url, candidate_name, examples, tools, policy=self.eval_policy)
             current = evaluate(self.settings.vllm_url, baseline_model, examples, tools, policy=self.eval_policy)
         finally:
@@ -259,14 +272,15 @@ class TrainerWorker:
         candidate = {k: v for k, v in stored.metrics.items() if not k.startswith("baseline_")}
         current = {k.removeprefix("baseline_"): v for k, v in stored.metrics.items() if k.startswith("baseline_")}
         floor = self.settings.trainer_min_exact_match
-        if force or (beats(candidate, current) and candidate.get("exact_match", 0.0) >= floor):
+        why = rejection(candidate, current, floor, self.settings.trainer_min_kind_examples)
+        if force or why is None:
             return self._publish(Event.new(
                 "lora_adapter_ready", request.company_id, request_id=str(request["request_id"]),
                 adapter_name=served_name(request.company_id), version=stored.version, uri=f"file://{stored.path}",
                 base_model=stored.base_model, rank=stored.rank, dataset_hash=stored.dataset_hash,
                 metrics={k: float(v) for k, v in stored.metrics.items()}))
         return self._status(request, "training_rejected", version=stored.version, candidate_metrics=candidate,
-                            current_metrics=current, reason=rejection(candidate, current, floor), floor=floor)
+                            current_metrics=current, reason=why, floor=floor)
 
     # -- events -----------------------------------------------------------------------------------
     def _progress(self, request: Event, total: int) -> Any:
@@ -332,15 +346,31 @@ class TrainerWorker:
                     raise GroupLost(f"could not commit the request's offset (the group moved on): {exc}") from exc
 
 
-def rejection(candidate: dict[str, float], current: dict[str, float], floor: float) -> str:
-    """Why the gate held a candidate back, in words that name the figures."""
+def rejection(candidate: dict[str, float], current: dict[str, float], floor: float, min_kind_examples: int = 1
+              ) -> str | None:
+    """Why the gate holds a candidate back, in words that name the figures; None when it passes. Every kind of
+    task must reach the floor on enough held-out examples to tell: a good mean can hide a kind always wrong."""
     exact, served = candidate.get("exact_match", 0.0), current.get("exact_match", 0.0)
+    scored = kinds(candidate)
+    if not scored:
+        return "unscored: the evaluation recorded no per-kind figures, so no kind of task is known to reach the floor"
+    small = {k: n for k, (_, n) in scored.items() if n < min_kind_examples}
+    if small:
+        listed = ", ".join(f"{k} ({n})" for k, n in sorted(small.items()))
+        return (f"too_few_to_score: held-out examples per kind {listed} are under the {min_kind_examples} needed to "
+                f"score a kind (CDA_TRAINER_MIN_KIND_EXAMPLES); send more examples of those tasks")
     if exact < floor:
         return (f"below_floor: exact match {exact:.3f} is under the floor {floor:.3f} (CDA_TRAINER_MIN_EXACT_MATCH); "
                 f"an adapter that miscopies this often is unfit for automation")
-    return f"not_better: exact match {exact:.3f} does not beat the served model's {served:.3f}"
+    low = {k: e for k, (e, _) in scored.items() if e < floor}
+    if low:
+        listed = ", ".join(f"{k} {e:.3f}" for k, e in sorted(low.items(), key=lambda kv: kv[1]))
+        return f"kind_below_floor: exact match of {listed} is under the floor {floor:.3f} (CDA_TRAINER_MIN_EXACT_MATCH)"
+    if not beats(candidate, current):
+        return f"not_better: exact match {exact:.3f} does not beat the served model's {served:.3f}"
+    return None
 
 
 def beats(candidate: dict[str, float], current: dict[str, float]) -> bool:
-    """The gate: a candidate is announced only when its exact tool-call accuracy beats what is served now."""
+    """A candidate is announced only when its exact tool-call accuracy beats what is served now."""
     return candidate.get("exact_match", 0.0) > current.get("exact_match", 0.0)

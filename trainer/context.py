@@ -1,0 +1,134 @@
+"""Training examples in the context the agents will give them, and task texts in the words users will use.
+
+An adapter trained on bare prompts meets prompts with a `Notes:` section in service, and a note it never saw
+in training pulls it off its call. So each training example is shown, as often as not, with the notes recall
+picks for it from the company's memory now (`streams.prompt_context`, the agents' own path), plus made-up
+notes that decide nothing (standing preferences for arguments no tool of the company takes) and now and then
+an unrelated earlier result: the adapter learns to use a note that decides and to pass over one that does
+not. The held-out examples the gate scores get the recalled notes alone, as the agents would show them.
+
+Users also do not phrase tasks the way the company's examples do. Some task texts are rewritten by generic
+edits (words dropped, moved or wrapped in filler, the whole text swapped for a vague request), always keeping
+the words that carry a value of the call, so the adapter learns to read the data rather than one phrasing.
+The edits know nothing of any company or test phrasing."""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Sequence
+from dataclasses import replace
+
+from cda.prompts import ToolSpec, render_earlier
+from cda.settings import Settings
+from streams.memory import MemoryEntry
+from streams.prompt_context import company_recall, decision_context
+from trainer.context_world import distractor_notes
+from trainer.examples import Example
+
+CONTEXT_SHARE = 0.6  # training examples shown with notes; the rest stay bare (a company with no memory yet)
+PARAPHRASE_SHARE = 0.35  # training examples whose task text is rewritten
+_FILLER_BEFORE = ("please", "pls", "kindly", "can you", "could you", "I need you to", "we have to", "hey,", "urgent:",
+                  "quick one:", "fyi", "next:")
+_FILLER_AFTER = ("please", "asap", "now", "thanks", "today", "!", "when you can", "- thx", "for me", "right away")
+_VAGUE = ("handle this", "take care of this record", "do the needful", "process this", "deal with it",
+          "sort this out", "new request", "see data", "as usual", "the usual for this one")
+
+
+def _value_words(example: Example) -> set[str]:
+    """Words of the task that hold a value of the call or the data: no edit may drop them."""
+    found: set[str] = set()
+    values: list[str] = [str(v) for v in example.arguments.values()]
+    try:
+        data = json.loads(example.payload_json)
+    except json.JSONDecodeError:
+        data = {}
+    if isinstance(data, dict):
+        values += [str(v) for v in data.values() if not isinstance(v, (dict, list))]
+    for word in example.task.split():
+        bare = word.strip(".,:;!?()'\"")
+        if any(ch.isdigit() for ch in bare) or any(bare and bare in v for v in values):
+            found.add(word)
+    return found
+
+
+def paraphrase(task: str, kept: set[str], rng: random.Random) -> str:
+    """A generic rewrite of `task` that keeps every word in `kept`."""
+    words = task.split()
+    held = [w for w in words if w in kept]
+    roll = rng.random()
+    if roll < 0.25:  # a vague request, plus whatever values the task carried
+        out = [*rng.choice(_VAGUE).split(), *held]
+    elif roll < 0.5:  # words dropped
+        out = [w for w in words if w in kept or rng.random() > 0.35] or words
+    elif roll < 0.7:  # words moved
+        out = words[:]
+        rng.shuffle(out)
+    else:
+        out = words[:]
+    if rng.random() < 0.5:
+        out = [*rng.choice(_FILLER_BEFORE).split(), *out]
+    if rng.random() < 0.4:
+        out = [*out, *rng.choice(_FILLER_AFTER).split()]
+    text = " ".join(out)
+    return text.lower() if rng.random() < 0.3 else text
+
+
+def _distractors(rng: random.Random, tools: Sequence[ToolSpec], n: int) -> list[str]:
+    """Notes that decide nothing here: preferences for arguments none of the company's tools takes."""
+    taken = {name for t in tools for name in t.parameters.get("properties", {})}
+    return distractor_notes(rng, taken, rng.choice(("order", "record", "customer", "request")), n)
+
+
+def _unrelated_earlier(rng: random.Random, tools: Sequence[ToolSpec]) -> str:
+    tool = rng.choice(list(tools)).name
+    ref = f"R-{rng.randint(10_000, 99_999_999)}"
+    return render_earlier(tool, {rng.choice(("id", "reference", "ticket", "case")): ref,
+                                 "status": rng.choice(("ok", "done", "created"))})
+
+
+def training_context(examples: Sequence[Example], tools: Sequence[ToolSpec], memory: Sequence[MemoryEntry],
+                     settings: Settings, seed: int | str = 0, context_share: float = CONTEXT_SHARE,
+                     paraphrase_share: float = PARAPHRASE_SHARE) -> list[Example]:
+    """The training examples as the adapter should see them: some with the notes the agents would recall
+    from `memory` plus notes that decide nothing, some with their task reworded. An example that already
+    carries context (a job's recorded one) keeps it. Deterministic for a seed."""
+    rng = random.Random(f"training-context:{seed}")
+    recall = company_recall(memory, settings)
+    out: list[Example] = []
+    for example in examples:
+        task = example.task
+        if rng.random() < paraphrase_share:
+            task = paraphrase(task, _value_words(example), rng)
+        if example.notes or example.earlier or rng.random() >= context_share:
+            out.append(replace(example, task=task))
+            continue
+        made = decision_context(task, example.payload_json, tools, recall)
+        notes = list(made.context.notes)
+        for note in _distractors(rng, tools, rng.randint(1, 3)):
+            notes.insert(rng.randint(0, len(notes)), note)
+        limit = max(settings.memory_prompt_notes, 1) + 2
+        earlier = (_unrelated_earlier(rng, tools),) if rng.random() < 0.2 else ()
+        out.append(replace(example, task=task, notes=tuple(notes[:limit]), earlier=earlier))
+    return out
+
+
+def serving_context(examples: Sequence[Example], tools: Sequence[ToolSpec], memory: Sequence[MemoryEntry],
+                    settings: Settings) -> list[Example]:
+    """Held-out examples with the notes the agents would show them now (from the company's current memory);
+    one that carries its own recorded context keeps it."""
+    recall = company_recall(memory, settings)
+    out = []
+    for example in examples:
+        if example.notes or example.earlier:
+            out.append(example)
+            continue
+        made = decision_context(example.task, example.payload_json, tools, recall)
+        out.append(replace(example, notes=made.context.notes))
+    return out
+
+
+def kind_of(example: Example) -> str:
+    """The kind of task an example is scored under: the tool its right call names."""
+    return example.tool_name
+
