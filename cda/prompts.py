@@ -70,6 +70,29 @@ def render(context: PromptContext) -> str:
     return f"Tools:\n{listed}\n{sections}Task: {context.task}\nData: {data}\n{CALL_MARKER} "
 
 
+def parse_prompt(prompt: str) -> tuple[str, str, tuple[str, ...], tuple[str, ...]] | None:
+    """(task, data, notes, earlier) of a prompt `render` made (a job's recorded one), or None when it is not one:
+    how a recorded decision is replayed in its own context."""
+    lines = prompt.split("\n")
+    try:
+        task_at = max(i for i, line in enumerate(lines) if line.startswith("Task: "))
+    except ValueError:
+        return None
+    if task_at + 1 >= len(lines) or not lines[task_at + 1].startswith("Data: "):
+        return None
+    found: dict[str, list[str]] = {"Notes:": [], "Earlier:": []}
+    current: list[str] | None = None
+    for line in lines[:task_at]:
+        if line in found:
+            current = found[line]
+        elif line.endswith(":") and not line.startswith("- "):
+            current = None
+        elif current is not None and line.startswith("- "):
+            current.append(line[2:])
+    return (lines[task_at][len("Task: "):], lines[task_at + 1][len("Data: "):], tuple(found["Notes:"]),
+            tuple(found["Earlier:"]))
+
+
 def render_prompt(task: str, payload_json: str, tools: Sequence[ToolSpec], notes: Sequence[str] = (),
                   earlier: Sequence[str] = ()) -> str:
     """`render` of a context given field by field (the base's pretraining and probes, which have no memory)."""

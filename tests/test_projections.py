@@ -78,13 +78,14 @@ def adapter_events(company: str) -> list[Event]:
           base_model="tiny", rank=8, dataset_hash="h1", metrics={"exact_match": 0.9, "json_valid": 1.0}),
         e("lora_training_requested", 4, request_id="tr2", base_model="tiny", source="FROM_HISTORY"),
         e("training_rejected", 5, request_id="tr2", version="a2", candidate_metrics={"exact_match": 0.8},
-          current_metrics={"exact_match": 0.9}),
+          current_metrics={"exact_match": 0.9}, reason="kind_below_floor: exact match of qv_file 0.400 is under the floor"),
         e("lora_training_requested", 6, request_id="tr3", base_model="tiny", source="INLINE"),
         e("training_failed", 7, request_id="tr3", error="2 examples", error_kind="bad_data",
           reason_counts={"too_few": 1}),
         e("lora_training_requested", 8, request_id="tr4", base_model="tiny", source="INLINE", rank=16),
         e("lora_adapter_ready", 9, request_id="tr4", adapter_name=f"{company}-a4", version="a4", uri="file:///a4",
-          base_model="tiny", rank=16, dataset_hash="h4", metrics={"exact_match": 0.95}),
+          base_model="tiny", rank=16, dataset_hash="h4",
+          metrics={"exact_match": 0.95, "kind_exact:zx_post": 1.0, "kind_exact:qv_file": 0.9, "worst_kind_exact": 0.9}),
         e("adapter_activated", 10, version="a4", served_name=company, uri="file:///a4", base_model="tiny", rank=16,
           request_id="tr4", previous_version="a1"),
     ]
@@ -170,6 +171,7 @@ def test_every_projection_folds_its_events(catalog: Catalog, store: ProjectionSt
     assert [k for k, v in adapters.items() if v["active"]] == ["tr4"]
     assert adapters["tr1"]["eval_metrics"] == {"exact_match": 0.9, "json_valid": 1.0} and adapters["tr1"]["rank"] == 8
     assert adapters["tr2"]["eval_metrics"] == {"exact_match": 0.8}
+    assert adapters["tr2"]["reason"].startswith("kind_below_floor")  # why the gate held it back
     run = store.query_dicts("SELECT progress_step, progress_total, last_loss FROM lora_adapters WHERE request_id = 'tr1'")
     assert run == [{"progress_step": 10, "progress_total": 10, "last_loss": 0.7}]
 
@@ -188,7 +190,10 @@ def test_every_projection_folds_its_events(catalog: Catalog, store: ProjectionSt
                                         "adapters_by_company"}
     by_status = {r["status"]: r["jobs"] for r in dashboard(store, "jobs_by_status_over_time", "acme")}
     assert by_status == {"completed": 1, "failed": 1}
-    assert len(dashboard(store, "adapters_by_company", "acme")) == 4
+    panel = dashboard(store, "adapters_by_company", "acme")
+    assert len(panel) == 4
+    served = next(r for r in panel if r["active"])  # the gate's figure per kind of task, and the weakest
+    assert served["kind_exact"] == {"zx_post": 1.0, "qv_file": 0.9} and served["worst_kind_exact"] == 0.9
 
 
 def test_redelivery_and_replay_change_nothing(catalog: Catalog, store: ProjectionStore) -> None:

@@ -52,3 +52,38 @@ def test_tools_and_history_are_folded_per_company(catalog: Catalog) -> None:
     assert [(e.task, json.loads(e.payload_json), e.tool_name, e.arguments) for e in examples] == [
         ("task j1", {"customer": "j1"}, "zx_post", {"ref": "ACME-j1"})]
     assert history_examples(settings, "globex") == []
+
+
+def test_replay_takes_adapter_decided_completed_steps_in_their_recorded_context(catalog: Catalog) -> None:
+    """The gate's replay: a step an adapter decided, in a completed job, whose call succeeded, comes back with the
+    task, unit data, notes and earlier results its recorded prompt showed; base-decided, failed or unfinished ones
+    do not (a call the base made is no evidence of the company's practice)."""
+    from cda.prompts import render_prompt
+    from trainer.replay import replay_examples
+    from trainer.synthetic import DEMO_TOOLS
+
+    settings = catalog("company_automation_jobs")
+    events = []
+    for job, adapter, called, ended in (("j1", "v1", True, True), ("j2", None, True, True), ("j3", "v1", False, True),
+                                        ("j4", "v1", True, False)):
+        prompt = render_prompt(f"Bill {job}", json.dumps({"customer": job, "amount": 5}), list(DEMO_TOOLS),
+                               ["Weekends are closed"], ['zx_post: {"id":"R-1"}'])
+        events += [
+            Event.new("step_started", "acme", job_id=job, step=1, model="m", unit=0, adapter_version=adapter,
+                      prompt_hash="h", prompt=prompt, prompt_version=2),
+            Event.new("tool_call_requested", "acme", job_id=job, step=1, call_id="c1", tool_name="zx_post",
+                      arguments_json=json.dumps({"ref": f"ACME-{job}", "cents": 500})),
+        ]
+        if called:
+            events.append(Event.new("tool_call_completed", "acme", job_id=job, step=1, call_id="c1", tool_name="zx_post",
+                                    result_json="{}", latency_ms=1.0))
+        if ended:
+            events.append(Event.new("job_completed", "acme", job_id=job, steps=1, tool_calls=1, result_json="{}",
+                                    latency_ms=1.0))
+    with EventProducer(settings) as producer:
+        producer.produce_many(events)
+    replayed = replay_examples(settings, "acme")
+    assert [(e.task, json.loads(e.payload_json), e.tool_name, e.arguments, e.notes, e.earlier) for e in replayed] == [
+        ("Bill j1", {"customer": "j1", "amount": 5}, "zx_post", {"ref": "ACME-j1", "cents": 500},
+         ("Weekends are closed",), ('zx_post: {"id":"R-1"}',))]
+    assert replay_examples(settings, "globex") == []

@@ -25,7 +25,7 @@ from tests.browser import assert_dashboard_drawn
 from tests.helpers import eventually, free_port
 
 pytestmark = [pytest.mark.kafka, pytest.mark.vllm, pytest.mark.timeout(2400)]
-STEPS = os.environ.get("CDA_TEST_DEMO_ADAPTER_STEPS", "24")
+STEPS = os.environ.get("CDA_TEST_DEMO_ADAPTER_STEPS", "100")  # the demo's own default: its calls must be right
 PARTS = ["kafka", "inference", "trainer", "agents", "api", "example-api"]
 
 
@@ -49,11 +49,12 @@ def test_cda_up_runs_the_demo_twice_restarts_a_dead_part_draws_the_dashboards_an
         assert ready.returncode == 0, ready.stdout + ready.stderr + (tmp_path / "up.out").read_text()[-3000:]
         assert all(part in ready.stdout for part in PARTS) and "external" in ready.stdout  # the session's broker
 
-        first = _cda(env, tmp_path, "demo", "--examples", "150", "--steps", STEPS, "--force", "--invoices", "4")
+        first = _cda(env, tmp_path, "demo", "--examples", "300", "--steps", STEPS, "--invoices", "4")
         assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-4000:]
         print(first.stdout)
         assert "company acme created" in first.stdout and "tools imported" in first.stdout
         assert "gate passed" in first.stdout and "served by vLLM" in first.stdout
+        assert "6 of 6 right" in first.stdout and "WRONG" not in first.stdout, first.stdout[-4000:]
         key = read_key(settings, "acme")
         assert key and key not in first.stdout + first.stderr  # the key goes to its 0600 file, not the output
         assert (settings.home / "keys" / "acme.key").stat().st_mode & 0o077 == 0
@@ -84,6 +85,8 @@ def test_cda_up_runs_the_demo_twice_restarts_a_dead_part_draws_the_dashboards_an
         print(second.stdout)
         assert "key kept" in second.stdout and "tools kept" in second.stdout
         assert f"adapter {version} served already" in second.stdout and "training acme's adapter" not in second.stdout
+        # the first run's jobs are the company's automation history now: they must not pull the calls off
+        assert "6 of 6 right" in second.stdout and "WRONG" not in second.stdout, second.stdout[-4000:]
         with httpx.Client(base_url=api_url(settings), headers={"Authorization": f"Bearer {key}"}, timeout=30) as api:
             jobs = api.get("/company-automation/jobs").json()["jobs"]
             assert len(jobs) == 6 and all(j["status"] in ("completed", "failed") for j in jobs)

@@ -4,7 +4,7 @@ An adapter trained on bare prompts meets prompts with a `Notes:` section in serv
 in training pulls it off its call. So each training example is shown, as often as not, with the notes recall
 picks for it from the company's memory now (`streams.prompt_context`, the agents' own path), plus made-up
 notes that decide nothing (standing preferences for arguments no tool of the company takes) and now and then
-an unrelated earlier result: the adapter learns to use a note that decides and to pass over one that does
+unrelated results of a session's earlier jobs: the adapter learns to use a note that decides and to pass over one that does
 not. The held-out examples the gate scores get the recalled notes alone, as the agents would show them.
 
 Users also do not phrase tasks the way the company's examples do. Some task texts are rewritten by generic
@@ -28,6 +28,7 @@ from trainer.examples import Example
 
 CONTEXT_SHARE = 0.6  # training examples shown with notes; the rest stay bare (a company with no memory yet)
 PARAPHRASE_SHARE = 0.35  # training examples whose task text is rewritten
+EARLIER_SHARE = 0.3  # of those with notes, shown with results of a session's earlier jobs that decide nothing
 _FILLER_BEFORE = ("please", "pls", "kindly", "can you", "could you", "I need you to", "we have to", "hey,", "urgent:",
                   "quick one:", "fyi", "next:")
 _FILLER_AFTER = ("please", "asap", "now", "thanks", "today", "!", "when you can", "- thx", "for me", "right away")
@@ -108,7 +109,8 @@ def training_context(examples: Sequence[Example], tools: Sequence[ToolSpec], mem
         for note in _distractors(rng, tools, rng.randint(1, 3)):
             notes.insert(rng.randint(0, len(notes)), note)
         limit = max(settings.memory_prompt_notes, 1) + 2
-        earlier = (_unrelated_earlier(rng, tools),) if rng.random() < 0.2 else ()
+        earlier = tuple(_unrelated_earlier(rng, tools) for _ in range(rng.randint(1, settings.session_prompt_jobs))
+                        ) if rng.random() < EARLIER_SHARE else ()
         out.append(replace(example, task=task, notes=tuple(notes[:limit]), earlier=earlier))
     return out
 

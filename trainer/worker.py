@@ -59,6 +59,7 @@ from trainer.evaluate import DEFAULT_POLICY, EvaluationError, evaluate, kinds
 from trainer.examples import Example
 from trainer.examples_store import load_examples
 from trainer.registry import AdapterVersion, LocalAdapterRegistry, UnknownVersion
+from trainer.replay import held_out_replay
 from trainer.served import active_adapter
 from trainer.sources import company_tools, history_examples
 from trainer.train import TrainConfig, TrainingRejected, fitted_config, train_adapter
@@ -232,6 +233,12 @@ class TrainerWorker:
             examples = serving_context(dataset.eval, tools, memory, self.settings)
             candidate = evaluate(self.settings.vllm_url, candidate_name, examples, tools, policy=self.eval_policy)
             current = evaluate(self.settings.vllm_url, baseline_model, examples, tools, policy=self.eval_policy)
+            names = {t.name for t in tools}
+            replayed = [e for e in held_out_replay(self.settings, company) if e.tool_name in names]
+            if replayed:  # the company's own served decisions, in the context they had
+                for metrics, model in ((candidate, candidate_name), (current, baseline_model)):
+                    scored = evaluate(self.settings.vllm_url, model, replayed, tools, policy=self.eval_policy)
+                    metrics.update(replay_exact=scored["exact_match"], replay_examples=scored["eval_examples"])
         finally:
             for name in loaded:
                 self._unload_quietly(name)
@@ -366,6 +373,10 @@ def rejection(candidate: dict[str, float], current: dict[str, float], floor: flo
     if low:
         listed = ", ".join(f"{k} {e:.3f}" for k, e in sorted(low.items(), key=lambda kv: kv[1]))
         return f"kind_below_floor: exact match of {listed} is under the floor {floor:.3f} (CDA_TRAINER_MIN_EXACT_MATCH)"
+    replayed = int(candidate.get("replay_examples", 0))
+    if replayed >= min_kind_examples and candidate.get("replay_exact", 0.0) < floor:
+        return (f"replay_below_floor: exact match {candidate.get('replay_exact', 0.0):.3f} on {replayed} held-out completed "
+                f"jobs of the company, replayed in their recorded context, is under the floor {floor:.3f}")
     if not beats(candidate, current):
         return f"not_better: exact match {exact:.3f} does not beat the served model's {served:.3f}"
     return None
