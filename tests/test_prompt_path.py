@@ -88,14 +88,23 @@ def test_training_examples_carry_the_recalled_notes_and_notes_that_decide_nothin
     entries = recallable(_memory(), "acme", SETTINGS)
     shown = training_context(examples, DEMO_TOOLS, entries, SETTINGS, seed="s")
     assert shown == training_context(examples, DEMO_TOOLS, entries, SETTINGS, seed="s")  # deterministic
-    assert [(e.tool_name, e.arguments, e.payload_json) for e in shown] == [
-        (e.tool_name, e.arguments, e.payload_json) for e in examples]  # the call and the data never change
+    assert [(e.tool_name, e.arguments) for e in shown] == [(e.tool_name, e.arguments) for e in examples]  # the call stays
+    steered = 0
+    for e, o in zip(shown, examples, strict=True):  # the data stays, but for a field that tries to steer the call
+        data, before = json.loads(e.payload_json), json.loads(o.payload_json)
+        extra = {k: v for k, v in data.items() if k not in before}
+        assert {k: data[k] for k in before} == before and len(extra) <= 1
+        steered += bool(extra) and any(t.name in str(v) for v in extra.values() for t in DEMO_TOOLS)
+    assert steered
     with_notes = [e for e in shown if e.notes]
     assert 0.4 < len(with_notes) / len(shown) < 0.8 and any(not e.notes for e in shown)
     assert any("Invoices go out in CHF" in " ".join(e.notes) for e in with_notes)  # the company's own memory
     arguments = {name for t in DEMO_TOOLS for name in t.parameters["properties"]}
     made_up = [n for e in with_notes for n in e.notes if n not in {m.content for m in entries}]
-    assert made_up and not any(f" {a} " in f" {n} " for n in made_up for a in arguments)  # they decide nothing
+    steers = [n for n in made_up if any(t.name in n for t in DEMO_TOOLS)]  # notes that try to steer the call
+    assert steers and len(steers) < len(made_up) / 3
+    calm = [n for n in made_up if n not in steers]
+    assert calm and not any(f" {a} " in f" {n} " for n in calm for a in arguments)  # the rest decide nothing
     assert any(e.task != o.task for e, o in zip(shown, examples, strict=True))  # some tasks reworded
 
 
