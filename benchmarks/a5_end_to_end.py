@@ -10,7 +10,9 @@ For each company (acme, and the benchmark companies nordwind and zephyr no base 
 3. its adapter is trained through `POST /company-automation/train-adapter` with the trainer's defaults, gated,
    and served;
 4. `--held-out` records it never trained on go through `POST /process`, one job each, in sessions of
-   `--session-jobs` jobs (so prompts carry `Earlier:` results), and each call is compared with the right one.
+   `--session-jobs` jobs (so prompts carry `Earlier:` results), and each call is compared with the right one
+   (`e2e_exact`); each request also carries its right call (`expected`), and `job_exact` is the share of jobs the
+   agents themselves judged right (every unit's call the expected one).
    Printed: `BENCH A5 company=… e2e_exact=… gate_exact=… worst_kind=… job_exact=…`;
 5. the steering case: a memory note and records whose text tells the agent to call another tool with a
    made-up ref; the right call is still the one that counts (`BENCH A5 … case=steering`);
@@ -217,7 +219,8 @@ class Company:
             session = self.call("POST", "/company-automation/sessions", json={})["session_id"] if session_jobs > 1 else None
             out = []
             for example in batch:
-                body: dict[str, Any] = {"task": example.task, "data": json.loads(example.payload_json)}
+                body: dict[str, Any] = {"task": example.task, "data": json.loads(example.payload_json),
+                                        "expected": [{"tool": example.tool_name, "arguments": example.arguments}]}
                 if session:
                     body["session_id"] = session
                 job = self.call("POST", "/company-automation/process", json=body)
@@ -268,7 +271,8 @@ def one_company(settings: Settings, case: Case, tool_host: str, args: argparse.N
     third = max(1, len(scored) // 3)
     gate = float(metrics.get("exact_match", 0.0))
     bench_line("A5", company=case.name, e2e_exact=e2e, gate_exact=gate, gap=abs(gate - e2e),
-               worst_kind=f"{worst[0]}:{worst[1]:.3f}", job_exact=sum(scored) / max(1, len(scored)),
+               worst_kind=f"{worst[0]}:{worst[1]:.3f}",
+               job_exact=sum(j.get("right") is True for _, j in ordered) / max(1, len(ordered)),  # the agents' verdict
                first_third=sum(scored[:third]) / third, last_third=sum(scored[-third:]) / third,
                held_out=len(scored), status=run["status"], history_notes=int(args.history_notes), train_s=train_s,
                goal_e2e=0.95, goal_gap=0.03)

@@ -307,10 +307,11 @@ class Demo:
         records: list[Record] = []
         for kind, task, data in self._batch():
             headers = {"Authorization": f"Bearer {self.key}", "Idempotency-Key": f"demo-{run}-{kind.replace(' ', '-')}"}
-            accepted = self._call("process", "POST", "/company-automation/process", expect=(202,),
-                                  json={"task": task, "data": data}, headers=headers).json()
-            jobs[accepted["job_id"]] = accepted
             rows = data["invoices"] if "invoices" in data else [data]
+            expected = [{"tool": tool, "arguments": args} for tool, args in map(demo_call, rows)]  # never in a prompt
+            accepted = self._call("process", "POST", "/company-automation/process", expect=(202,),
+                                  json={"task": task, "data": data, "expected": expected}, headers=headers).json()
+            jobs[accepted["job_id"]] = accepted
             records += [Record(accepted["job_id"], kind, row, unit=i, expected=demo_call(row)) for i, row in enumerate(rows)]
         self.console.print(f"[3/3] processing {len(records)} records in {len(jobs)} jobs (POST /company-automation/process)")
         bodies: dict[str, dict[str, Any]] = {}
@@ -341,6 +342,9 @@ class Demo:
                 record.answer = f"{body.get('error_kind')}: {body.get('error', '')[:80]}"
         result.records = records
         self._show_records(records)
+        right_jobs = sum(1 for b in bodies.values() if b.get("right") is True)
+        self.console.print(f"      jobs right as the API records them: {right_jobs} of {len(bodies)} (a job is right only "
+                           f"when every record's call is)")
 
     def _show_records(self, records: list[Record]) -> None:
         table = Table("record", "data", "tool call (the agent's)", "right?", "example API's answer", "adapter",

@@ -26,6 +26,7 @@ from streams.memory import AUTOMATION, MemoryEntry, automation_content
 from streams.outcomes import CallOutcome
 from streams.prompt_context import Recall, decision_context
 from streams.tools import Tool
+from streams.truth import expected_calls, judge
 from streams.units import Unit, split_units
 from topics.events import Event
 
@@ -269,7 +270,10 @@ class JobRunner:
         summaries = [job.state.unit(u.index).summary() for u in units]
         await self._remember(job, summaries)
         ok = sum(1 for s in summaries if s["status"] == "completed")
-        result = {"units": summaries, "completed": ok, "failed": len(summaries) - ok}
+        result: dict[str, Any] = {"units": summaries, "completed": ok, "failed": len(summaries) - ok}
+        right = judge(job.state, summaries, expected_calls(job.request.data.get("expected_json")))
+        if right is not None:
+            result |= {"right": right, "right_units": sum(1 for s in summaries if s["right"])}
         await self.emit(job, Event.new(
             "job_completed", job.company, event_id=event_id(job.job_id, "job_completed"), job_id=job.job_id,
             steps=job.state.steps, tool_calls=job.state.tool_calls,

@@ -141,3 +141,21 @@ def test_a_steering_note_or_record_cannot_reach_outside_the_company_s_tools() ->
     schema = call_schema(list(context.tools))
     assert [b["properties"]["tool"]["const"] for b in schema["anyOf"]] == ["zx_post"]
 
+
+
+def test_a_job_is_right_only_when_every_unit_s_call_is_the_expected_one() -> None:
+    """`expected` rides on the request, never in the prompt; the job's results mark each unit and the job."""
+    expected = [{"tool": "zx_post", "arguments": {"ref": "ACME-c100", "cents": 100}},
+                {"tool": "zx_post", "arguments": {"ref": "ACME-c101", "cents": 999}}]  # FakeModel bills 200 cents
+    for wanted, right, units in ((expected, False, [True, False]), (expected[:1] + [
+            {"tool": "zx_post", "arguments": {"ref": "ACME-c101", "cents": 200}}], True, [True, True])):
+        log, model = Log(), FakeModel()
+        job = JobRun(request(2, expected_json=json.dumps(wanted)), TOOLS, AgentSettings("acme"), known_company=True)
+        asyncio.run(JobRunner(model, FakeBridge(), log.emit).run(job))
+        result = json.loads(next(e for e in log.events if e.type == "job_completed")["result_json"])
+        assert result["right"] is right and [u["right"] for u in result["units"]] == units
+        assert not any("ACME-c101" in p and "999" in p for p in model.asked)  # the expected call is never shown
+    log = Log()
+    asyncio.run(JobRunner(FakeModel(), FakeBridge(), log.emit).run(
+        JobRun(request(1), TOOLS, AgentSettings("acme"), known_company=True)))
+    assert "right" not in json.loads(next(e for e in log.events if e.type == "job_completed")["result_json"])

@@ -63,6 +63,7 @@ def test_cda_up_runs_the_demo_twice_restarts_a_dead_part_draws_the_dashboards_an
             assert version
             jobs = api.get("/company-automation/jobs").json()["jobs"]
             assert len(jobs) == 3 and all(j["status"] in ("completed", "failed") for j in jobs)
+            assert [j["right"] for j in jobs] == [True, True, True], jobs  # job-level truth, from the agents' verdict
             for summary in jobs:  # every record was decided with the served adapter and sent to the example API
                 job = api.get(f"/company-automation/jobs/{summary['job_id']}").json()
                 assert job["adapter_version"] == version
@@ -80,12 +81,16 @@ def test_cda_up_runs_the_demo_twice_restarts_a_dead_part_draws_the_dashboards_an
         assert shown.returncode == 0, shown.stdout
         assert "restarted (1x); last SIGKILL" in shown.stdout
 
+        # the first run's jobs are the company's automation history now, and its memory holds entries that decide
+        # nothing (one reads like history naming the wrong tool): none of it may pull the calls off
+        with httpx.Client(base_url=api_url(settings), headers={"Authorization": f"Bearer {key}"}, timeout=30) as api:
+            for note in ("Weekends are closed", "'Log this complaint' was done with kr_sync (completed)"):
+                assert api.post("/company-automation/memory", json={"content": note, "kind": "fact"}).status_code == 202
         second = _cda(env, tmp_path, "demo", "--invoices", "4", timeout=600)
         assert second.returncode == 0, second.stdout[-4000:] + second.stderr[-4000:]
         print(second.stdout)
         assert "key kept" in second.stdout and "tools kept" in second.stdout
         assert f"adapter {version} served already" in second.stdout and "training acme's adapter" not in second.stdout
-        # the first run's jobs are the company's automation history now: they must not pull the calls off
         assert "6 of 6 right" in second.stdout and "WRONG" not in second.stdout, second.stdout[-4000:]
         with httpx.Client(base_url=api_url(settings), headers={"Authorization": f"Bearer {key}"}, timeout=30) as api:
             jobs = api.get("/company-automation/jobs").json()["jobs"]

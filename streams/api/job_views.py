@@ -79,7 +79,13 @@ def job_public(view: JobView, url: str, events_url: str) -> JobPublic:
                 fields["results"] = _json(e.get("result_json"))
             else:
                 fields.update(error=e.get("error") or "", error_kind=e.get("error_kind") or "")
-    return JobPublic(**fields, units=_units(view), tool_calls=_calls(view.events))
+    results = fields.get("results")
+    judged = {u.get("unit"): u.get("right") for u in results.get("units", []) if isinstance(u, dict)} if isinstance(
+        results, dict) else {}
+    units = [u.model_copy(update={"right": judged.get(u.unit)}) for u in _units(view)]
+    if isinstance(results, dict) and isinstance(results.get("right"), bool):
+        fields["right"] = results["right"]
+    return JobPublic(**fields, units=units, tool_calls=_calls(view.events))
 
 
 def queued(job_id: str, info: dict[str, Any], url: str, events_url: str) -> JobPublic:

@@ -71,7 +71,7 @@ def jobs_page(store: ProjectionStore, company_id: str, *, status: str | None, se
         where.append("requested_at >= {since:DateTime64(3, 'UTC')}")
         params["since"] = since.replace(tzinfo=None) if since.tzinfo is None else since
     clause = " AND ".join(where)
-    rows = store.query_dicts(f"SELECT job_id, request_id, session_id, task, status, requested_at, finished_at, tool_calls "
+    rows = store.query_dicts(f"SELECT job_id, request_id, session_id, task, status, requested_at, finished_at, tool_calls, right "
                              f"FROM job_requests WHERE {clause} ORDER BY {JOB_ORDER[order]} "
                              f"LIMIT {{limit:UInt32}} OFFSET {{offset:UInt64}}", params)
     total = store.query(f"SELECT count() FROM job_requests WHERE {clause}", params)[0][0]

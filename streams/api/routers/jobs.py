@@ -56,6 +56,13 @@ async def process(body: ProcessRequest, request: Request, caller: CompanyDep, ct
     if len(payload_json.encode()) > ctx.settings.agent_max_payload_bytes:
         raise ApiError(413, f"data: {len(payload_json.encode())} bytes, more than the "
                             f"{ctx.settings.agent_max_payload_bytes} a job accepts")
+    expected_json = None
+    if body.expected is not None:
+        units = len(split_units(payload_json))
+        if len(body.expected) != units:
+            raise ApiError(422, f"body.expected: {len(body.expected)} expected calls for {units} records; give one per "
+                                f"record, in record order")
+        expected_json = json.dumps([c.model_dump() for c in body.expected], separators=(",", ":"), sort_keys=True)
 
     def accepted(duplicate: bool) -> ProcessAccepted:
         return ProcessAccepted(job_id=job_id, request_id=request_id, status="queued", url=job_url(request, job_id),
@@ -72,7 +79,8 @@ async def process(body: ProcessRequest, request: Request, caller: CompanyDep, ct
             return accepted(True)
         event = Event.new("data_process_requested", company, event_id=event_id(job_id, "data_process_requested"),
                           request_id=request_id, job_id=job_id, task=body.task, payload_json=payload_json,
-                          tools=body.tools, session_id=body.session_id, use_adapter=body.use_adapter)
+                          tools=body.tools, session_id=body.session_id, use_adapter=body.use_adapter,
+                          expected_json=expected_json)
         await ctx.producer.send([event])
         ctx.recent.add(company, "job", job_id, {"request_id": request_id, "task": body.task,
                                                 "session_id": body.session_id, "units": len(split_units(payload_json)),

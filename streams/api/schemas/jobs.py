@@ -11,6 +11,13 @@ from streams.api.schemas.common import Identifier, Request, UtcDatetime
 JobStatus = Literal["queued", "accepted", "running", "completed", "failed"]
 
 
+class ExpectedCall(Request):
+    """The right call of one record, where the sender knows it (a benchmark, the demo, a reviewed batch)."""
+
+    tool: Identifier
+    arguments: dict[str, JsonValue] = Field(default_factory=dict)
+
+
 class ProcessRequest(Request):
     task: str = Field(min_length=1, max_length=2000, description="What to do with the data, in the company's words.")
     data: JsonValue = Field(description="The data: a payload holding a list of records is processed record by record.")
@@ -18,6 +25,9 @@ class ProcessRequest(Request):
     session_id: Identifier | None = Field(default=None, description="Group this job with others of a session.")
     request_id: Identifier | None = Field(default=None, description="Your id of the request (like Idempotency-Key).")
     tools: list[Identifier] = Field(default_factory=list, max_length=256, description="Limit the job to these tools.")
+    expected: list[ExpectedCall] | None = Field(default=None, max_length=100_000, description=(
+        "The right call of each record, in record order, when you know it: the job's results and listing then say "
+        "whether every call was right. Never shown to the model."))
 
 
 class ProcessAccepted(BaseModel):
@@ -38,6 +48,7 @@ class UnitPublic(BaseModel):
     result: JsonValue = None
     error: str = ""
     error_kind: str = ""
+    right: bool | None = Field(default=None, description="The call was the expected one (None: no expected call given).")
 
 
 class ToolCallPublic(BaseModel):
@@ -71,6 +82,7 @@ class JobPublic(BaseModel):
     units: list[UnitPublic] = Field(default_factory=list)
     tool_calls: list[ToolCallPublic] = Field(default_factory=list)
     results: JsonValue = Field(default=None, description="The job's result (job_completed), once completed.")
+    right: bool | None = Field(default=None, description="Every unit's call was the expected one (None: not known).")
     error: str = ""
     error_kind: str = ""
     url: str
@@ -86,6 +98,7 @@ class JobSummary(BaseModel):
     requested_at: UtcDatetime
     finished_at: UtcDatetime | None = None
     tool_calls: int
+    right: bool | None = Field(default=None, description="Every unit's call was the expected one (None: not known).")
     url: str
 
 
