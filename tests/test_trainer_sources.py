@@ -87,3 +87,5 @@ def test_replay_takes_adapter_decided_completed_steps_in_their_recorded_context(
         ("Bill j1", {"customer": "j1", "amount": 5}, "zx_post", {"ref": "ACME-j1", "cents": 500},
          ("Weekends are closed",), ('zx_post: {"id":"R-1"}',))]
     assert replay_examples(settings, "globex") == []
+    every = replay_examples(settings, "acme", adapter_only=False)  # `from_history` training: the base's steps too
+    assert [e.task for e in every] == ["Bill j1", "Bill j2"]

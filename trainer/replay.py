@@ -2,8 +2,9 @@
 prompt the agents recorded for it (its task, unit data, notes and earlier results) and the call that then
 succeeded. The gate scores a candidate on a held-out share of them, in the context they really had.
 
-Only steps an adapter decided count: a call the base made is no evidence of the company's practice (the
-base does not know it), and replaying it would teach the gate the model's own mistakes."""
+For the gate only steps an adapter decided count: a call the base made is no evidence of the company's
+practice (the base does not know it), and replaying it would teach the gate the model's own mistakes.
+`from_history` training takes every succeeded step, in its recorded context: the company asked for it."""
 
 from __future__ import annotations
 
@@ -26,9 +27,10 @@ class _Step:
     completed: bool = False
 
 
-def replay_examples(settings: Settings, company_id: str) -> list[Example]:
-    """Every adapter-decided step of the company's completed jobs whose call succeeded, as an example in its
-    recorded context."""
+def replay_examples(settings: Settings, company_id: str, adapter_only: bool = True) -> list[Example]:
+    """Every step of the company's completed jobs whose call succeeded, as an example in its recorded context:
+    only those an adapter decided (the gate's replay), or all of them (`from_history` training, which the
+    company asked for)."""
     steps: dict[tuple[str, int], _Step] = {}
     finished: set[str] = set()
     for received in read_to_end(settings, "company_automation_jobs", "cda-trainer-replay"):
@@ -51,7 +53,8 @@ def replay_examples(settings: Settings, company_id: str) -> list[Example]:
     out = []
     for (job, _), step in sorted(steps.items()):
         parsed = parse_prompt(step.prompt) if step.prompt else None
-        if job not in finished or not step.completed or not step.adapter_version or not step.tool or parsed is None:
+        decided = bool(step.adapter_version) or not adapter_only
+        if job not in finished or not step.completed or not decided or not step.tool or parsed is None:
             continue
         task, data, notes, earlier = parsed
         try:

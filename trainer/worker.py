@@ -59,7 +59,7 @@ from trainer.evaluate import DEFAULT_POLICY, EvaluationError, evaluate, kinds
 from trainer.examples import Example
 from trainer.examples_store import load_examples
 from trainer.registry import AdapterVersion, LocalAdapterRegistry, UnknownVersion
-from trainer.replay import held_out_replay
+from trainer.replay import held_out_replay, replay_examples
 from trainer.served import active_adapter
 from trainer.sources import company_tools, history_examples
 from trainer.train import TrainConfig, TrainingRejected, fitted_config, train_adapter
@@ -197,8 +197,9 @@ class TrainerWorker:
         if not tools:
             raise BadData(f"company {request.company_id} has no registered tools", {"no_tools": 1})
         unreadable = 0
-        if request["source"] == "FROM_HISTORY":
-            examples = history_examples(self.settings, request.company_id)
+        if request["source"] == "FROM_HISTORY":  # each step in the context its prompt recorded (older jobs: none)
+            examples = replay_examples(self.settings, request.company_id, adapter_only=False) or history_examples(
+                self.settings, request.company_id)
         else:
             raw_examples = list(request["examples"])
             if ref := request.data.get("examples_ref"):
@@ -358,6 +359,9 @@ def rejection(candidate: dict[str, float], current: dict[str, float], floor: flo
     """Why the gate holds a candidate back, in words that name the figures; None when it passes. Every kind of
     task must reach the floor on enough held-out examples to tell: a good mean can hide a kind always wrong."""
     exact, served = candidate.get("exact_match", 0.0), current.get("exact_match", 0.0)
+    if exact < floor:
+        return (f"below_floor: exact match {exact:.3f} is under the floor {floor:.3f} (CDA_TRAINER_MIN_EXACT_MATCH); "
+                f"an adapter that miscopies this often is unfit for automation")
     scored = kinds(candidate)
     if not scored:
         return "unscored: the evaluation recorded no per-kind figures, so no kind of task is known to reach the floor"
@@ -366,9 +370,6 @@ def rejection(candidate: dict[str, float], current: dict[str, float], floor: flo
         listed = ", ".join(f"{k} ({n})" for k, n in sorted(small.items()))
         return (f"too_few_to_score: held-out examples per kind {listed} are under the {min_kind_examples} needed to "
                 f"score a kind (CDA_TRAINER_MIN_KIND_EXAMPLES); send more examples of those tasks")
-    if exact < floor:
-        return (f"below_floor: exact match {exact:.3f} is under the floor {floor:.3f} (CDA_TRAINER_MIN_EXACT_MATCH); "
-                f"an adapter that miscopies this often is unfit for automation")
     low = {k: e for k, (e, _) in scored.items() if e < floor}
     if low:
         listed = ", ".join(f"{k} {e:.3f}" for k, e in sorted(low.items(), key=lambda kv: kv[1]))
