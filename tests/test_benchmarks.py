@@ -103,3 +103,23 @@ def test_a2_a3_show_the_base_using_memory_and_session_context(vllm_url: str, tin
     assert set(figures) == {"A2", "A3"}, result.stdout
     assert float(figures["A2"]["with_memory"]) > float(figures["A2"]["without_memory"]), result.stdout
     assert float(figures["A3"]["with_session"]) > float(figures["A3"]["without_session"]), result.stdout
+
+
+@pytest.mark.vllm
+def test_a5_a6_go_end_to_end_through_the_api_of_a_running_stack(kafka_bootstrap: str, vllm_url: str, tiny_model: str,
+                                                                 tmp_path: Path) -> None:
+    """`cda up`, a company onboarded through the API, memory and an automation history, an adapter trained through
+    `POST /train-adapter`, records through `POST /process` in sessions: the A5 lines (plain and steering) and A6."""
+    env = {**os.environ, "CDA_KAFKA_BOOTSTRAP": kafka_bootstrap, "CDA_HOME": str(tmp_path), "CDA_VLLM_URL": vllm_url,
+           "CDA_BASE_MODEL": tiny_model}
+    result = subprocess.run([sys.executable, "benchmarks/a5_end_to_end.py", "--companies", "acme", "--train", "120",
+                             "--held-out", "6", "--paraphrases", "3", "--history", "3", "--steering", "2",
+                             "--session-jobs", "3", "--steps", "8", "--force"],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:] + result.stdout[-3000:]
+    lines = [line for line in result.stdout.splitlines() if line.startswith("BENCH A")]
+    assert len(lines) == 3 and lines[1].startswith("BENCH A5") and "case=steering" in lines[1], result.stdout
+    figures = dict(f.split("=", 1) for f in lines[0].split()[2:])
+    assert figures["held_out"] == "6" and figures["status"] == "ready" and 0 <= float(figures["e2e_exact"]) <= 1
+    assert "kind_exact" not in figures["worst_kind"] and figures["worst_kind"] != "-:0.000", result.stdout  # per kind
+    assert lines[2].startswith("BENCH A6 company=acme"), result.stdout

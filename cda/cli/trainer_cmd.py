@@ -172,12 +172,12 @@ def adapters(
             return
         active_version = str(active["version"]) if active is not None else None
         refused_versions = {r.version for r in refused}
-        table = Table("version", "active", "created", "rank", "exact_match", "baseline", "json_valid", "dataset",
-                      "request", "refused")
+        table = Table("version", "active", "created", "rank", "exact_match", "worst kind", "baseline", "json_valid",
+                      "dataset", "request", "refused")
         for v in versions:
             m = v.metrics
             table.add_row(v.version, "*" if v.version == active_version else "", v.created_at[:19], str(v.rank),
-                          f"{m.get('exact_match', 0):.2f}", f"{m.get('baseline_exact_match', 0):.2f}",
+                          f"{m.get('exact_match', 0):.2f}", _worst_kind(m), f"{m.get('baseline_exact_match', 0):.2f}",
                           f"{m.get('json_valid', 0):.2f}", v.dataset_hash[:10], v.request_id[:8],
                           "yes" if v.version in refused_versions else "")
         out.print(table)
@@ -209,3 +209,12 @@ def _announce(config: Settings, registry: LocalAdapterRegistry, company: str, ve
         producer.produce(event)
     out.print(f"asked inference to serve {company}'s version {stored.version}; `cda adapters --company {company}` "
               "shows it active once the lifecycle activated it")
+
+
+def _worst_kind(metrics: dict[str, float]) -> str:
+    """The gate's weakest kind of task (tool) and its exact match, or "-" for a version scored before kinds."""
+    kinds = {k.removeprefix("kind_exact:"): v for k, v in metrics.items() if k.startswith("kind_exact:")}
+    if not kinds:
+        return "-"
+    kind, exact = min(kinds.items(), key=lambda kv: kv[1])
+    return f"{kind} {exact:.2f}"
