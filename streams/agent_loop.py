@@ -304,4 +304,3 @@ class JobRunner:
     async def emit(self, job: JobRun, event: Event, wait: bool) -> None:
         await self._emit(event, wait)
         mutate(job.state, event)
-
