@@ -36,7 +36,8 @@ from trainer.worker import TrainerWorker
 pytestmark = [pytest.mark.kafka, pytest.mark.vllm, pytest.mark.timeout(1200)]  # CPU training and a vLLM start
 Catalog = Callable[..., Settings]
 ROOT = Path(__file__).resolve().parent.parent
-TOPICS = ("company_tools", "company_data", "company_automation_jobs", "lora_training_requests", "lora_training_status",
+TOPICS = ("company_tools", "company_data", "company_automation_jobs", "company_memory", "lora_training_requests",
+          "lora_training_status",
           "lora_adapter_ready", "company_adapters", "dead_letters")
 
 

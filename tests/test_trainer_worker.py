@@ -30,7 +30,8 @@ from trainer.worker import GROUP_ID, TrainerWorker, exclusive
 
 pytestmark = pytest.mark.kafka
 Catalog = Callable[..., Settings]
-TOPICS = ("company_tools", "company_data", "company_automation_jobs", "lora_training_requests", "lora_training_status",
+TOPICS = ("company_tools", "company_data", "company_automation_jobs", "company_memory", "lora_training_requests",
+          "lora_training_status",
           "lora_adapter_ready", "company_adapters", "dead_letters")
 
 
