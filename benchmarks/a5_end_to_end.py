@@ -47,13 +47,14 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.common import bench_line, ensure_broker, free_port, running_vllm  # noqa: E402
-from cda.prompts import ToolSpec  # noqa: E402
+from cda.prompts import ToolSpec, same_call  # noqa: E402
 from cda.settings import Settings  # noqa: E402
 from cda.stack import api_url, operator_key, settings_env  # noqa: E402
 from cda.workers import wait_until  # noqa: E402
 from topics.events import Event  # noqa: E402
 from topics.producer import EventProducer  # noqa: E402
 from trainer.context_world import distractor_notes  # noqa: E402
+from trainer.evaluate import kinds  # noqa: E402
 from trainer.examples import Example  # noqa: E402
 from trainer.synthetic import _TASKS, DEMO_COMPANY, DEMO_TOOLS, bench_company, demo_examples  # noqa: E402
 
@@ -237,8 +238,8 @@ class Company:
 def right(example: Example, job: dict[str, Any]) -> bool:
     """The job's one unit called the example's tool with exactly its arguments."""
     units = job.get("units") or []
-    return len(units) == 1 and units[0].get("tool") == example.tool_name and json.dumps(
-        units[0].get("arguments"), sort_keys=True) == json.dumps(example.arguments, sort_keys=True)
+    return len(units) == 1 and same_call(units[0].get("tool"), units[0].get("arguments"), example.tool_name,
+                                         example.arguments)
 
 
 def steering(case: Case, rng: random.Random, n: int) -> list[Example]:
@@ -260,8 +261,8 @@ def one_company(settings: Settings, case: Case, tool_host: str, args: argparse.N
         company.process(list(case.held_out[-args.history:]), 1, args.concurrency)
     run, train_s = company.train(case.train, args.steps, args.force)
     metrics = run.get("metrics") or {}
-    kinds = {k.split(":", 1)[1]: v for k, v in metrics.items() if k.startswith("kind_exact:")}
-    worst = min(kinds.items(), key=lambda kv: kv[1]) if kinds else ("-", 0.0)
+    gated = {kind: exact for kind, (exact, _) in kinds(metrics).items()}
+    worst = min(gated.items(), key=lambda kv: kv[1]) if gated else ("-", 0.0)
     held = list(case.held_out[:len(case.held_out) - args.history] if args.history else case.held_out)
     results = company.process(held, args.session_jobs, args.concurrency)
     # in the order the jobs finished, the last third against the first: an error that enters memory must not spread

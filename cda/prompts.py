@@ -116,6 +116,12 @@ def render_target(tool_name: str, arguments: dict[str, Any]) -> str:
     return json.dumps({"tool": tool_name, "arguments": json.loads(compact(arguments))}, separators=(",", ":"))
 
 
+def same_call(tool: str | None, arguments: Any, right_tool: str | None, right_arguments: Any) -> bool:
+    """The right tool with exactly the right arguments (compared as canonical JSON): what the gate, the agents'
+    verdict on expected calls and the benchmarks all count as a right call."""
+    return tool == right_tool and compact(arguments) == compact(right_arguments)
+
+
 def call_schema(tools: list[ToolSpec]) -> dict[str, Any]:
     """JSON schema of a call to any of `tools`: guided decoding can only produce a call that fits one."""
     return {"anyOf": [

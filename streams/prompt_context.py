@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from cda.prompts import PromptContext, ToolSpec, render_earlier
 from cda.settings import Settings
-from streams.memory import AUTOMATION, CompanyMemory, MemoryEntry
+from streams.memory import CompanyMemory, MemoryEntry
 from streams.recall import Recalled, RecallIndex
 
 Recall = Callable[[str, str, list[ToolSpec]], Recalled]  # (task, unit data, tools) -> the notes to show
@@ -32,9 +32,7 @@ class DecisionContext:
 def recallable(memory: CompanyMemory, company_id: str, settings: Settings) -> list[MemoryEntry]:
     """The entries a company's prompts may recall: preferences and facts, and automation history only when
     `memory_history_notes` is on (then its latest `memory_recall_automation` entries)."""
-    if not settings.memory_history_notes:
-        return [e for e in memory.recallable(company_id) if e.kind != AUTOMATION]
-    return memory.recallable(company_id, settings.memory_recall_automation)
+    return memory.recallable(company_id, settings.memory_recall_automation if settings.memory_history_notes else 0)
 
 
 def company_recall(entries: Sequence[MemoryEntry], settings: Settings) -> Recall:

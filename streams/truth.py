@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from cda.prompts import same_call
 from streams.job_state import JobState
 
 
@@ -22,10 +23,6 @@ def expected_calls(raw: Any) -> list[dict[str, Any]] | None:
     return value if isinstance(value, list) and all(isinstance(c, dict) for c in value) else None
 
 
-def _same(a: Any, b: Any) -> bool:
-    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
-
-
 def judge(state: JobState, summaries: list[dict[str, Any]], expected: list[dict[str, Any]] | None) -> bool | None:
     """Marks each summary `right` (its unit's call against the expected one) and says whether all were right;
     None when nothing was expected."""
@@ -35,6 +32,6 @@ def judge(state: JobState, summaries: list[dict[str, Any]], expected: list[dict[
         unit = int(summary["unit"])
         want = expected[unit] if unit < len(expected) else None
         progress = state.unit(unit)
-        summary["right"] = bool(want is not None and progress.tool == want.get("tool")
-                                and _same(progress.arguments or {}, want.get("arguments") or {}))
+        summary["right"] = want is not None and same_call(progress.tool, progress.arguments or {}, want.get("tool"),
+                                                          want.get("arguments") or {})
     return all(s["right"] for s in summaries) and len(summaries) == len(expected)

@@ -11,14 +11,13 @@ here (nothing is executed), so read timeouts are retried too.
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Any
 
 import httpx
 import jsonschema
 
 from cda.errors import CdaError
-from cda.prompts import ToolSpec, call_schema, parse_call, render
+from cda.prompts import ToolSpec, call_schema, parse_call, render, same_call
 from cda.retry import RetryPolicy, http_transient, raise_for_retry
 from inference.errors import InferenceUnavailable
 from trainer.examples import Example
@@ -30,10 +29,6 @@ DEFAULT_POLICY = RetryPolicy(attempts=4, deadline_s=120.0, backoff_s=0.5, max_ba
 
 class EvaluationError(CdaError):
     """vLLM refused an evaluation request for a reason that retrying cannot change (a 4xx other than 404)."""
-
-
-def _same(a: Any, b: Any) -> bool:
-    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
 
 
 async def _ask(http: httpx.AsyncClient, model: str, example: Example, tools: list[ToolSpec],
@@ -64,7 +59,7 @@ def score(call: tuple[str, dict[str, Any]] | None, example: Example, tools: list
         return False, False
     tool = next((t for t in tools if t.name == call[0]), None)
     valid = tool is not None and jsonschema.Draft202012Validator(tool.parameters).is_valid(call[1])
-    return call[0] == example.tool_name and _same(call[1], example.arguments), valid
+    return same_call(call[0], call[1], example.tool_name, example.arguments), valid
 
 
 def _is_retryable(exc: BaseException) -> bool:

@@ -213,8 +213,10 @@ def _announce(config: Settings, registry: LocalAdapterRegistry, company: str, ve
 
 def _worst_kind(metrics: dict[str, float]) -> str:
     """The gate's weakest kind of task (tool) and its exact match, or "-" for a version scored before kinds."""
-    kinds = {k.removeprefix("kind_exact:"): v for k, v in metrics.items() if k.startswith("kind_exact:")}
-    if not kinds:
+    from trainer.evaluate import kinds
+
+    scored = kinds(metrics)
+    if not scored:
         return "-"
-    kind, exact = min(kinds.items(), key=lambda kv: kv[1])
+    kind, (exact, _) = min(scored.items(), key=lambda kv: kv[1][0])
     return f"{kind} {exact:.2f}"
