@@ -48,6 +48,9 @@ class Settings(BaseSettings):
                                            "whose exact tool-call match is below it is not served, even if it beats the base.")
     trainer_min_kind_examples: int = Field(default=3, ge=1, description="Fewest held-out examples of one kind of "
                                            "task (one tool) the gate scores; a kind with fewer rejects the candidate.")
+    trainer_gate_patience_s: float = Field(default=1800.0, ge=0, description="How long a trained candidate waits for "
+                                           "vLLM to gate it (over redeliveries) before it is rejected as gate_unavailable: "
+                                           "a gate that cannot run never passes by default.")
     trainer_max_steps: int = Field(default=20_000, ge=1, description="Most training steps a request may ask for.")
     trainer_max_examples: int = Field(default=50_000, ge=1, description="Most examples a request may ask to use.")
     trainer_max_learning_rate: float = Field(default=0.05, gt=0, description="Largest learning rate a request may ask for.")

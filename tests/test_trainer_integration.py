@@ -271,3 +271,22 @@ def test_a_vllm_outage_during_evaluation_is_retried_not_failed(trainer_settings:
             vllm.down = False
             final = outcome(flaky, request_id, 300)
     assert final.type == "lora_adapter_ready", final.to_json()
+
+
+def test_a_gate_that_cannot_run_rejects_with_a_reason(trainer_settings: Settings) -> None:
+    """vLLM stays down past the gate's patience: the candidate is rejected as `gate_unavailable` (never served by
+    default), the request committed, and the stored version carries no exact match to be mistaken for a score."""
+    settings = trainer_settings.model_copy(update={"trainer_gate_patience_s": 0.0})
+    name = f"acme{uuid.uuid4().hex[:6]}"
+    register_demo_tools(settings, name)
+    with FlakyVllm(settings.vllm_url) as vllm:
+        flaky = settings.model_copy(update={"vllm_url": vllm.url})
+        request_id = request(flaky, name, inline(40), max_steps=2)
+        worker = TrainerWorker(flaky, TrainConfig(batch_size=4), eval_policy=RetryPolicy(attempts=2, deadline_s=5, backoff_s=0.05))
+        with running(worker.run, "trainer"):
+            final = outcome(flaky, request_id, 300)
+            eventually(lambda: committed(flaky) != [], 60, "the rejected request committed")
+    assert final.type == "training_rejected", final.to_json()
+    assert str(final["reason"]).startswith("gate_unavailable: the candidate could not be gated"), final["reason"]
+    assert vllm.refused >= 2 and "exact_match" not in final["candidate_metrics"]
+    assert not [e for e in outcomes(flaky, request_id) if e.type == "lora_adapter_ready"]

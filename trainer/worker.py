@@ -27,6 +27,7 @@ import logging
 import os
 import shutil
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -179,14 +180,33 @@ class TrainerWorker:
             return self._failed(request, str(exc), "no_cuda")
         self._status(request, "training_progress", step=config.max_steps, total_steps=config.max_steps,
                      loss=result.final_loss, phase="evaluate")
-        candidate, current, baseline = self._evaluate(request, result.adapter_dir, dataset, memory)
+        unavailable = None
+        try:
+            candidate, current, baseline = self._evaluate(request, result.adapter_dir, dataset, memory)
+        except InferenceUnavailable as exc:  # retried over redeliveries for a while, then rejected: never passed
+            waited = self._gate_waited(work_dir)
+            if waited < self.settings.trainer_gate_patience_s:
+                raise
+            candidate, current, baseline = {}, {}, ""
+            unavailable = (f"gate_unavailable: the candidate could not be gated for {waited:.0f} s "
+                           f"(CDA_TRAINER_GATE_PATIENCE_S); an unscored adapter is never served: {exc}")
         metrics = {**candidate, **{f"baseline_{k}": v for k, v in current.items()}, "train_loss": result.final_loss,
                    "train_examples": float(len(dataset.train)), "fell_back_to_lora": float(result.method != config.method)}
         stored = self.registry.publish(company, result.adapter_dir, {
             "base_model": str(request["base_model"]), "rank": config.rank, "dataset_hash": dataset.content_hash,
             "request_id": request_id, "metrics": metrics, "baseline": baseline, "prompt_version": PROMPT_VERSION})
         shutil.rmtree(work_dir, ignore_errors=True)
-        return self._decide(request, stored, force=force)
+        return self._decide(request, stored, force=force, why=unavailable)
+
+    @staticmethod
+    def _gate_waited(work_dir: Path) -> float:
+        """Seconds since the gate first found vLLM unreachable for this request (kept in its work folder, so
+        the wait spans redeliveries and restarts)."""
+        mark = work_dir / "gate_unavailable_since"
+        if not mark.exists():
+            mark.parent.mkdir(parents=True, exist_ok=True)
+            mark.write_text(str(time.time()))
+        return max(0.0, time.time() - float(mark.read_text() or 0))
 
     def memory(self, company: str) -> list[MemoryEntry]:
         """The company's memory now, as the agents may recall it into a prompt (`streams.prompt_context`)."""
@@ -276,11 +296,11 @@ class TrainerWorker:
         except InferenceUnavailable as exc:
             log.warning("could not unload %s: %s", name, exc)
 
-    def _decide(self, request: Event, stored: AdapterVersion, force: bool) -> Event:
+    def _decide(self, request: Event, stored: AdapterVersion, force: bool, why: str | None = None) -> Event:
         candidate = {k: v for k, v in stored.metrics.items() if not k.startswith("baseline_")}
         current = {k.removeprefix("baseline_"): v for k, v in stored.metrics.items() if k.startswith("baseline_")}
         floor = self.settings.trainer_min_exact_match
-        why = rejection(candidate, current, floor, self.settings.trainer_min_kind_examples)
+        why = why or rejection(candidate, current, floor, self.settings.trainer_min_kind_examples)
         if force or why is None:
             return self._publish(Event.new(
                 "lora_adapter_ready", request.company_id, request_id=str(request["request_id"]),
@@ -358,6 +378,8 @@ def rejection(candidate: dict[str, float], current: dict[str, float], floor: flo
               ) -> str | None:
     """Why the gate holds a candidate back, in words that name the figures; None when it passes. Every kind of
     task must reach the floor on enough held-out examples to tell: a good mean can hide a kind always wrong."""
+    if "exact_match" not in candidate:
+        return "gate_unavailable: the candidate was never scored (the gate could not reach vLLM), so it is not served"
     exact, served = candidate.get("exact_match", 0.0), current.get("exact_match", 0.0)
     if exact < floor:
         return (f"below_floor: exact match {exact:.3f} is under the floor {floor:.3f} (CDA_TRAINER_MIN_EXACT_MATCH); "
