@@ -21,8 +21,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.common import bench_line, running_vllm  # noqa: E402
-from cda.prompts import ToolSpec  # noqa: E402
-from cda.settings import Settings  # noqa: E402
+from core.prompts import ToolSpec  # noqa: E402
+from core.settings import Settings  # noqa: E402
 from trainer import values  # noqa: E402
 from trainer.examples import Example  # noqa: E402
 
@@ -71,7 +71,7 @@ def hf_answers(model_dir: str, examples: list[Example], tools: list[ToolSpec]) -
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from cda.prompts import parse_call, render_prompt
+    from core.prompts import parse_call, render_prompt
 
     if model_dir not in _LOADED:
         _LOADED[model_dir] = (AutoTokenizer.from_pretrained(model_dir),

@@ -32,9 +32,9 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.common import bench_line, ensure_broker, free_port, running_vllm  # noqa: E402
-from cda.prompts import ToolSpec, call_schema, parse_call, render_prompt  # noqa: E402
-from cda.settings import Settings  # noqa: E402
-from cda.workers import wait_until  # noqa: E402
+from core.prompts import ToolSpec, call_schema, parse_call, render_prompt  # noqa: E402
+from core.settings import Settings  # noqa: E402
+from core.workers import wait_until  # noqa: E402
 from topics.admin import apply_catalog  # noqa: E402
 from trainer.evaluate import score  # noqa: E402
 from trainer.examples import Example  # noqa: E402

@@ -5,7 +5,7 @@ from pretraining's).
 A2: jobs whose right call depends on a preference stated only in the company's memory: a default for an
 argument the tool has (`note`), for one only notes decide (`new_note`), or one for the customer the data names
 among the same preference for other customers (`for_note`), each printed apart. The company's memory holds
-that entry among others; `streams.recall` picks the notes for each job, as the agents do. Exact calls with
+that entry among others; `context.recall` picks the notes for each job, as the agents do. Exact calls with
 the recalled notes vs with none, and how often recall put the deciding entry in the prompt.
 A3: follow-ups ("... we just created") whose id is only in an earlier job's result of the session: exact calls
 with the session's earlier results in the prompt vs without them.
@@ -23,10 +23,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.common import bench_line, running_vllm  # noqa: E402
-from cda.settings import Settings  # noqa: E402
-from streams import context_events  # noqa: E402
-from streams.memory import CompanyMemory  # noqa: E402
-from streams.recall import recall  # noqa: E402
+from context import events as context_events  # noqa: E402
+from context.memory import CompanyMemory  # noqa: E402
+from context.recall import recall  # noqa: E402
+from core.settings import Settings  # noqa: E402
 from trainer.context_world import Situation, distractor_notes, situation, without_context  # noqa: E402
 from trainer.evaluate import answers, score  # noqa: E402
 from trainer.examples import Example  # noqa: E402

@@ -47,10 +47,10 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.common import bench_line, ensure_broker, free_port, running_vllm  # noqa: E402
-from cda.prompts import ToolSpec, same_call  # noqa: E402
-from cda.settings import Settings  # noqa: E402
 from cda.stack import api_url, operator_key, settings_env  # noqa: E402
-from cda.workers import wait_until  # noqa: E402
+from core.prompts import ToolSpec, same_call  # noqa: E402
+from core.settings import Settings  # noqa: E402
+from core.workers import wait_until  # noqa: E402
 from topics.events import Event  # noqa: E402
 from topics.producer import EventProducer  # noqa: E402
 from trainer.context_world import distractor_notes  # noqa: E402

@@ -12,10 +12,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from cda.settings import Settings
+from core.settings import Settings
+from examples.company_api import run_in_thread
 from streams.agent_loop import Decision, Model
 from streams.agent_settings import AgentSettings
-from streams.example_api import run_in_thread
 from streams.ids import job_id_for
 from streams.openapi import load_document, tools_from_openapi
 from streams.tools import Tool

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from cda.settings import Settings
+from core.settings import Settings
 from projections.migrate import migrate
 from projections.store import ProjectionStore
 from topics.admin import apply_catalog, delete_topics

@@ -24,10 +24,10 @@ from pathlib import Path
 import aiohttp
 import httpx
 
+from api.keys import issue_key
 from benchmarks.common import bench_line, ensure_broker, free_port, scratch_topics
-from cda.settings import Settings
-from cda.workers import wait_until
-from streams.api.keys import issue_key
+from core.settings import Settings
+from core.workers import wait_until
 from topics.catalog import CATALOG
 from topics.consumer import EventConsumer
 from topics.dead_letters import Skipped

@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition  # noqa: E402
 
 from benchmarks.common import bench_line, ensure_broker, scratch_topics  # noqa: E402
-from cda.settings import Settings  # noqa: E402
+from core.settings import Settings  # noqa: E402
 from topics.catalog import topic  # noqa: E402
 from topics.connection import client_config, cluster_metadata, fetch_batch, topic_name  # noqa: E402
 from topics.consumer import EventConsumer  # noqa: E402

@@ -16,8 +16,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.common import bench_line, bench_store, ensure_broker, scratch_topics  # noqa: E402
 from benchmarks.p1_kafka_serde import make_events  # noqa: E402
-from cda.settings import Settings  # noqa: E402
-from cda.workers import wait_until  # noqa: E402
+from core.settings import Settings  # noqa: E402
+from core.workers import wait_until  # noqa: E402
 from projections.catalog import JOBS  # noqa: E402
 from projections.runner import ProjectionRunner  # noqa: E402
 from projections.store import ProjectionStore  # noqa: E402

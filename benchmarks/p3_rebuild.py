@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.common import bench_line, bench_store, ensure_broker, scratch_topics  # noqa: E402
 from benchmarks.p1_kafka_serde import consume_decode, make_events  # noqa: E402
-from cda.settings import Settings  # noqa: E402
+from core.settings import Settings  # noqa: E402
 from projections.catalog import JOBS  # noqa: E402
 from projections.rebuild import rebuild  # noqa: E402
 from topics.producer import EventProducer  # noqa: E402

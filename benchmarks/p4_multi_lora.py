@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import httpx  # noqa: E402
 
 from benchmarks.common import bench_line, random_adapters, running_vllm  # noqa: E402
-from cda.settings import Settings  # noqa: E402
+from core.settings import Settings  # noqa: E402
 from inference.vllm_api import VllmApi  # noqa: E402
 
 PROMPT = "Task: invoice the order 42 for acme and email the customer\nCall:"

@@ -20,8 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import httpx  # noqa: E402
 
 from benchmarks.common import bench_line, ensure_broker, random_adapters, running_vllm, scratch_topics  # noqa: E402
-from cda.settings import Settings  # noqa: E402
-from cda.workers import WorkerThread  # noqa: E402
+from core.settings import Settings  # noqa: E402
+from core.workers import WorkerThread  # noqa: E402
 from inference.lifecycle import AdapterManager, registry_root  # noqa: E402
 from inference.random_adapter import place_in_registry  # noqa: E402
 from inference.routing import AdapterRouter, served_name  # noqa: E402

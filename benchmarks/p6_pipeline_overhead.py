@@ -14,8 +14,8 @@ import time
 
 from benchmarks.agents_common import invoice_jobs, onboarded_acme, pick_model
 from benchmarks.common import bench_line, ensure_broker, scratch_topics
-from cda.settings import Settings
-from cda.workers import wait_until
+from core.settings import Settings
+from core.workers import wait_until
 from streams.agent_loop import UnitTiming
 from streams.app import agents_in_thread
 from streams.service import AgentService

@@ -15,7 +15,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.common import bench_line  # noqa: E402
-from cda.settings import Settings  # noqa: E402
+from core.settings import Settings  # noqa: E402
 from trainer.synthetic import DEMO_TOOLS, demo_examples  # noqa: E402
 from trainer.tiny_model import build  # noqa: E402
 from trainer.train import TrainConfig, train_adapter  # noqa: E402

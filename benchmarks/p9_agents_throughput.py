@@ -14,9 +14,10 @@ import time
 
 from benchmarks.agents_common import TASK, invoice_jobs, onboarded_acme, pick_model
 from benchmarks.common import bench_line, ensure_broker, scratch_topics
-from cda.prompts import call_schema, render_prompt
-from cda.settings import Settings
-from cda.workers import wait_until
+from context.units import split_units
+from core.prompts import call_schema, render_prompt
+from core.settings import Settings
+from core.workers import wait_until
 from streams.agent_loop import Model
 from streams.agent_settings import AgentSettings
 from streams.app import agents_in_thread
@@ -25,7 +26,6 @@ from streams.ids import idempotency_key
 from streams.job_reader import timeline
 from streams.service import AgentService
 from streams.tools import Tool
-from streams.units import split_units
 from topics.events import Event
 from topics.producer import EventProducer
 

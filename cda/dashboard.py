@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 from rich.table import Table
 
-from cda.errors import CdaError
+from core.errors import CdaError
 
 HEADER_HEIGHT = 80
 CHART_HEIGHT = 420

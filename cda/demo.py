@@ -31,10 +31,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 from rich.table import Table
 
 from cda.dashboard import render_html, tables
-from cda.errors import CdaError
 from cda.key_file import read_key, save_key
-from cda.settings import Settings
 from cda.stack import api_url, operator_key
+from core.errors import CdaError
+from core.settings import Settings
 from trainer.synthetic import DEMO_COMPANY, demo_call, demo_examples
 
 FINAL = ("completed", "failed")

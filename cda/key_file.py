@@ -7,8 +7,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from cda.paths import safe_join
-from cda.settings import Settings
+from core.paths import safe_join
+from core.settings import Settings
 
 
 def key_path(settings: Settings, company: str) -> Path:

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import httpx
 
-from cda.settings import Settings
 from cda.supervisor import EXTERNAL, FAILED, READY, RESTARTING, STARTING, STOPPED, STOPPING, Backoff, Part, PartSpec, PartStatus
+from core.settings import Settings
 from topics.broker import LocalBroker, from_settings
 
 OPERATOR_KEY_FILE = "operator.key"

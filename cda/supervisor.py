@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from cda.errors import CdaError
+from core.errors import CdaError
 
 # states a part goes through; the table and `cda status` show them as they are
 PENDING, STARTING, READY, RUNNING, RESTARTING, STOPPING, STOPPED, EXTERNAL, FAILED = (

@@ -16,8 +16,8 @@ from typing import Any
 
 import httpx
 
-from cda.retry import RetryableStatus, RetryPolicy, http_transient, raise_for_retry
-from cda.settings import Settings
+from core.retry import RetryableStatus, RetryPolicy, http_transient, raise_for_retry
+from core.settings import Settings
 from inference.errors import InferenceError, InferenceUnavailable
 
 ATTEMPTS = 3

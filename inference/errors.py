@@ -1,6 +1,6 @@
 """Errors of the inference package, naming the adapter, company or server at fault."""
 
-from cda.errors import CdaError, TransientError
+from core.errors import CdaError, TransientError
 
 
 class InferenceError(CdaError):

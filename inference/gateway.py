@@ -12,7 +12,7 @@ import jsonschema
 from fastapi import Depends, FastAPI, HTTPException, Request, Response
 from pydantic import BaseModel, Field, field_validator
 
-from cda.workers import WorkerThread
+from core.workers import WorkerThread
 from inference.errors import CompletionRefused, InferenceUnavailable
 from inference.metrics import InferenceMetrics
 from inference.routing import AdapterRouter

@@ -19,20 +19,20 @@ import threading
 import uuid
 from pathlib import Path
 
-from cda.errors import is_transient
-from cda.paths import is_within, safe_join
-from cda.prompts import PROMPT_VERSION
-from cda.settings import Settings
-from cda.workers import run_until_stopped
+from core.errors import is_transient
+from core.identifiers import is_identifier
+from core.paths import UnsafePath, is_within, safe_join
+from core.prompts import PROMPT_VERSION
+from core.settings import Settings
+from core.workers import run_until_stopped
 from inference.adapter_files import check_prompt_version, inspect_adapter, same_model
 from inference.errors import AdapterInvalid, InferenceUnavailable, NotAnAdapterAnnouncement, WaitingForTopics
 from inference.routing import ActiveAdapter, AdapterRouter, is_staging_name, served_name, staging_name
 from inference.vllm_api import VllmApi
 from topics.consumer import EventConsumer, Received
-from topics.errors import UnknownTopic, UnsafePath
+from topics.errors import UnknownTopic
 from topics.events import Event
 from topics.handling import handle_each
-from topics.identifiers import is_identifier
 from topics.positions import Position
 from topics.producer import EventProducer
 

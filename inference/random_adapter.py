@@ -7,7 +7,7 @@ import json
 import shutil
 from pathlib import Path
 
-from cda.paths import safe_join
+from core.paths import safe_join
 from inference.adapter_files import SERVED_MODULES
 
 

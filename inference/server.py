@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from cda.settings import Settings
+from core.settings import Settings
 from inference.errors import ServerSetupError
 from inference.vllm_api import VllmApi
 

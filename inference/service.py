@@ -15,10 +15,10 @@ from urllib.parse import urlparse
 
 import uvicorn
 
-from cda.errors import is_transient
-from cda.settings import Settings
-from cda.signals import exit_on_signals
-from cda.workers import WorkerThread
+from core.errors import is_transient
+from core.settings import Settings
+from core.signals import exit_on_signals
+from core.workers import WorkerThread
 from inference.errors import ServerSetupError
 from inference.gateway import GatewayState, create_app
 from inference.lifecycle import AdapterManager

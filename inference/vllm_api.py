@@ -1,4 +1,4 @@
-"""The few vLLM OpenAI-compatible endpoints cda uses, each bounded by one total deadline (`cda.retry`).
+"""The few vLLM OpenAI-compatible endpoints cda uses, each bounded by one total deadline (`core.retry`).
 
 Adapter loads, unloads and listings are safe to send twice (loads are always in place), so they are
 retried on connection errors, timeouts and 429/5xx. A generation is not: one that timed out while being
@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from cda.retry import RetryableStatus, RetryPolicy, http_transient, raise_for_retry
+from core.retry import RetryableStatus, RetryPolicy, http_transient, raise_for_retry
 from inference.errors import CompletionRefused, InferenceUnavailable
 
 ATTEMPTS = 3

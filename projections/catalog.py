@@ -67,7 +67,7 @@ def _job_event(event: Event) -> dict[str, Any]:
     """A job's event as JSON; a request keeps its unit count, not its payload (company data stays in the log)."""
     data = event.to_json()
     if event.type == "data_process_requested":
-        from streams.units import split_units
+        from context.units import split_units
 
         data["units"] = len(split_units(str(data.pop("payload_json"))))
         data.pop("secret_refs", None)

@@ -1,6 +1,6 @@
 """Errors of the projections, naming the table, event or store at fault."""
 
-from cda.errors import CdaError, TransientError
+from core.errors import CdaError, TransientError
 
 
 class ProjectionError(CdaError):

@@ -23,10 +23,10 @@ from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
 
-from cda.errors import is_transient
-from cda.retry import RetryPolicy
-from cda.settings import Settings
-from cda.workers import wait_until
+from core.errors import is_transient
+from core.retry import RetryPolicy
+from core.settings import Settings
+from core.workers import wait_until
 from projections.batches import insert_keeping_good
 from projections.errors import ProjectionError
 from projections.model import Projection

@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from cda.errors import is_transient
-from cda.settings import Settings
-from cda.workers import run_until_stopped
+from core.errors import is_transient
+from core.settings import Settings
+from core.workers import run_until_stopped
 from projections.batches import insert_keeping_good
 from projections.model import Projection
 from projections.store import ProjectionStore

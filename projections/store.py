@@ -17,7 +17,7 @@ from typing import Any
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 
-from cda.settings import Settings
+from core.settings import Settings
 from projections.errors import StoreError, StoreUnavailable
 from projections.failures import error_code, is_transient_store_error
 

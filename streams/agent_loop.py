@@ -17,17 +17,17 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from cda.errors import is_transient
-from cda.prompts import PROMPT_VERSION, call_schema, render
+from context.memory import AUTOMATION, MemoryEntry, automation_content
+from context.prompt_context import Recall, decision_context
+from context.units import Unit, split_units
+from core.errors import is_transient
+from core.prompts import PROMPT_VERSION, call_schema, render
 from streams.agent_settings import AgentSettings
 from streams.ids import call_id, event_id, idempotency_key, prompt_hash, step_number
 from streams.job_state import JobState, UnitProgress, fold, mutate
-from streams.memory import AUTOMATION, MemoryEntry, automation_content
 from streams.outcomes import CallOutcome
-from streams.prompt_context import Recall, decision_context
 from streams.tools import Tool
 from streams.truth import expected_calls, judge
-from streams.units import Unit, split_units
 from topics.events import Event
 
 log = logging.getLogger(__name__)

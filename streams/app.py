@@ -17,8 +17,8 @@ from typing import Any
 
 import faust
 
-from cda.errors import CdaError
-from cda.settings import Settings
+from core.errors import CdaError
+from core.settings import Settings
 from streams.service import AgentService
 from topics.connection import topic_name
 

@@ -10,7 +10,7 @@ https, the original name as TLS SNI and certificate name — so a second DNS ans
 environment are not used.
 
 Every attempt carries the caller's `Idempotency-Key`, so transport errors, timeouts, 429 and 5xx are
-retried (cda.retry's policy, bounded by a total deadline) without risking a second effect; any other
+retried (core.retry's policy, bounded by a total deadline) without risking a second effect; any other
 answer is final. The body is streamed and reading stops past `bridge_max_response_bytes`.
 
 The outcome is a value, never an exception: the agent loop records it as an event. A secret's value is
@@ -29,8 +29,8 @@ from typing import Any
 
 import httpx
 
-from cda.retry import RETRY_STATUSES, RetryableStatus, RetryPolicy, http_transient, raise_for_retry
-from cda.settings import Settings
+from core.retry import RETRY_STATUSES, RetryableStatus, RetryPolicy, http_transient, raise_for_retry
+from core.settings import Settings
 from streams.addresses import AddressResolver, IPAddress, SystemResolver, checked_addresses
 from streams.agent_settings import AgentSettings
 from streams.call_plan import PlannedCall, build_headers, plan_call
@@ -71,7 +71,7 @@ class _Redactor:
 
 
 def _retry_if(exc: BaseException) -> bool:
-    """cda.retry's HTTP predicate with read timeouts resent (the Idempotency-Key makes it safe), minus
+    """core.retry's HTTP predicate with read timeouts resent (the Idempotency-Key makes it safe), minus
     transport errors that are the request's own fault and would fail the same way again."""
     if isinstance(exc, (httpx.UnsupportedProtocol, httpx.LocalProtocolError)):
         return False

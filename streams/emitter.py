@@ -9,7 +9,7 @@ import threading
 
 from confluent_kafka import KafkaError, Message
 
-from cda.settings import Settings
+from core.settings import Settings
 from topics.errors import DeliveryError
 from topics.events import Event
 from topics.producer import EventProducer

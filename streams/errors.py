@@ -6,7 +6,7 @@ Messages name the tool, field, host or secret *reference*; never a secret's valu
 
 from __future__ import annotations
 
-from cda.errors import CdaError, TransientError
+from core.errors import CdaError, TransientError
 
 
 class StreamsError(CdaError):

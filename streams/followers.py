@@ -9,8 +9,8 @@ import threading
 import uuid
 from collections.abc import Callable
 
-from cda.settings import Settings
-from cda.workers import WorkerThread, run_until_stopped, wait_until
+from core.settings import Settings
+from core.workers import WorkerThread, run_until_stopped, wait_until
 from streams.agent_settings import AgentSettings
 from streams.tools import Tool, ToolRegistry
 from topics.consumer import EventConsumer

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cda.errors import is_transient
+from core.errors import is_transient
 from inference.client import InferenceClient
 from inference.errors import InferenceError
 from streams.agent_loop import Decision

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta, timezone
 
 from confluent_kafka import Consumer, TopicPartition
 
-from cda.settings import Settings
+from core.settings import Settings
 from topics.connection import client_config, topic_name
 from topics.events import Event
 from topics.positions import Position

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from cda.settings import Settings
+from core.settings import Settings
 from streams.job_state import JobState, mutate
 from topics.consumer import EventConsumer
 from topics.dead_letters import Skipped

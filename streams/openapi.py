@@ -25,10 +25,10 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 import jsonschema
 
-from cda.errors import CdaError, TransientError
-from cda.retry import RetryPolicy, http_transient, raise_for_retry
+from core.errors import CdaError, TransientError
+from core.identifiers import is_identifier
+from core.retry import RetryPolicy, http_transient, raise_for_retry
 from streams.tools import Tool
-from topics.identifiers import is_identifier
 
 METHODS = ("get", "put", "post", "delete", "patch")  # what a tool can call (topics.checks.HTTP_METHODS)
 BODY_METHODS = frozenset({"put", "post", "patch"})

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
 
-from cda.paths import is_within
+from core.paths import is_within
 from streams.errors import MissingSecret
 
 MAX_SECRET_BYTES = 16_384

@@ -8,8 +8,11 @@ import asyncio
 import logging
 import threading
 
-from cda.errors import is_transient
-from cda.settings import Settings
+from context.memory import MEMORY_EVENTS, CompanyMemory
+from context.prompt_context import company_recall, recallable
+from context.sessions import CompanySessions, idle_close_event
+from core.errors import is_transient
+from core.settings import Settings
 from inference.client import InferenceClient
 from streams.agent_loop import Bridge, JobLimits, JobRun, JobRunner, Model, Observer
 from streams.agent_settings import AgentSettings
@@ -17,9 +20,6 @@ from streams.emitter import AsyncEmitter
 from streams.followers import CompanyTables, TopicTable
 from streams.gateway_model import GatewayModel
 from streams.job_log import JobLog
-from streams.memory import MEMORY_EVENTS, CompanyMemory
-from streams.prompt_context import company_recall, recallable
-from streams.sessions import CompanySessions, idle_close_event
 from topics.catalog import topic as catalog_topic
 from topics.dead_letters import DeadLetters, Rejected
 from topics.errors import EventValidationError, SchemaNotFound, SerializationError

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from cda.prompts import ToolSpec
+from core.prompts import ToolSpec
 from topics.events import Event
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from cda.prompts import same_call
+from core.prompts import same_call
 from streams.job_state import JobState
 
 

@@ -9,10 +9,10 @@ from dataclasses import dataclass
 
 import httpx
 
-from cda.settings import Settings
+from api.keys import issue_key
+from api.server import running_api
+from core.settings import Settings
 from projections.store import ProjectionStore
-from streams.api.keys import issue_key
-from streams.api.server import running_api
 from tests.helpers import eventually, free_port
 from topics.consumer import EventConsumer
 from topics.dead_letters import Skipped

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from cda.settings import Settings
+from core.settings import Settings
 from projections.migrate import migrate
 from projections.store import ProjectionStore
 from tests.helpers import free_port

@@ -7,7 +7,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from cda.workers import WorkerThread, wait_until
+from core.workers import WorkerThread, wait_until
 
 
 def free_port() -> int:

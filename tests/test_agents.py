@@ -12,11 +12,11 @@ from typing import Any
 import httpx
 import pytest
 
-from cda.settings import Settings
+from core.settings import Settings
+from examples.company_api import run_in_thread
 from streams.agent_loop import Decision
 from streams.agent_settings import AgentSettings
 from streams.app import agents_in_thread
-from streams.example_api import run_in_thread
 from streams.ids import job_id_for
 from streams.job_reader import timeline
 from streams.openapi import load_document, tools_from_openapi
@@ -159,7 +159,7 @@ def test_a_secret_value_appears_in_no_event_log_or_table(catalog: Catalog, examp
 
     from confluent_kafka import Consumer
 
-    from cda.workers import WorkerThread
+    from core.workers import WorkerThread
     from projections.catalog import PROJECTIONS
     from projections.runner import ProjectionRunner
     from projections.store import ProjectionStore

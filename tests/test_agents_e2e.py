@@ -21,13 +21,13 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
-from cda.settings import Settings
-from cda.workers import WorkerThread
+from core.settings import Settings
+from core.workers import WorkerThread
+from examples.company_api import run_in_thread
 from projections.catalog import JOBS, TOOL_CALLS
 from projections.migrate import migrate
 from projections.runner import ProjectionRunner
 from projections.store import ProjectionStore
-from streams.example_api import run_in_thread
 from streams.ids import job_id_for
 from streams.job_reader import company_jobs
 from tests.helpers import eventually, free_port

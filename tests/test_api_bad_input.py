@@ -10,7 +10,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from cda.settings import Settings
+from core.settings import Settings
 from projections.store import ProjectionStore
 from tests.api_support import ApiStack, api_stack, auth, raw_values
 from tests.helpers import eventually

@@ -19,14 +19,14 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from cda.settings import Settings
-from cda.workers import WorkerThread
+from api.keys import issue_key
+from api.server import running_api
+from core.settings import Settings
+from core.workers import WorkerThread
+from examples.company_api import run_in_thread
 from projections.migrate import migrate
 from projections.store import ProjectionStore
-from streams.api.keys import issue_key
-from streams.api.server import running_api
 from streams.app import agents_in_thread
-from streams.example_api import run_in_thread
 from streams.service import AgentService
 from tests.api_support import auth, produce
 from tests.helpers import eventually, free_port

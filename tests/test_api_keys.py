@@ -10,9 +10,9 @@ import sys
 import pytest
 from pydantic import ValidationError
 
-from cda.settings import Settings
-from streams.api.keys import KeyTable, issue_key, revocation
-from streams.api.server import running_api
+from api.keys import KeyTable, issue_key, revocation
+from api.server import running_api
+from core.settings import Settings
 from tests.api_support import ApiStack, auth, raw_values
 from tests.helpers import eventually, free_port
 from topics.catalog import CATALOG

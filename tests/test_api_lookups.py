@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from streams.api.lookups import JobLookups
+from api.lookups import JobLookups
 
 
 class SlowStore:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from streams.api.keys import issue_key
+from api.keys import issue_key
 from tests.api_support import ApiStack, produce
 from tests.helpers import eventually
 from topics.events import Event

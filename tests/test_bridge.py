@@ -19,7 +19,7 @@ from urllib.parse import parse_qsl, urlsplit
 import httpx
 import pytest
 
-from cda.settings import Settings
+from core.settings import Settings
 from streams.addresses import IPAddress
 from streams.agent_settings import AgentSettings
 from streams.bridge import ApiBridge, CallOutcome

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cda.cli.main import app
-from cda.settings import Settings
+from core.settings import Settings
 from tests.conftest import free_port, local_broker
 from topics.admin import apply_catalog
 from topics.catalog import CATALOG
@@ -62,7 +62,7 @@ def test_the_cli_fails_fast_on_an_unreachable_broker(monkeypatch: pytest.MonkeyP
     address = f"localhost:{free_port()}"
     monkeypatch.setenv("CDA_KAFKA_BOOTSTRAP", address)
     monkeypatch.setenv("CDA_KAFKA_TIMEOUT_S", "2")
-    from cda.settings import get_settings
+    from core.settings import get_settings
     get_settings.cache_clear()
     try:
         runner = CliRunner()

@@ -90,7 +90,7 @@ def test_every_cda_command_in_the_compose_file_parses_with_the_cli_and_its_setti
     import typer
 
     from cda.cli.main import app
-    from cda.settings import Settings
+    from core.settings import Settings
 
     services = yaml.safe_load(COMPOSE.read_text())["services"]
     root = typer.main.get_command(app)

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from cda.paths import safe_join
-from cda.settings import Settings
+from core.paths import UnsafePath, safe_join
+from core.settings import Settings
 from topics.catalog import topic
 from topics.connection import topic_name
 from topics.consumer import EventConsumer, Received
-from topics.errors import EventValidationError, InvalidIdentifier, UnsafePath
+from topics.errors import EventValidationError, InvalidIdentifier
 from topics.events import Event
 from topics.positions import Position
 from topics.producer import EventProducer

@@ -11,7 +11,7 @@ import pytest
 from confluent_kafka import Consumer
 from typer.testing import CliRunner
 
-from cda.settings import Settings, get_settings
+from core.settings import Settings, get_settings
 from tests.test_contract_checks import _raw_event
 from topics.catalog import CATALOG
 from topics.connection import client_config, topic_name

@@ -16,7 +16,7 @@ import pytest
 from avro.compatibility import ReaderWriterCompatibilityChecker, SchemaCompatibilityType
 from fastavro import parse_schema, schemaless_writer
 
-from cda.errors import is_transient
+from core.errors import is_transient
 from tests.fake_registry import fake_registry
 from topics.catalog import topic_of
 from topics.errors import SerializationError

@@ -16,8 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from cda.settings import Settings
-from streams.example_api import ExampleApiError, run_in_thread
+from core.settings import Settings
+from examples.company_api import ExampleApiError, run_in_thread
 from tests.helpers import eventually, free_port
 from trainer.synthetic import DEMO_TOOLS
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from cda.settings import Settings
-from cda.workers import WorkerThread, run_until_stopped
+from core.settings import Settings
+from core.workers import WorkerThread, run_until_stopped
 from inference.lifecycle import AdapterManager
 from inference.routing import AdapterRouter
 from inference.vllm_api import VllmApi

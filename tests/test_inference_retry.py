@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from cda.settings import Settings
+from core.settings import Settings
 from inference.client import InferenceClient
 from inference.errors import CompletionRefused, InferenceError, InferenceUnavailable
 from inference.gateway import GatewayState, create_app

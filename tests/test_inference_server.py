@@ -20,8 +20,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from cda.settings import Settings
-from cda.workers import WorkerThread
+from core.settings import Settings
+from core.workers import WorkerThread
 from inference.client import InferenceClient
 from inference.errors import InferenceUnavailable
 from inference.gateway import GatewayState, create_app

@@ -111,7 +111,7 @@ def test_a_bad_adapter_config_is_a_refusal_not_a_crash(tmp_path: Path, config: o
 
 
 def test_an_adapter_uri_must_lie_in_the_registry_folder_of_its_company(tmp_path: Path) -> None:
-    from cda.settings import Settings
+    from core.settings import Settings
     from inference.lifecycle import company_adapter_dir, registry_root
 
     settings = Settings(home=tmp_path / "home")
@@ -169,7 +169,7 @@ def test_readiness_is_false_when_a_worker_thread_died() -> None:
     pytest.importorskip("fastapi")
     import threading
 
-    from cda.workers import WorkerThread
+    from core.workers import WorkerThread
 
     def lifecycle(stop: threading.Event) -> None:
         raise KeyError("a bug")
@@ -198,7 +198,7 @@ def test_sigterm_and_sigint_become_a_clean_exit_that_runs_finally_blocks() -> No
     import os
     import signal
 
-    from cda.signals import exit_on_signals
+    from core.signals import exit_on_signals
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         cleaned = []

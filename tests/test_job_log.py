@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
-from cda.settings import Settings
+from core.settings import Settings
 from streams.job_log import JobLog
 from topics.events import Event
 from topics.producer import EventProducer

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
-from cda.settings import Settings
+from core.settings import Settings
 from topics.admin import apply_catalog, describe_configs
 from topics.catalog import topic
 from topics.connection import admin_client, client_config, topic_name

@@ -9,13 +9,13 @@ import json
 
 import pytest
 
-from cda.prompts import ToolSpec, render_prompt
-from streams import context_events
+from context import events as context_events
+from context.memory import AUTOMATION, CompanyMemory, automation_content
+from context.recall import RecallIndex, recall, terms
+from context.sessions import CompanySessions
+from core.prompts import ToolSpec, render_prompt
 from streams.agent_loop import JobRun, JobRunner
 from streams.agent_settings import AgentSettings
-from streams.memory import AUTOMATION, CompanyMemory, automation_content
-from streams.recall import RecallIndex, recall, terms
-from streams.sessions import CompanySessions
 from tests.test_agent_loop import TOOLS, FakeBridge, FakeModel, Log, request
 from topics.events import Event
 
@@ -154,7 +154,7 @@ def test_a_closed_session_fails_the_job_at_acceptance_and_nothing_else_happens()
 def test_an_adapter_trained_for_another_prompt_version_is_refused(tmp_path: object) -> None:
     from pathlib import Path
 
-    from cda.prompts import PROMPT_VERSION
+    from core.prompts import PROMPT_VERSION
     from inference.adapter_files import META_FILE, check_prompt_version
     from inference.errors import AdapterInvalid
 

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from cda.settings import Settings
-from streams import context_events
+from context import events as context_events
+from core.settings import Settings
 from streams.app import agents_in_thread
 from streams.job_reader import timeline
 from streams.service import AgentService

@@ -13,9 +13,9 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from cda.cli.main import app
-from cda.settings import Settings, get_settings
+from core.settings import Settings, get_settings
+from examples.company_api import run_in_thread
 from streams.call_plan import plan_call
-from streams.example_api import run_in_thread
 from streams.openapi import OpenApiError, load_document, tools_from_openapi
 from streams.tools import Tool
 from topics.consumer import EventConsumer

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from cda.settings import Settings
+from core.settings import Settings
 from projections.catalog import ADAPTERS
 from projections.queries import listing
 from projections.store import ProjectionStore

@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cda.cli.main import app
-from cda.settings import Settings, get_settings
+from core.settings import Settings, get_settings
 from projections.store import ProjectionStore
 from tests.helpers import free_port
 from tests.test_projections import job_story

@@ -21,8 +21,8 @@ from clickhouse_connect.driver.exceptions import (
     StreamFailureError,
 )
 
-from cda.settings import Settings
-from cda.workers import WorkerThread
+from core.settings import Settings
+from core.workers import WorkerThread
 from projections.catalog import JOBS, projection
 from projections.failures import TRANSIENT_CODES, error_code, is_transient_store_error
 from projections.model import Projection

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from cda.settings import Settings
+from core.settings import Settings
 from projections.catalog import JOBS, TOOL_CALLS
 from projections.migrate import migrate
 from projections.rebuild import IGNORED, NOT_AN_EVENT, NOT_FOLDED, REFUSED, rebuild

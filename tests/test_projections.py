@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from cda.settings import Settings
+from core.settings import Settings
 from projections.catalog import PROJECTIONS, projection
 from projections.queries import dashboard, dashboard_queries, listing
 from projections.runner import ProjectionRunner

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from fastavro import parse_schema, schemaless_reader, schemaless_writer
 
-from cda.errors import is_transient
-from cda.settings import Settings
+from core.errors import is_transient
+from core.settings import Settings
 from tests.fake_registry import fake_registry
 from tests.helpers import eventually
 from topics.avro_codec import TrailingBytes, Unsupported, compile_decoder, compile_encoder

@@ -39,8 +39,8 @@ def test_the_cuda_build_of_vllm_serves_the_tiny_base_and_a_runtime_adapter(tmp_p
     answers under its own name. Skipped where vLLM is not installed (the lent GPU machines here cannot carry
     its 290 MiB CUDA wheel, so this has not run here yet; see scripts/gpu_check.sh)."""
     pytest.importorskip("vllm")
-    from cda.prompts import call_schema, parse_call, render_prompt
-    from cda.settings import Settings
+    from core.prompts import call_schema, parse_call, render_prompt
+    from core.settings import Settings
     from inference.random_adapter import make_adapter
     from inference.server import VllmServer
     from inference.vllm_api import VllmApi

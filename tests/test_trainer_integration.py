@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from cda.prompts import ToolSpec
-from cda.retry import RetryPolicy
-from cda.settings import Settings
+from core.prompts import ToolSpec
+from core.retry import RetryPolicy
+from core.settings import Settings
 from inference.lifecycle import AdapterManager
 from inference.routing import AdapterRouter, served_name
 from inference.vllm_api import VllmApi

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from cda.settings import Settings
+from core.settings import Settings
 from topics.events import Event
 from topics.producer import EventProducer
 from trainer.sources import company_tools, history_examples
@@ -58,7 +58,7 @@ def test_replay_takes_adapter_decided_completed_steps_in_their_recorded_context(
     """The gate's replay: a step an adapter decided, in a completed job, whose call succeeded, comes back with the
     task, unit data, notes and earlier results its recorded prompt showed; base-decided, failed or unfinished ones
     do not (a call the base made is no evidence of the company's practice)."""
-    from cda.prompts import render_prompt
+    from core.prompts import render_prompt
     from trainer.replay import replay_examples
     from trainer.synthetic import DEMO_TOOLS
 

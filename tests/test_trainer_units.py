@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from cda.prompts import call_schema, parse_call, render_prompt, render_target
-from cda.settings import Settings
-from topics.errors import UnsafePath
+from core.paths import UnsafePath
+from core.prompts import call_schema, parse_call, render_prompt, render_target
+from core.settings import Settings
 from topics.events import Event
 from trainer.dataset import BadData, build_dataset, in_eval
 from trainer.examples import Example
@@ -155,7 +155,7 @@ def test_request_bounds_name_the_field(tmp_path: Path) -> None:
 
 def test_one_worker_per_request_folder(tmp_path: Path) -> None:
     """The work folder's lock: a second holder is refused at once (transient, so nothing is committed)."""
-    from cda.errors import is_transient
+    from core.errors import is_transient
     from trainer.errors import RequestBusy
     from trainer.worker import exclusive
 
@@ -172,8 +172,8 @@ def test_one_worker_per_request_folder(tmp_path: Path) -> None:
 
 def test_evaluation_outage_is_transient_not_a_verdict() -> None:
     """A vLLM that does not answer makes evaluation raise InferenceUnavailable (retry later), not raw httpx errors."""
-    from cda.errors import is_transient
-    from cda.retry import RetryPolicy
+    from core.errors import is_transient
+    from core.retry import RetryPolicy
     from inference.errors import InferenceUnavailable
     from tests.helpers import free_port
     from trainer.evaluate import evaluate

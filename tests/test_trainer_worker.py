@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cda.cli.main import app
-from cda.settings import Settings, get_settings
+from core.settings import Settings, get_settings
 from tests.helpers import eventually, free_port, running
 from topics.catalog import topic as catalog_topic
 from topics.connection import topic_name

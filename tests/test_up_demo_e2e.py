@@ -18,9 +18,9 @@ import httpx
 import pytest
 
 from cda.key_file import read_key
-from cda.settings import Settings
 from cda.stack import api_url, settings_env
 from cda.supervisor import StatusFile, pid_alive
+from core.settings import Settings
 from tests.browser import assert_dashboard_drawn
 from tests.helpers import eventually, free_port
 

@@ -16,7 +16,7 @@ from confluent_kafka.admin import (
     ResourceType,
 )
 
-from cda.settings import Settings
+from core.settings import Settings
 from topics.catalog import CATALOG, TopicSpec
 from topics.connection import admin_client, cluster_metadata, topic_name
 

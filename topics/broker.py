@@ -18,7 +18,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from cda.settings import Settings
+from core.settings import Settings
 from topics.errors import BrokerSetupError
 
 POM = Path(__file__).parent / "kafka" / "pom.xml"

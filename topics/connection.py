@@ -9,8 +9,8 @@ from typing import Any, TypeVar
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 from confluent_kafka.admin import AdminClient, ClusterMetadata
 
-from cda.retry import RetryPolicy
-from cda.settings import Settings
+from core.retry import RetryPolicy
+from core.settings import Settings
 from topics.catalog import physical_name
 from topics.errors import BrokerUnavailable, TopicsError
 

@@ -9,7 +9,7 @@ from typing import Any, Protocol
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
-from cda.settings import Settings
+from core.settings import Settings
 from topics.catalog import topic as catalog_topic
 from topics.connection import broker_call, client_config, cluster_metadata, drop_reached, fetch_batch, topic_name, watermarks
 from topics.dead_letters import DeadLetters, Rejected

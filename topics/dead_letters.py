@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 from confluent_kafka import Message
 
-from cda.settings import Settings
+from core.identifiers import is_identifier
+from core.settings import Settings
 from topics.events import Event
-from topics.identifiers import is_identifier
 from topics.producer import EventProducer
 
 UNKNOWN_COMPANY = "unknown"

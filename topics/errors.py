@@ -1,6 +1,6 @@
 """Errors of the event backbone, raised at its boundaries with the topic, field or address at fault."""
 
-from cda.errors import CdaError, TransientError
+from core.errors import CdaError, TransientError
 
 
 class TopicsError(CdaError):
@@ -46,10 +46,6 @@ class BrokerSetupError(TopicsError):
 
 class InvalidIdentifier(EventValidationError):
     """An identifier field (company, request, tool, job, session...) is not of the one safe form."""
-
-
-class UnsafePath(TopicsError):
-    """A path built from event data would leave the folder it must stay in."""
 
 
 class RegistryUnavailable(TopicsError, TransientError):

@@ -1,6 +1,6 @@
 """How a worker handles a batch: each record on its own, so one bad record costs one dead letter, not the
 partition. A transient failure (broker, store, model server down) propagates instead: the caller commits
-nothing and re-joins (`cda.workers.run_until_stopped`), and the group hands the records back."""
+nothing and re-joins (`core.workers.run_until_stopped`), and the group hands the records back."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Protocol
 
-from cda.errors import is_transient
+from core.errors import is_transient
 from topics.consumer import Received
 from topics.dead_letters import Rejected
 

@@ -1,35 +1,16 @@
-"""The one form of every identifier in the contract (companies, requests, jobs, tools, sessions...).
-
-Identifiers end up in record keys, folder names, URLs and SQL filters, so they are kept to a form that
-is safe in all of them: a letter or digit first, then letters, digits, `_`, `.` and `-`, at most 128
-characters. `..`, `/`, spaces and control characters can never appear.
-"""
+"""The contract's identifier fields, and the check that names the field at fault (the form itself is
+`core.identifiers`)."""
 
 from __future__ import annotations
 
-import re
-from functools import lru_cache
-
+from core.identifiers import is_identifier
 from topics.errors import InvalidIdentifier
-
-ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
-_ID = re.compile(ID_PATTERN.removeprefix("^").removesuffix("$"))  # fullmatch: `$` would let a final newline in
 
 # every field of the contract that holds an identifier, wherever it appears
 IDENTIFIER_FIELDS = frozenset({
     "company_id", "request_id", "job_id", "session_id", "entry_id", "tool_name", "call_id", "version",
     "previous_version", "source_job_id", "key_id",
 })
-
-
-@lru_cache(maxsize=65_536)
-def _is_identifier(value: str) -> bool:
-    return _ID.fullmatch(value) is not None and ".." not in value
-
-
-def is_identifier(value: object) -> bool:
-    """Checked on every event read: the same few company, job and tool ids recur, so answers are memoised."""
-    return isinstance(value, str) and len(value) <= 128 and _is_identifier(value)
 
 
 def check_identifier(value: object, field: str = "id") -> str:

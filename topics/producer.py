@@ -7,7 +7,7 @@ from typing import Any
 
 from confluent_kafka import KafkaError, Message, Producer
 
-from cda.settings import Settings
+from core.settings import Settings
 from topics.catalog import topic_of
 from topics.connection import client_config, cluster_metadata, topic_name
 from topics.errors import DeliveryError

@@ -7,7 +7,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterator
 
-from cda.settings import Settings
+from core.settings import Settings
 from topics.consumer import EventConsumer, Received
 from topics.dead_letters import Skipped
 from topics.events import Event

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from confluent_kafka import Consumer, TopicPartition
 
-from cda.settings import Settings
+from core.settings import Settings
 from topics.connection import client_config, topic_name
 from topics.consumer import EventConsumer
 from topics.dead_letters import Skipped

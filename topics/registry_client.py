@@ -7,7 +7,7 @@ with a bounded time per call and failures sorted by who is at fault.
 - The record is at fault (its schema id is unknown): `SerializationError`, deterministic.
 - The writer is at fault (the registry refuses the schema as incompatible or invalid): `SerializationError`.
 
-Retries follow the one policy of cda (`cda.retry.RetryPolicy`, total deadline); the library's own
+Retries follow the one policy of cda (`core.retry.RetryPolicy`, total deadline); the library's own
 retries are switched off so the bound holds.
 """
 
@@ -21,7 +21,7 @@ import httpx
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
-from cda.retry import RetryPolicy
+from core.retry import RetryPolicy
 from topics.errors import RegistryUnavailable, SerializationError
 
 try:  # the HTTP library the registry client runs on: httpx2 where installed, else httpx

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaException, Message, TopicPartition
 
-from cda.settings import Settings
+from core.settings import Settings
 from topics.catalog import topic as catalog_topic
 from topics.connection import (
     admin_client,

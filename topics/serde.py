@@ -24,7 +24,7 @@ from typing import Any, NamedTuple, Protocol
 
 from fastavro import parse_schema, schemaless_reader, schemaless_writer
 
-from cda.settings import Settings
+from core.settings import Settings
 from topics import datum
 from topics.avro_codec import Encoder, TrailingBytes, Unsupported, compile_decoder, compile_encoder
 from topics.errors import EventValidationError, SchemaNotFound, SerializationError

@@ -2,7 +2,7 @@
 
 An adapter trained on bare prompts meets prompts with a `Notes:` section in service, and a note it never saw
 in training pulls it off its call. So each training example is shown, as often as not, with the notes recall
-picks for it from the company's memory now (`streams.prompt_context`, the agents' own path), plus made-up
+picks for it from the company's memory now (`context.prompt_context`, the agents' own path), plus made-up
 notes that decide nothing (standing preferences for arguments no tool of the company takes) and now and then
 unrelated results of a session's earlier jobs: the adapter learns to use a note that decides and to pass over one that does
 not. The held-out examples the gate scores get the recalled notes alone, as the agents would show them.
@@ -22,10 +22,10 @@ import random
 from collections.abc import Sequence
 from dataclasses import replace
 
-from cda.prompts import ToolSpec, render_earlier
-from cda.settings import Settings
-from streams.memory import MemoryEntry
-from streams.prompt_context import company_recall, decision_context
+from context.memory import MemoryEntry
+from context.prompt_context import company_recall, decision_context
+from core.prompts import ToolSpec, render_earlier
+from core.settings import Settings
 from trainer.context_world import distractor_notes
 from trainer.examples import Example
 

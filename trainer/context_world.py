@@ -12,7 +12,7 @@ import random
 from dataclasses import dataclass, replace
 from typing import Any
 
-from cda.prompts import ToolSpec, render_earlier
+from core.prompts import ToolSpec, render_earlier
 from trainer import values
 from trainer.examples import Example
 from trainer.synthetic import _SOURCES, _TEXT_KINDS, Company, _Tool, make_company

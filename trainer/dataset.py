@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 
 import jsonschema
 
-from cda.errors import CdaError
-from cda.prompts import ToolSpec
+from core.errors import CdaError
+from core.prompts import ToolSpec
 from trainer.examples import Example
 
 EVAL_SHARE = 0.2

@@ -3,7 +3,7 @@ request another worker is training is busy (transient: it is asked again later, 
 
 from __future__ import annotations
 
-from cda.errors import CdaError, TransientError
+from core.errors import CdaError, TransientError
 
 
 class TrainerError(CdaError):

@@ -3,7 +3,7 @@ task with guided decoding, exactly as the agents will ask it. Exact tool-call ac
 arguments) and JSON validity are measured for a candidate and for the company's current model.
 
 A server that is down, overloaded or restarted (it forgot the adapter: 404) is an outage, not a verdict:
-each question is retried under `cda.retry`, and what is still failing becomes `InferenceUnavailable`
+each question is retried under `core.retry`, and what is still failing becomes `InferenceUnavailable`
 (transient), so the trainer commits nothing and asks again when vLLM is back. Asking twice is harmless
 here (nothing is executed), so read timeouts are retried too.
 """
@@ -16,9 +16,9 @@ from typing import Any
 import httpx
 import jsonschema
 
-from cda.errors import CdaError
-from cda.prompts import ToolSpec, call_schema, parse_call, render, same_call
-from cda.retry import RetryPolicy, http_transient, raise_for_retry
+from core.errors import CdaError
+from core.prompts import ToolSpec, call_schema, parse_call, render, same_call
+from core.retry import RetryPolicy, http_transient, raise_for_retry
 from inference.errors import InferenceUnavailable
 from trainer.examples import Example
 

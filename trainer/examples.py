@@ -1,4 +1,4 @@
-"""A training example: one task with the tool call that served it (the prompt it becomes is `cda.prompts`)."""
+"""A training example: one task with the tool call that served it (the prompt it becomes is `core.prompts`)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from cda.prompts import PromptContext, ToolSpec
+from core.prompts import PromptContext, ToolSpec
 
 
 @dataclass(frozen=True)
@@ -19,11 +19,11 @@ class Example:
     payload_json: str
     tool_name: str
     arguments: dict[str, Any]
-    notes: tuple[str, ...] = ()  # memory entries the prompt showed (`cda.prompts`)
+    notes: tuple[str, ...] = ()  # memory entries the prompt showed (`core.prompts`)
     earlier: tuple[str, ...] = ()  # results of the session's earlier jobs the prompt showed
 
     def context(self, tools: Sequence[ToolSpec]) -> PromptContext:
-        """The context this example's prompt shows, among `tools` (rendered by `cda.prompts.render`)."""
+        """The context this example's prompt shows, among `tools` (rendered by `core.prompts.render`)."""
         return PromptContext.of(self.task, self.payload_json, tools, self.notes, self.earlier)
 
     @property

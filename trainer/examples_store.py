@@ -13,9 +13,8 @@ import os
 import uuid
 from pathlib import Path
 
-from cda.paths import safe_join
-from cda.settings import Settings
-from topics.errors import UnsafePath
+from core.paths import UnsafePath, safe_join
+from core.settings import Settings
 from trainer.durable import fsync_path
 from trainer.errors import BadRequest
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cda.prompts import ToolSpec
+from core.prompts import ToolSpec
 from trainer.examples import Example
 from trainer.synthetic import generic_world
 from trainer.train import encode, lr_factor, training_step

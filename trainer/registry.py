@@ -19,9 +19,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from cda.errors import CdaError
-from cda.paths import safe_join
-from topics.identifiers import is_identifier
+from core.errors import CdaError
+from core.identifiers import is_identifier
+from core.paths import safe_join
 from trainer.durable import fsync_path, fsync_tree
 
 TRAINER_VERSION = "1"
@@ -44,7 +44,7 @@ class AdapterVersion:
     trainer_version: str = TRAINER_VERSION
     path: str = ""
     baseline: str = ""  # what the candidate was compared with: a served version, or the base model's name
-    prompt_version: int = 1  # the prompt format it was trained for (`cda.prompts.PROMPT_VERSION`); older records: 1
+    prompt_version: int = 1  # the prompt format it was trained for (`core.prompts.PROMPT_VERSION`); older records: 1
 
 
 class AdapterRegistry(Protocol):

@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from cda.prompts import parse_prompt
-from cda.settings import Settings
+from core.prompts import parse_prompt
+from core.settings import Settings
 from topics.reads import read_to_end
 from trainer.dataset import in_eval
 from trainer.examples import Example

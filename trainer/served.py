@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cda.settings import Settings
+from core.settings import Settings
 from topics.events import Event
 from trainer.sources import read_topic
 

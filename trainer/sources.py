@@ -7,8 +7,8 @@ import json
 import uuid
 from collections.abc import Iterator
 
-from cda.prompts import ToolSpec
-from cda.settings import Settings
+from core.prompts import ToolSpec
+from core.settings import Settings
 from topics.consumer import EventConsumer, Received
 from topics.positions import Position
 from trainer.examples import Example

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from cda.prompts import ToolSpec
+from core.prompts import ToolSpec
 from trainer import values
 from trainer.examples import Example
 

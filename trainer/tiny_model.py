@@ -67,7 +67,7 @@ CONTEXT_STAGES: tuple[ContextPlan, ...] = (ContextPlan(), ContextPlan(steps=4000
 def corpus(worlds: int = 2_000, seed: int = 0) -> Iterator[str]:
     """Local text for the tokenizer: prompts and calls of the pretraining world (seeds it never trains on),
     and standard-library docstrings for plain English."""
-    from cda.prompts import render_prompt, render_target
+    from core.prompts import render_prompt, render_target
     from trainer.synthetic import generic_world
 
     for index in range(worlds):

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cda.errors import CdaError
-from cda.prompts import ToolSpec, render, render_target
+from core.errors import CdaError
+from core.prompts import ToolSpec, render, render_target
 from inference.adapter_files import SERVED_MODULES
 from trainer.durable import fsync_path, fsync_tree
 from trainer.examples import Example

@@ -8,7 +8,7 @@ version, and a version already stored for the request is announced again rather 
 
 Failures by kind: a request the trainer will not do gets `training_failed` with the field at fault; an
 outage (broker, vLLM) raises a transient error, nothing is committed and the worker joins again later
-(`cda.workers.run_until_stopped`); a record it cannot handle at all (another event type, ids that are no
+(`core.workers.run_until_stopped`); a record it cannot handle at all (another event type, ids that are no
 identifiers, a bug) goes to `dead_letters` with the reason, and the worker goes on.
 
 One request, one worker: the work folder is held with an exclusive `flock` while the request is handled.
@@ -36,20 +36,19 @@ from typing import Any
 
 from confluent_kafka import KafkaException
 
-from cda.errors import CdaError, TransientError, is_transient
-from cda.paths import safe_join
-from cda.prompts import PROMPT_VERSION
-from cda.retry import RetryPolicy
-from cda.settings import Settings
-from cda.workers import run_until_stopped
+from context.memory import MemoryEntry
+from context.prompt_context import recallable
+from context.reads import read_memory
+from core.errors import CdaError, TransientError, is_transient
+from core.paths import UnsafePath, safe_join
+from core.prompts import PROMPT_VERSION
+from core.retry import RetryPolicy
+from core.settings import Settings
+from core.workers import run_until_stopped
 from inference.errors import InferenceUnavailable
 from inference.routing import served_name
 from inference.vllm_api import VllmApi
-from streams.context_reads import read_memory
-from streams.memory import MemoryEntry
-from streams.prompt_context import recallable
 from topics.consumer import EventConsumer, Received
-from topics.errors import UnsafePath
 from topics.events import Event
 from topics.handling import handle_each
 from topics.producer import EventProducer
@@ -209,7 +208,7 @@ class TrainerWorker:
         return max(0.0, time.time() - float(mark.read_text() or 0))
 
     def memory(self, company: str) -> list[MemoryEntry]:
-        """The company's memory now, as the agents may recall it into a prompt (`streams.prompt_context`)."""
+        """The company's memory now, as the agents may recall it into a prompt (`context.prompt_context`)."""
         return recallable(read_memory(self.settings), company, self.settings)
 
     def _dataset(self, request: Event, max_examples: int) -> Dataset:

@@ -58,9 +58,9 @@ def process(
     timeout: float = typer.Option(600.0, help="With --wait: give up following after this many seconds."),
 ) -> None:
     """Produce a data_process_requested event; with --wait, follow the job with a progress bar."""
+    from context.units import split_units
     from streams.ids import job_id_for
     from streams.job_reader import follow_job
-    from streams.units import split_units
 
     with failing_clearly():
         try:

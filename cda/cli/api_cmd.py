@@ -13,7 +13,7 @@ app = typer.Typer(help="The public REST API.", no_args_is_help=True)
 def serve(host: str | None = typer.Option(None, help="Listen address (default CDA_API_HOST)."),
           port: int | None = typer.Option(None, help="Port (default CDA_API_PORT).")) -> None:
     """Serve the API until Ctrl-C / SIGTERM; OpenAPI at /docs."""
-    from streams.api.server import serve as run
+    from api.server import serve as run
 
     with failing_clearly():
         config = settings()

@@ -8,9 +8,9 @@ from __future__ import annotations
 import typer
 from rich.table import Table
 
+from api.keys import KeyTable, issue_key, revocation
 from cda.cli.common import err, failing_clearly, out, settings
-from cda.settings import Settings
-from streams.api.keys import KeyTable, issue_key, revocation
+from core.settings import Settings
 from topics.events import Event
 from topics.identifiers import check_identifier
 from topics.producer import EventProducer

@@ -9,7 +9,7 @@ import httpx
 import typer
 
 from cda.cli.common import err, failing_clearly, out, settings
-from cda.retry import RetryPolicy, http_transient, raise_for_retry
+from core.retry import RetryPolicy, http_transient, raise_for_retry
 
 app = typer.Typer(help="The demo company acme's API: its operations are acme's tools.", no_args_is_help=True)
 
@@ -20,8 +20,8 @@ def serve(host: str | None = typer.Option(None, help="Address to listen on; defa
           db: Path | None = typer.Option(None, help="SQLite file of its effects; default <home>/example-api/acme.sqlite3.")) -> None:
     """Serve acme's API in the foreground (Ctrl-C stops it); onboard it with
     `cda tools import --company acme --openapi http://HOST:PORT/openapi.json`."""
-    from streams.example_api import default_db
-    from streams.example_api import serve as run
+    from examples.company_api import default_db
+    from examples.company_api import serve as run
 
     with failing_clearly():
         config = settings()

@@ -7,10 +7,10 @@ import typer
 from rich.table import Table
 
 from cda.cli.common import err, failing_clearly, out, settings
-from cda.settings import Settings
-from streams import context_events
-from streams.context_reads import read_memory, read_sessions
-from streams.memory import KINDS, PREFERENCE
+from context import events as context_events
+from context.memory import KINDS, PREFERENCE
+from context.reads import read_memory, read_sessions
+from core.settings import Settings
 from topics.events import Event
 from topics.producer import EventProducer
 

@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from cda.cli.common import err, failing_clearly, out, progress_bar, settings
-from cda.workers import WorkerThread
+from core.workers import WorkerThread
 from projections.catalog import PROJECTIONS, projection
 from projections.migrate import migrate as apply_migrations
 from projections.queries import LISTINGS, listing

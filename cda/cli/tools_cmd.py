@@ -15,7 +15,7 @@ import typer
 from rich.table import Column, Table
 
 from cda.cli.common import err, failing_clearly, out, settings
-from cda.settings import Settings
+from core.settings import Settings
 from streams.openapi import load_document, tools_from_openapi
 from streams.tools import Tool, ToolRegistry
 from topics.errors import EventValidationError

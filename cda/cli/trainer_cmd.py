@@ -14,7 +14,7 @@ from confluent_kafka import TopicPartition
 from rich.table import Table
 
 from cda.cli.common import err, failing_clearly, out, progress_bar, settings
-from cda.settings import Settings
+from core.settings import Settings
 from topics.connection import cluster_metadata, topic_name
 from topics.consumer import EventConsumer
 from topics.events import Event

@@ -11,8 +11,8 @@ from rich.live import Live
 from rich.table import Table
 
 from cda.cli.common import err, failing_clearly, out, settings
-from cda.signals import exit_on_signals
 from cda.supervisor import PartStatus, StatusFile, Supervisor, SupervisorError, pid_alive
+from core.signals import exit_on_signals
 
 STYLE = {"ready": "green", "running": "green", "external": "cyan", "starting": "yellow", "restarting": "red",
          "failed": "red", "stopping": "yellow", "stopped": "dim", "pending": "dim"}

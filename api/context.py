@@ -1,0 +1,100 @@
+"""What the API process holds: its producer, the tables it follows (keys, tools), the projection store, the jobs
+and training requests it accepted lately, and the rate limiter. Built once per app, closed at shutdown."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+from api.keys import KeyTable
+from api.limits import RateLimiter
+from api.lookups import JobLookups
+from api.producing import AsyncProducer
+from api.readiness import Readiness
+from core.settings import Settings
+from projections.store import ProjectionStore
+from streams.followers import TopicTable
+from streams.tools import Tool, ToolRegistry
+
+
+class Recent:
+    """Requests this process produced, by (company, kind, id), bounded: a read right after the 202 finds them
+    before the projection does, and a repeated request id is known without asking the store."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._items: OrderedDict[tuple[str, str, str], dict[str, Any]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def add(self, company_id: str, kind: str, name: str, info: dict[str, Any]) -> None:
+        with self._lock:
+            self._items[(company_id, kind, name)] = info
+            if len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+    def get(self, company_id: str, kind: str, name: str) -> dict[str, Any] | None:
+        with self._lock:
+            return self._items.get((company_id, kind, name))
+
+
+@dataclass
+class ApiContext:
+    settings: Settings
+    store: ProjectionStore
+    producer: AsyncProducer
+    keys: KeyTable = field(default_factory=KeyTable)
+    registry: ToolRegistry = field(default_factory=ToolRegistry)
+    stop: threading.Event = field(default_factory=threading.Event)
+    inflight: dict[str, Any] = field(default_factory=dict)  # job id -> future of its request being produced
+    recent: Recent = field(init=False)
+    limiter: RateLimiter = field(init=False)
+    keys_table: TopicTable = field(init=False)
+    tools_table: TopicTable = field(init=False)
+    readiness: Readiness = field(init=False)
+    lookups: JobLookups = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.recent = Recent(self.settings.api_recent_kept)
+        self.limiter = RateLimiter(self.settings.api_rate_per_s, self.settings.api_rate_burst)
+        self.keys_table = TopicTable(self.settings, "company_keys", self.keys.apply)
+        self.tools_table = TopicTable(self.settings, "company_tools", self.registry.apply)
+        self.readiness = Readiness(self)
+        self.lookups = JobLookups(self.store)
+
+    @classmethod
+    def open(cls, settings: Settings, store: ProjectionStore | None = None) -> ApiContext:
+        return cls(settings, store or ProjectionStore.from_settings(settings), AsyncProducer(settings))
+
+    def start(self, timeout_s: float) -> bool:
+        """Follow the keys and tools topics; True once both were read to their end, False if the time is up.
+        A follower that died (a topic missing, say) raises its error at once, naming what to do."""
+        self.keys_table.start(self.stop)
+        self.tools_table.start(self.stop)
+        caught_up = self.keys_table.wait_caught_up(timeout_s) and self.tools_table.wait_caught_up(timeout_s)
+        for table in (self.keys_table, self.tools_table):
+            if table.worker is not None and table.worker.error is not None:
+                raise table.worker.error
+        return caught_up
+
+    def tools_of(self, company_id: str) -> dict[str, Tool]:
+        with self.tools_table.lock:
+            return self.registry.tools_of(company_id)
+
+    def apply_tool_event(self, event: Any) -> None:
+        """Read your writes: what this process registered is visible to it before the follower meets it."""
+        with self.tools_table.lock:
+            self.registry.apply(event)
+
+    @property
+    def followers_healthy(self) -> bool:
+        return all(t.worker is not None and t.worker.healthy for t in (self.keys_table, self.tools_table))
+
+    def close(self) -> None:
+        self.stop.set()
+        for table in (self.keys_table, self.tools_table):
+            if table.worker is not None:
+                table.worker.join(10)
+        self.readiness.close()
+        self.producer.close()

@@ -1,0 +1,22 @@
+"""Companies and their keys (operator routes): a key is shown once, in the answer that made it."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from api.schemas.common import Identifier, Request
+
+
+class CompanyCreate(Request):
+    company_id: Identifier
+
+
+class KeyIssued(BaseModel):
+    company_id: str
+    key_id: str
+    api_key: str = Field(description="Shown once: only a salted hash of it is kept.")
+
+
+class KeysRevoked(BaseModel):
+    company_id: str
+    revoked: list[str]

@@ -1,0 +1,111 @@
+"""Jobs: a request to process data, the job that serves it, its units, calls and results."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field, JsonValue
+
+from api.schemas.common import Identifier, Request, UtcDatetime
+
+JobStatus = Literal["queued", "accepted", "running", "completed", "failed"]
+
+
+class ExpectedCall(Request):
+    """The right call of one record, where the sender knows it (a benchmark, the demo, a reviewed batch)."""
+
+    tool: Identifier
+    arguments: dict[str, JsonValue] = Field(default_factory=dict)
+
+
+class ProcessRequest(Request):
+    task: str = Field(min_length=1, max_length=2000, description="What to do with the data, in the company's words.")
+    data: JsonValue = Field(description="The data: a payload holding a list of records is processed record by record.")
+    use_adapter: bool | None = Field(default=None, description="Ask the company's adapter (default: its agent setting).")
+    session_id: Identifier | None = Field(default=None, description="Group this job with others of a session.")
+    request_id: Identifier | None = Field(default=None, description="Your id of the request (like Idempotency-Key).")
+    tools: list[Identifier] = Field(default_factory=list, max_length=256, description="Limit the job to these tools.")
+    expected: list[ExpectedCall] | None = Field(default=None, max_length=100_000, description=(
+        "The right call of each record, in record order, when you know it: the job's results and listing then say "
+        "whether every call was right. Never shown to the model."))
+
+
+class ProcessAccepted(BaseModel):
+    job_id: str
+    request_id: str
+    status: JobStatus
+    url: str = Field(description="Where the job's status is read.")
+    events_url: str
+    duplicate: bool = Field(description="True when this request id was seen before: nothing new was produced.")
+
+
+class UnitPublic(BaseModel):
+    unit: int
+    status: Literal["pending", "deciding", "calling", "completed", "failed"]
+    tool: str | None = None
+    arguments: JsonValue = None
+    status_code: int | None = None
+    result: JsonValue = None
+    error: str = ""
+    error_kind: str = ""
+    right: bool | None = Field(default=None, description="The call was the expected one (None: no expected call given).")
+
+
+class ToolCallPublic(BaseModel):
+    call_id: str
+    unit: int
+    step: int
+    tool: str
+    arguments: JsonValue = None
+    attempts: int
+    status: Literal["requested", "completed", "failed"]
+    status_code: int | None = None
+    latency_ms: float | None = None
+    error: str = ""
+    error_kind: str = ""
+
+
+class JobPublic(BaseModel):
+    job_id: str
+    request_id: str
+    status: JobStatus
+    task: str = ""
+    session_id: str | None = None
+    requested_at: UtcDatetime | None = None
+    accepted_at: UtcDatetime | None = None
+    finished_at: UtcDatetime | None = None
+    latency_ms: float | None = Field(default=None, description="From acceptance to the end, as the agents measured it.")
+    adapter_version: str | None = Field(default=None, description="The company adapter version the job was run with "
+                                        "(None: the base model).")
+    model: str | None = None
+    units_total: int | None = None
+    units: list[UnitPublic] = Field(default_factory=list)
+    tool_calls: list[ToolCallPublic] = Field(default_factory=list)
+    results: JsonValue = Field(default=None, description="The job's result (job_completed), once completed.")
+    right: bool | None = Field(default=None, description="Every unit's call was the expected one (None: not known).")
+    error: str = ""
+    error_kind: str = ""
+    url: str
+    events_url: str
+
+
+class JobSummary(BaseModel):
+    job_id: str
+    request_id: str
+    session_id: str | None = None
+    task: str
+    status: JobStatus
+    requested_at: UtcDatetime
+    finished_at: UtcDatetime | None = None
+    tool_calls: int
+    right: bool | None = Field(default=None, description="Every unit's call was the expected one (None: not known).")
+    url: str
+
+
+class JobPage(BaseModel):
+    jobs: list[JobSummary]
+    total: int = Field(description="Jobs matching the filters in all.")
+    limit: int
+    offset: int
+    next_offset: int | None = Field(description="Offset of the next page; None on the last one.")
+

@@ -1,0 +1,67 @@
+"""Company sessions as the agents hold them: the fold of `company_sessions` (opened, closed), per company.
+A job that names a session is accepted only while that session of *its* company is open; within it, each
+decision also sees the results of the session's earlier jobs (`context.memory`). A session nobody used for
+`session_idle_s` is closed by the agents (`session_closed`, reason `idle`)."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from dataclasses import dataclass
+
+from topics.events import Event
+
+SESSION_EVENTS = ("session_opened", "session_closed")
+
+
+@dataclass(frozen=True)
+class Session:
+    company_id: str
+    session_id: str
+    opened_ms: int
+    closed: bool = False
+    reason: str | None = None
+
+
+def idle_close_event(company_id: str, session_id: str) -> Event:
+    """The agents' `session_closed` for an idle session: one id per session, so workers that both decide to
+    close it produce the same fact (consumers deduplicate on the id)."""
+    return Event.new("session_closed", company_id, event_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"idle:{company_id}:{session_id}")),
+                     session_id=session_id, reason="idle")
+
+
+class CompanySessions:
+    """Sessions by (company, id); thread-safe, idempotent."""
+
+    def __init__(self) -> None:
+        self._sessions: dict[tuple[str, str], Session] = {}
+        self._lock = threading.Lock()
+
+    def apply(self, event: Event) -> None:
+        key = (event.company_id, str(event["session_id"]))
+        with self._lock:
+            if event.type == "session_opened" and key not in self._sessions:
+                self._sessions[key] = Session(*key, int(event.occurred_at.timestamp() * 1000))
+            elif event.type == "session_closed":
+                known = self._sessions.get(key)
+                opened = known.opened_ms if known else int(event.occurred_at.timestamp() * 1000)
+                self._sessions[key] = Session(*key, opened, True, event.data.get("reason"))
+
+    def get(self, company_id: str, session_id: str) -> Session | None:
+        with self._lock:
+            return self._sessions.get((company_id, session_id))
+
+    def open_sessions(self) -> list[Session]:
+        with self._lock:
+            return [s for s in self._sessions.values() if not s.closed]
+
+    def refusal(self, company_id: str, session_id: str | None) -> tuple[str, str] | None:
+        """Why a job naming `session_id` cannot be accepted (reason, kind), or None when it can."""
+        if not session_id:
+            return None
+        found = self.get(company_id, session_id)
+        if found is None:  # another company's session is unknown here, exactly like one that never existed
+            return f"session {session_id} is unknown to company {company_id}", "unknown_session"
+        if found.closed:
+            return f"session {session_id} is closed ({found.reason or 'closed'})", "session_closed"
+        return None

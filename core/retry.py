@@ -1,0 +1,97 @@
+"""The one retry policy of cda (on tenacity): bounded attempts, exponential backoff with jitter, and a
+total deadline that no retry sleeps past, so a caller's documented bound holds however many layers retry.
+
+Which failures are worth another attempt is the caller's predicate; for HTTP, `http_transient` says:
+connection failures, 429 and 5xx yes; a read timeout only when the request is safe to send twice (a
+generation that timed out while being read may still be running, so it is not blindly re-sent).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+import httpx
+from tenacity import (
+    AsyncRetrying,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_before_delay,
+    wait_exponential_jitter,
+)
+
+from core.errors import TransientError, is_transient
+
+T = TypeVar("T")
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
+class RetryableStatus(TransientError):
+    """An HTTP answer that asks to be tried again (429 or 5xx)."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        super().__init__(f"HTTP {response.status_code}: {response.text[:300]}")
+        self.response = response
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """At most `attempts` tries within `deadline_s` in all; waits grow from `backoff_s` to `max_backoff_s`."""
+
+    attempts: int = 3
+    deadline_s: float = 30.0
+    backoff_s: float = 0.2
+    max_backoff_s: float = 5.0
+
+    def __post_init__(self) -> None:
+        if self.attempts < 1:
+            raise ValueError(f"RetryPolicy.attempts must be >= 1, not {self.attempts}")
+        if self.deadline_s <= 0:
+            raise ValueError(f"RetryPolicy.deadline_s must be > 0, not {self.deadline_s}")
+
+    def _kwargs(self, retry_if: Callable[[BaseException], bool]) -> dict[str, object]:
+        return {
+            "stop": stop_after_attempt(self.attempts) | stop_before_delay(self.deadline_s),
+            "wait": wait_exponential_jitter(multiplier=self.backoff_s, max=self.max_backoff_s, jitter=self.backoff_s),
+            "retry": retry_if_exception(retry_if),
+            "reraise": True,
+        }
+
+    def call(self, attempt: Callable[[float], T], retry_if: Callable[[BaseException], bool] = is_transient) -> T:
+        """Run `attempt(remaining_s)` until it returns, a failure is not retryable, or the bound is spent."""
+        deadline = time.monotonic() + self.deadline_s
+        for trial in Retrying(**self._kwargs(retry_if)):  # type: ignore[arg-type]
+            with trial:
+                return attempt(max(deadline - time.monotonic(), 0.001))
+        raise AssertionError("unreachable: tenacity re-raises the last failure")  # pragma: no cover
+
+    async def call_async(self, attempt: Callable[[float], Awaitable[T]],
+                         retry_if: Callable[[BaseException], bool] = is_transient) -> T:
+        """The async twin of `call`."""
+        deadline = time.monotonic() + self.deadline_s
+        async for trial in AsyncRetrying(**self._kwargs(retry_if)):  # type: ignore[arg-type]
+            with trial:
+                return await attempt(max(deadline - time.monotonic(), 0.001))
+        raise AssertionError("unreachable: tenacity re-raises the last failure")  # pragma: no cover
+
+
+def raise_for_retry(response: httpx.Response) -> httpx.Response:
+    """Turn a 429/5xx answer into `RetryableStatus`; any other answer is returned to the caller as is."""
+    if response.status_code in RETRY_STATUSES:
+        raise RetryableStatus(response)
+    return response
+
+
+def http_transient(resend_after_read_timeout: bool) -> Callable[[BaseException], bool]:
+    """The predicate for HTTP calls: connection failures, 429/5xx, and read timeouts when safe to resend."""
+    def retry_if(exc: BaseException) -> bool:
+        if isinstance(exc, (httpx.ReadTimeout, httpx.WriteTimeout)):
+            return resend_after_read_timeout
+        if isinstance(exc, (httpx.TransportError, RetryableStatus)):
+            return True
+        return is_transient(exc)
+
+    return retry_if

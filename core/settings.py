@@ -1,0 +1,146 @@
+"""The one settings object, read from the environment (`CDA_*`), so every component agrees on paths and addresses."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Configuration of every cda process; each field is overridable as `CDA_<FIELD>`."""
+
+    model_config = SettingsConfigDict(env_prefix="CDA_", extra="ignore")
+
+    home: Path = Field(default=Path(".cda"), description="Where local state lives: broker data, chDB, adapters.")
+    kafka_bootstrap: str = Field(default="localhost:9092", description="Kafka bootstrap servers.")
+    kafka_port: int = Field(default=9092, description="Port of the local broker started by `cda kafka up`.")
+    kafka_controller_port: int = Field(default=9093, description="KRaft controller port of the local broker.")
+    kafka_jars: Path | None = Field(default=None, description="Folder of the broker's jars; default <home>/kafka/lib.")
+    kafka_heap: str = Field(default="512m", description="Java heap of the local broker.")
+    kafka_timeout_s: float = Field(default=10.0, gt=0, description="Bound on any single broker round trip.")
+    topic_prefix: str = Field(default="", description="Prepended to every catalog topic name (test isolation).")
+    schema_registry_url: str | None = Field(default=None, description="Confluent schema registry; framing switches to it.")
+    schema_registry_timeout_s: float = Field(default=5.0, gt=0, description="Bound on one schema-registry call, retries included.")
+    clickhouse_url: str | None = Field(default=None, description="ClickHouse server URL; default is embedded chDB.")
+    clickhouse_database: str = Field(default="cda", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="Database of the views.")
+
+    base_model: str | None = Field(default=None, description="Base model path or id; default the tiny local model.")
+    served_base_name: str = Field(default="base", description="Name the base model is served under.")
+    vllm_url: str = Field(default="http://localhost:8010", description="The vLLM OpenAI-compatible server.")
+    vllm_python: str | None = Field(default=None, description="Interpreter that has vLLM; default this one.")
+    vllm_max_loras: int = Field(default=8, ge=1, description="Adapters active in one batch.")
+    vllm_max_cpu_loras: int = Field(default=32, ge=1, description="Adapters cached in memory.")
+    vllm_max_lora_rank: int = Field(default=16, ge=1, description="Largest adapter rank the server takes.")
+    vllm_max_model_len: int = Field(default=1024, ge=64, description="Context length served.")
+    vllm_memory_fraction: float = Field(default=0.1, gt=0, le=1, description="--gpu-memory-utilization (CPU: of RAM).")
+    vllm_start_timeout_s: float = Field(default=180.0, gt=0, description="Bound on the server's start-up.")
+    vllm_watch_interval_s: float = Field(default=2.0, gt=0, description="How often the service checks that vLLM "
+                                         "still serves every active adapter (and re-registers them after a restart).")
+    inference_url: str = Field(default="http://localhost:8020", description="The cda inference gateway.")
+    inference_timeout_s: float = Field(default=30.0, gt=0, description="Bound on one inference request.")
+    inference_concurrency: int = Field(default=8, ge=1, description="Requests in flight per client.")
+    example_api_url: str = Field(default="http://127.0.0.1:8030", description="The demo company's example API "
+                                 "(`cda example-api serve` listens on its host and port).")
+    trainer_min_exact_match: float = Field(default=0.8, ge=0, le=1, description="The gate's absolute floor: an adapter "
+                                           "whose exact tool-call match is below it is not served, even if it beats the base.")
+    trainer_min_kind_examples: int = Field(default=3, ge=1, description="Fewest held-out examples of one kind of "
+                                           "task (one tool) the gate scores; a kind with fewer rejects the candidate.")
+    trainer_gate_patience_s: float = Field(default=1800.0, ge=0, description="How long a trained candidate waits for "
+                                           "vLLM to gate it (over redeliveries) before it is rejected as gate_unavailable: "
+                                           "a gate that cannot run never passes by default.")
+    trainer_max_steps: int = Field(default=20_000, ge=1, description="Most training steps a request may ask for.")
+    trainer_max_examples: int = Field(default=50_000, ge=1, description="Most examples a request may ask to use.")
+    trainer_max_learning_rate: float = Field(default=0.05, gt=0, description="Largest learning rate a request may ask for.")
+    trainer_min_learning_rate: float = Field(default=1e-7, gt=0, description="Smallest learning rate a request may ask for.")
+    trainer_inline_examples_bytes: int = Field(default=256_000, ge=1, description="Examples larger than this (encoded) are "
+                                               "stored under <home>/trainer/examples and referenced by the request.")
+    bridge_max_response_bytes: int = Field(default=1_048_576, ge=1, description="Most bytes of a company API's answer "
+                                           "the bridge reads; past it the call fails with response_too_large.")
+    bridge_deadline_s: float = Field(default=30.0, gt=0, description="Bound on one tool call, its retries included.")
+    bridge_attempts: int = Field(default=3, ge=1, description="Tries of one tool call in all (transport errors, "
+                                 "timeouts, 429 and 5xx are tried again with the same Idempotency-Key).")
+    bridge_backoff_s: float = Field(default=0.2, gt=0, description="First wait between tries of a tool call; it doubles.")
+    bridge_secret_files_root: Path | None = Field(default=None, description="When set, `file:` secret references may "
+                                                  "only name files under this folder.")
+
+    agents_group: str = Field(default="cda-agents", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$",
+                              description="Consumer group (Faust app id) of the agents; the topic prefix is prepended.")
+    agent_max_payload_bytes: int = Field(default=1_000_000, ge=1, description="Largest payload a job accepts "
+                                         "(larger: job_failed payload_too_large).")
+    agent_start_timeout_s: float = Field(default=60.0, gt=0, description="Bound on reading the tools and agent "
+                                         "settings tables before the agents take requests.")
+
+    # -- REST API (api, `cda api serve`, issue 12) ------------------------------------------------------
+    memory_prompt_tokens: int = Field(default=200, ge=0, description="Token budget of the notes recalled from "
+                                      "memory into one prompt.")
+    memory_prompt_notes: int = Field(default=4, ge=0, description="Most memory entries one prompt shows.")
+    memory_recall_automation: int = Field(default=500, ge=0, description="Latest automation entries (the "
+                                          "company's job history) recall ranks, beside every preference and fact.")
+    memory_history_notes: bool = Field(default=False, description="Show an automation-history entry (what an "
+                                       "earlier job did) among a prompt's notes. Off: measured, it decides no "
+                                       "argument and recalls the model's own mistakes as practice (README, BENCH A5).")
+    memory_max_entry_chars: int = Field(default=2_000, ge=1, description="Longest memory entry a company may write.")
+    session_prompt_jobs: int = Field(default=3, ge=1, description="Earlier results of a session one prompt shows "
+                                     "(the latest ones).")
+    session_idle_s: float = Field(default=3600.0, gt=0, description="A session unused this long is closed by the agents.")
+    environment: str = Field(default="development", pattern=r"^(development|staging|production)$",
+                             description="Where this runs; outside development a placeholder operator key is refused.")
+    api_host: str = Field(default="127.0.0.1", description="Address `cda api serve` listens on.")
+    api_port: int = Field(default=8000, ge=1, le=65535, description="Port `cda api serve` listens on.")
+    api_operator_key: SecretStr | None = Field(default=None, description="The operator's key (creates companies, "
+                                               "rotates and revokes keys over the API); unset: no operator routes.")
+    api_rate_per_s: float = Field(default=50.0, gt=0, description="Requests per second one API key may make (sustained).")
+    api_rate_burst: int = Field(default=100, ge=1, description="Requests one API key may make at once above its rate.")
+    api_max_body_bytes: int = Field(default=2_000_000, ge=1024, description="Largest request body (else 413).")
+    api_max_wait_s: float = Field(default=60.0, gt=0, description="Longest `?wait=` a job read may hold the request.")
+    api_max_stream_s: float = Field(default=600.0, gt=0, description="Longest a job's event stream (SSE) stays open.")
+    api_embedded_projections: bool = Field(default=True, description="With the embedded chDB store, run the "
+                                           "projection runners inside `cda api serve` (one process owns the folder).")
+    api_recent_kept: int = Field(default=100_000, ge=1, description="Jobs and training requests this process "
+                                 "accepted that it remembers (a read right after the 202 answers queued, not 404).")
+
+    @model_validator(mode="after")
+    def _operator_key_is_real(self) -> Settings:
+        key = self.api_operator_key.get_secret_value() if self.api_operator_key else None
+        placeholder = key is not None and (len(key) < 24 or key.lower() in {"changeme", "change-me", "placeholder",
+                                                                             "operator", "secret", "dev"})
+        if placeholder and self.environment != "development":
+            raise ValueError(f"api_operator_key: a placeholder (or shorter than 24 characters) is refused in "
+                             f"{self.environment}; set CDA_API_OPERATOR_KEY to a long random value")
+        return self
+    # -- end of REST API settings -------------------------------------------------------------------------------
+
+    @field_validator("home")
+    @classmethod
+    def _absolute_home(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @property
+    def kafka_dir(self) -> Path:
+        return self.home / "kafka"
+
+    @property
+    def clickhouse_dsn(self) -> str:
+        """The server URL when configured, else the embedded chDB engine kept under the home folder."""
+        return self.clickhouse_url or f"chdb://{self.home / 'clickhouse'}"
+
+    @property
+    def base_model_path(self) -> str:
+        return self.base_model or str(self.home / "models" / "tiny")
+
+    @property
+    def vllm_port(self) -> int:
+        return int(self.vllm_url.rsplit(":", 1)[1].split("/")[0])
+
+    @property
+    def kafka_lib(self) -> Path:
+        return self.kafka_jars.expanduser().resolve() if self.kafka_jars else self.kafka_dir / "lib"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings; tests build their own `Settings(...)` instead of mutating this one."""
+    return Settings()
