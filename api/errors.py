@@ -20,7 +20,7 @@ from topics.errors import EventValidationError
 log = logging.getLogger(__name__)
 
 
-class ApiError(Exception):
+class ApiError(CdaError):
     """An answer other than success: its status, the reason in words, and headers (Retry-After...)."""
 
     def __init__(self, status: int, error: str, headers: dict[str, str] | None = None) -> None:

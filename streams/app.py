@@ -17,13 +17,13 @@ from typing import Any
 
 import faust
 
-from core.errors import CdaError
 from core.settings import Settings
+from streams.errors import StreamsError
 from streams.service import AgentService
 from topics.connection import topic_name
 
 
-class AgentsError(CdaError):
+class AgentsError(StreamsError):
     """The agents could not be started."""
 
 

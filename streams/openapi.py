@@ -25,9 +25,10 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 import jsonschema
 
-from core.errors import CdaError, TransientError
+from core.errors import TransientError
 from core.identifiers import is_identifier
 from core.retry import RetryPolicy, http_transient, raise_for_retry
+from streams.errors import StreamsError
 from streams.tools import Tool
 
 METHODS = ("get", "put", "post", "delete", "patch")  # what a tool can call (topics.checks.HTTP_METHODS)
@@ -38,7 +39,7 @@ _TEMPLATE = re.compile(r"\{([^{}]+)\}")
 _PLACEHOLDER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # what the bridge fills (streams/call_plan.py)
 
 
-class OpenApiError(CdaError):
+class OpenApiError(StreamsError):
     """Not an OpenAPI 3 document, or an operation that cannot become a tool; the message names which and why."""
 
 

@@ -48,3 +48,34 @@ def test_the_prompt_contract_is_on_the_ground_floor_once() -> None:
             assert "def render_prompt" not in source and "class ToolSpec" not in source, path
     assert not (ROOT / "inference" / "tiny_model.py").exists()
     assert (ROOT / "trainer" / "tiny_model.py").exists()
+
+
+ROOTS = {"trainer": "trainer.errors.TrainerError", "streams": "streams.errors.StreamsError",
+         "inference": "inference.errors.InferenceError", "projections": "projections.errors.ProjectionError",
+         "topics": "topics.errors.TopicsError", "api": "core.errors.CdaError", "examples": "core.errors.CdaError",
+         "context": "core.errors.CdaError", "cda": "core.errors.CdaError", "core": "core.errors.CdaError"}
+PRIVATE = {"topics.avro_codec.Unsupported", "topics.avro_codec.TrailingBytes"}  # caught where raised, never leave the codec
+
+
+def test_every_error_derives_from_its_package_root() -> None:
+    """A caller can catch a package's failures by its root, and every failure by `CdaError`."""
+    import ast
+    import importlib
+
+    wrong = []
+    for package, root_path in ROOTS.items():
+        module_name, _, class_name = root_path.rpartition(".")
+        root = getattr(importlib.import_module(module_name), class_name)
+        for path in sorted((ROOT / package).rglob("*.py")):
+            tree = ast.parse(path.read_text())
+            classes = [n.name for n in tree.body if isinstance(n, ast.ClassDef)]
+            if not classes:
+                continue
+            dotted = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+            module = importlib.import_module(dotted)
+            for name in classes:
+                cls = getattr(module, name)
+                if isinstance(cls, type) and issubclass(cls, BaseException) and f"{dotted}.{name}" not in PRIVATE \
+                        and not issubclass(cls, root):
+                    wrong.append(f"{dotted}.{name} is no {root.__name__}")
+    assert wrong == []

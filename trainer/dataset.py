@@ -10,14 +10,14 @@ from dataclasses import dataclass, field
 
 import jsonschema
 
-from core.errors import CdaError
 from core.prompts import ToolSpec
+from trainer.errors import TrainerError
 from trainer.examples import Example
 
 EVAL_SHARE = 0.2
 
 
-class BadData(CdaError):
+class BadData(TrainerError):
     """The examples cannot make a dataset; `counts` says how many were rejected for which reason."""
 
     def __init__(self, message: str, counts: dict[str, int]) -> None:

@@ -18,5 +18,5 @@ class BadRequest(TrainerError):
         self.field = field
 
 
-class RequestBusy(TransientError):
+class RequestBusy(TrainerError, TransientError):
     """Another worker holds this request's work folder (it took the request while this one was away)."""

@@ -16,10 +16,10 @@ from typing import Any
 import httpx
 import jsonschema
 
-from core.errors import CdaError
 from core.prompts import ToolSpec, call_schema, parse_call, render, same_call
 from core.retry import RetryPolicy, http_transient, raise_for_retry
 from inference.errors import InferenceUnavailable
+from trainer.errors import TrainerError
 from trainer.examples import Example
 
 KIND_EXACT = "kind_exact:"
@@ -27,7 +27,7 @@ KIND_EXAMPLES = "kind_examples:"
 DEFAULT_POLICY = RetryPolicy(attempts=4, deadline_s=120.0, backoff_s=0.5, max_backoff_s=5.0)
 
 
-class EvaluationError(CdaError):
+class EvaluationError(TrainerError):
     """vLLM refused an evaluation request for a reason that retrying cannot change (a 4xx other than 404)."""
 
 

@@ -19,15 +19,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from core.errors import CdaError
 from core.identifiers import is_identifier
 from core.paths import safe_join
 from trainer.durable import fsync_path, fsync_tree
+from trainer.errors import TrainerError
 
 TRAINER_VERSION = "1"
 
 
-class UnknownVersion(CdaError, LookupError):
+class UnknownVersion(TrainerError, LookupError):
     """The registry holds no such version for the company."""
 
 

@@ -19,16 +19,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core.errors import CdaError
 from core.prompts import ToolSpec, render, render_target
 from inference.adapter_files import SERVED_MODULES
 from trainer.durable import fsync_path, fsync_tree
+from trainer.errors import TrainerError
 from trainer.examples import Example
 
 Progress = Callable[[int, int, float], None]  # (step, total_steps, loss)
 
 
-class TrainingRejected(CdaError):
+class TrainingRejected(TrainerError):
     """The request cannot be trained as asked (for example QLoRA without CUDA and no fallback)."""
 
 

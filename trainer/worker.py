@@ -39,7 +39,7 @@ from confluent_kafka import KafkaException
 from context.memory import MemoryEntry
 from context.prompt_context import recallable
 from context.reads import read_memory
-from core.errors import CdaError, TransientError, is_transient
+from core.errors import TransientError, is_transient
 from core.paths import UnsafePath, safe_join
 from core.prompts import PROMPT_VERSION
 from core.retry import RetryPolicy
@@ -54,7 +54,7 @@ from topics.handling import handle_each
 from topics.producer import EventProducer
 from trainer.context import serving_context, training_context
 from trainer.dataset import BadData, Dataset, build_dataset
-from trainer.errors import BadRequest, RequestBusy
+from trainer.errors import BadRequest, RequestBusy, TrainerError
 from trainer.evaluate import DEFAULT_POLICY, EvaluationError, evaluate, kinds
 from trainer.examples import Example
 from trainer.examples_store import load_examples
@@ -69,11 +69,11 @@ GROUP_ID = "cda-trainer"
 MAX_POLL_INTERVAL_MS = 3_600_000
 
 
-class NotATrainingRequest(CdaError):
+class NotATrainingRequest(TrainerError):
     """A record on `lora_training_requests` that is no training request."""
 
 
-class GroupLost(TransientError):
+class GroupLost(TrainerError, TransientError):
     """The commit after an outcome failed: the group moved on (a rebalance); join again."""
 
 
