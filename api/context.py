@@ -11,12 +11,12 @@ from typing import Any
 from api.keys import KeyTable
 from api.limits import RateLimiter
 from api.lookups import JobLookups
-from api.producing import AsyncProducer
 from api.readiness import Readiness
 from core.settings import Settings
 from projections.store import ProjectionStore
-from streams.followers import TopicTable
 from streams.tools import Tool, ToolRegistry
+from topics.async_producer import AsyncProducer
+from topics.tables import TopicTable
 
 
 class Recent:

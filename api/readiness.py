@@ -8,10 +8,10 @@ from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
-import httpx
 from confluent_kafka.admin import AdminClient
 from starlette.concurrency import run_in_threadpool
 
+from core.health import answers_ok
 from topics.connection import admin_client, cluster_metadata
 
 CACHE_S = 2.0  # an answer this fresh is reused: probes cost broker and store round trips
@@ -69,8 +69,8 @@ class Readiness:
         return out
 
     def _inference(self) -> str:
-        answer = httpx.get(f"{self.ctx.settings.inference_url}/health/ready", timeout=PROBE_S)
-        return "ok" if answer.status_code == 200 else "down: the gateway is not ready"
+        url = f"{self.ctx.settings.inference_url}/health/ready"
+        return "ok" if answers_ok(url, PROBE_S) else f"down: the gateway at {url} is not ready"
 
     def _agents(self) -> str:
         """ok when the agents' consumer group has members (someone turns requests into jobs)."""

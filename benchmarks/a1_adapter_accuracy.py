@@ -32,6 +32,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.common import bench_line, ensure_broker, free_port, running_vllm  # noqa: E402
+from core.health import answers_ok  # noqa: E402
 from core.prompts import ToolSpec, call_schema, parse_call, render_prompt  # noqa: E402
 from core.settings import Settings  # noqa: E402
 from core.workers import wait_until  # noqa: E402
@@ -91,10 +92,7 @@ def served_version(settings: Settings, company: str) -> str | None:
 
 
 def _live(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/health/live", timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
+    return answers_ok(f"{url}/health/live")
 
 
 def ask(settings: Settings, company: str, examples: list[Example], tools: list[ToolSpec], use_adapter: bool) -> float:

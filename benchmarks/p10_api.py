@@ -26,6 +26,7 @@ import httpx
 
 from api.keys import issue_key
 from benchmarks.common import bench_line, ensure_broker, free_port, scratch_topics
+from core.health import answers_ok  # noqa: E402
 from core.settings import Settings
 from core.workers import wait_until
 from topics.catalog import CATALOG
@@ -36,10 +37,7 @@ from topics.producer import EventProducer
 
 
 def _answers(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/health/ready", timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
+    return answers_ok(f"{url}/health/ready")
 
 
 async def load(url: str, key: str, rate: float, seconds: float, idempotency_keys: bool) -> tuple[list[float], Counter[int], list[str]]:

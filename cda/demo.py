@@ -34,6 +34,7 @@ from cda.dashboard import render_html, tables
 from cda.key_file import read_key, save_key
 from cda.stack import api_url, operator_key
 from core.errors import CdaError
+from core.health import answers_ok
 from core.settings import Settings
 from trainer.synthetic import DEMO_COMPANY, demo_call, demo_examples
 
@@ -153,10 +154,7 @@ class Demo:
                     if time.monotonic() - refused_since > min(20.0, self.options.stack_timeout_s):
                         raise DemoError(f"nothing answers at {self.base}: start the stack first (cda up --example-api), "
                                         f"then run the demo again") from None
-                try:
-                    gateway_ok = httpx.get(gateway, timeout=5).status_code == 200
-                except httpx.HTTPError:
-                    gateway_ok = False
+                gateway_ok = answers_ok(gateway, 5)
                 if api_ok and gateway_ok:
                     break
                 if time.monotonic() > deadline:

@@ -12,12 +12,10 @@ import os
 import secrets
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
-import httpx
-
 from cda.supervisor import EXTERNAL, FAILED, READY, RESTARTING, STARTING, STOPPED, STOPPING, Backoff, Part, PartSpec, PartStatus
+from core.health import http_ready
 from core.settings import Settings
 from topics.broker import LocalBroker, from_settings
 
@@ -57,15 +55,6 @@ def operator_key(settings: Settings, create: bool = False) -> str | None:
     with os.fdopen(fd, "w") as handle:
         handle.write(key)
     return key
-
-
-def http_ready(url: str, timeout_s: float = 2.0) -> Callable[[], bool]:
-    def probe() -> bool:
-        try:
-            return httpx.get(url, timeout=timeout_s).status_code == 200
-        except httpx.HTTPError:
-            return False
-    return probe
 
 
 def _local(host: str) -> str:

@@ -8,6 +8,9 @@ generation that timed out while being read may still be running, so it is not bl
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -23,8 +26,9 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from core.errors import TransientError, is_transient
+from core.errors import CdaError, TransientError, is_transient
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 
@@ -95,3 +99,49 @@ def http_transient(resend_after_read_timeout: bool) -> Callable[[BaseException],
         return is_transient(exc)
 
     return retry_if
+
+
+class Stopped(CdaError):
+    """`outlast` was asked to stop while it waited out an outage; the work was not done."""
+
+
+def outlast(attempt: Callable[[], T], what: str, stop: threading.Event | None = None, first_s: float = 0.5,
+            max_s: float = 10.0, on_outage: Callable[[BaseException], None] | None = None) -> T:
+    """`attempt()` until it returns, waiting out transient failures with pauses that double from `first_s` to
+    `max_s` — without a bound, for workers that must not give up on a record (a broker, store or model server
+    that is down comes back). A non-transient failure escapes at once; `stop` set raises `Stopped`.
+    `what` is logged with each pause ("<what> in 0.5s: <error>")."""
+    pause = first_s
+    while True:
+        if stop is not None and stop.is_set():
+            raise Stopped(what)
+        try:
+            return attempt()
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            if on_outage is not None:
+                on_outage(exc)
+            log.warning("%s in %.1fs: %s", what, pause, exc)
+            if stop is not None and stop.wait(pause):
+                raise Stopped(what) from exc
+            if stop is None:
+                time.sleep(pause)
+            pause = min(pause * 2, max_s)
+
+
+async def outlast_async(attempt: Callable[[], Awaitable[T]], what: str, stop: threading.Event | None = None,
+                        first_s: float = 0.5, max_s: float = 10.0) -> T:
+    """The async twin of `outlast`: the pauses are `asyncio.sleep`s, so the loop goes on meanwhile."""
+    pause = first_s
+    while True:
+        if stop is not None and stop.is_set():
+            raise Stopped(what)
+        try:
+            return await attempt()
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            log.warning("%s in %.1fs: %s", what, pause, exc)
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, max_s)

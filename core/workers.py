@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from core.errors import is_transient
+from core.retry import Stopped, outlast
 
 log = logging.getLogger(__name__)
 
@@ -36,17 +36,11 @@ def run_until_stopped(stop: threading.Event, session: Callable[[threading.Event]
     A session joins its consumer group and consumes until `stop`. A non-transient error escapes: that is
     a bug, and the worker thread records it so that readiness turns false.
     """
-    pause = pause_s
     while not stop.is_set():
         try:
-            session(stop)
-            pause = pause_s
-        except Exception as exc:
-            if not is_transient(exc):
-                raise
-            log.warning("%s interrupted by an outage, joining again in %.1fs: %s", name, pause, exc)
-            stop.wait(pause)
-            pause = min(pause * 2, max_pause_s)
+            outlast(lambda: session(stop), f"{name} interrupted by an outage, joining again", stop, pause_s, max_pause_s)
+        except Stopped:
+            return
 
 
 class WorkerThread:

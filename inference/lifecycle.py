@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import uuid
 from pathlib import Path
 
 from core.errors import is_transient
@@ -25,6 +24,7 @@ from core.paths import UnsafePath, is_within, safe_join
 from core.prompts import PROMPT_VERSION
 from core.settings import Settings
 from core.workers import run_until_stopped
+from inference.active import active_adapters
 from inference.adapter_files import check_prompt_version, inspect_adapter, same_model
 from inference.errors import AdapterInvalid, InferenceUnavailable, NotAnAdapterAnnouncement, WaitingForTopics
 from inference.routing import ActiveAdapter, AdapterRouter, is_staging_name, served_name, staging_name
@@ -33,7 +33,6 @@ from topics.consumer import EventConsumer, Received
 from topics.errors import UnknownTopic
 from topics.events import Event
 from topics.handling import handle_each
-from topics.positions import Position
 from topics.producer import EventProducer
 
 log = logging.getLogger(__name__)
@@ -177,12 +176,7 @@ class AdapterManager:
         Each is checked like a new version (its company's registry folder, files, base model); one that
         fails is refused with its reason and its company is served by the base model.
         """
-        latest: dict[str, Event] = {}
-        with EventConsumer(self.settings, f"cda-inference-restore-{uuid.uuid4()}") as consumer:
-            consumer.assign("company_adapters", Position.beginning(), until_end=True)
-            for received in consumer:
-                if received.event.type == "adapter_activated":
-                    latest[received.event.company_id] = received.event
+        latest = active_adapters(self.settings)
         restored = []
         with self._lock:
             self.clear_staging()

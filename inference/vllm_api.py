@@ -89,6 +89,7 @@ class VllmApi:
             raise _unavailable(self.url, path, exc) from exc
 
     def ready(self) -> bool:
+        """Through this client's own transport and pool (`core.health` is for plain URLs)."""
         try:
             return self._http.get("/v1/models", timeout=READY_TIMEOUT_S).status_code == 200
         except httpx.TransportError:
@@ -119,26 +120,35 @@ class VllmApi:
 
 
 class AsyncVllmApi:
-    """Asynchronous completions with a concurrency limit, for the gateway."""
+    """Asynchronous completions with a concurrency limit, for the gateway and the trainer's gate.
+
+    `idempotent=True` (the gate: asking twice executes nothing) also re-sends after read timeouts and 429/5xx
+    answers, within the same policy; the gateway's generations are re-sent only when they never reached vLLM."""
 
     def __init__(self, url: str, timeout_s: float = 30.0, concurrency: int = 64, *, attempts: int = ATTEMPTS,
-                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+                 transport: httpx.AsyncBaseTransport | None = None, policy: RetryPolicy | None = None,
+                 idempotent: bool = False) -> None:
         self.url = url.rstrip("/")
-        self.policy = RetryPolicy(attempts=attempts, deadline_s=timeout_s)
-        self._http = httpx.AsyncClient(base_url=self.url, timeout=timeout_s, transport=transport,
+        self.policy = policy or RetryPolicy(attempts=attempts, deadline_s=timeout_s)
+        self.idempotent = idempotent
+        self._http = httpx.AsyncClient(base_url=self.url, timeout=self.policy.deadline_s, transport=transport,
                                        limits=httpx.Limits(max_connections=concurrency))
         self._slots = asyncio.Semaphore(concurrency)
 
     async def complete(self, model: str, prompt: str, max_tokens: int, json_schema: dict[str, Any] | None) -> Completion:
-        """One generation; re-sent only when the request never reached the server."""
+        """One generation; `InferenceUnavailable` when vLLM is down, overloaded or does not know `model`."""
         body = completion_body(model, prompt, max_tokens, json_schema)
 
         async def attempt(remaining_s: float) -> httpx.Response:
-            return await self._http.post("/v1/completions", json=body, timeout=remaining_s)
+            response = await self._http.post("/v1/completions", json=body, timeout=remaining_s)
+            return raise_for_retry(response) if self.idempotent else response
 
+        retry_if = http_transient(resend_after_read_timeout=True) if self.idempotent else never_reached
         async with self._slots:
             try:
-                response = await self.policy.call_async(attempt, retry_if=never_reached)
+                response = await self.policy.call_async(attempt, retry_if=retry_if)
+            except RetryableStatus as exc:  # still 429/5xx when the policy was spent
+                response = exc.response
             except httpx.TransportError as exc:
                 raise _unavailable(self.url, "/v1/completions", exc) from exc
         return completion_of(self.url, model, response)

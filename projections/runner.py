@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from core.errors import is_transient
+from core.retry import Stopped, outlast
 from core.settings import Settings
 from core.workers import run_until_stopped
 from projections.batches import insert_keeping_good
@@ -136,19 +136,15 @@ class ProjectionRunner:
 
     def _store_with_retry(self, stop: threading.Event) -> bool:
         """Store the batch; rows the store refuses are dead-lettered and dropped from it. False: stopped."""
-        backoff = 0.5
-        while True:
-            try:
-                refused = insert_keeping_good(self.store, self.projection.table, self._rows, self.projection.columns)
-                break
-            except Exception as exc:
-                if not is_transient(exc):
-                    raise
-                self.stats.store_failures += 1
-                log.warning("projection %s: store unavailable, retrying in %.1fs: %s", self.projection.name, backoff, exc)
-                if stop.wait(backoff):
-                    return False
-                backoff = min(backoff * 2, self.max_backoff_s)
+        def counted(_: BaseException) -> None:
+            self.stats.store_failures += 1
+
+        try:
+            refused = outlast(lambda: insert_keeping_good(self.store, self.projection.table, self._rows, self.projection.columns),
+                              f"projection {self.projection.name}: store unavailable, retrying", stop,
+                              max_s=self.max_backoff_s, on_outage=counted)
+        except Stopped:
+            return False
         for index, error in refused:
             log.warning("projection %s: the store refused the row of %s[%d]@%d: %s", self.projection.name,
                         self._sources[index].topic, self._sources[index].partition, self._sources[index].offset, error)

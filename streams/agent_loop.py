@@ -20,8 +20,8 @@ from typing import Any, Protocol
 from context.memory import AUTOMATION, MemoryEntry, automation_content
 from context.prompt_context import Recall, decision_context
 from context.units import Unit, split_units
-from core.errors import is_transient
 from core.prompts import PROMPT_VERSION, call_schema, render
+from core.retry import outlast_async
 from streams.agent_settings import AgentSettings
 from streams.ids import call_id, event_id, idempotency_key, prompt_hash, step_number
 from streams.job_state import JobState, UnitProgress, fold, mutate
@@ -245,16 +245,9 @@ class JobRunner:
 
     async def _ask(self, job: JobRun, prompt: str, schema: dict[str, Any]) -> Decision:
         """The model's decision; while inference is unavailable the job waits (it is not failed)."""
-        pause = self.limits.model_retry_pause_s
-        while True:
-            try:
-                return await self.model.decide(job.company, prompt, schema, job.use_adapter)
-            except Exception as exc:
-                if not is_transient(exc):
-                    raise
-                log.warning("job %s waits for inference (%s); asking again in %.1fs", job.job_id, exc, pause)
-                await asyncio.sleep(pause)
-                pause = min(pause * 2, self.limits.model_retry_max_pause_s)
+        return await outlast_async(lambda: self.model.decide(job.company, prompt, schema, job.use_adapter),
+                                   f"job {job.job_id} waits for inference, asking again",
+                                   first_s=self.limits.model_retry_pause_s, max_s=self.limits.model_retry_max_pause_s)
 
     async def _call_failed(self, job: JobRun, step: int, progress: UnitProgress, error: str, kind: str,
                            retryable: bool, attempts: int = 1, latency_ms: float = 0.0,

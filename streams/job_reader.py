@@ -4,29 +4,22 @@ company's jobs, and following a job live until it ends — what `cda jobs` and `
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from core.settings import Settings
 from streams.job_state import JobState, mutate
-from topics.consumer import EventConsumer
-from topics.dead_letters import Skipped
 from topics.events import Event
 from topics.positions import Position
+from topics.reads import follow_topic, read_to_end
 
 
 def _events(settings: Settings, start: Position, follow: bool = False) -> Iterator[Event | None]:
     """Events of the jobs topic from `start`; with `follow`, a None now and then while waiting for more."""
-    with EventConsumer(settings, f"cda-jobs-reader-{uuid.uuid4()}", dead_letters=Skipped()) as consumer:
-        consumer.assign("company_automation_jobs", start, until_end=not follow)
-        while follow or not consumer.finished:
-            batch = consumer.poll(0.2)
-            for received in batch:
-                yield received.event
-            if follow and not batch:
-                yield None
+    if follow:
+        return follow_topic(settings, "company_automation_jobs", start, "cda-jobs-reader")
+    return (r.event for r in read_to_end(settings, "company_automation_jobs", "cda-jobs-reader", start))
 
 
 def timeline(settings: Settings, job_id: str, since: datetime | None = None) -> list[Event]:

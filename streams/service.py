@@ -11,20 +11,21 @@ import threading
 from context.memory import MEMORY_EVENTS, CompanyMemory
 from context.prompt_context import company_recall, recallable
 from context.sessions import CompanySessions, idle_close_event
-from core.errors import is_transient
+from core.retry import Stopped, outlast_async
 from core.settings import Settings
 from inference.client import InferenceClient
 from streams.agent_loop import Bridge, JobLimits, JobRun, JobRunner, Model, Observer
 from streams.agent_settings import AgentSettings
-from streams.emitter import AsyncEmitter
-from streams.followers import CompanyTables, TopicTable
+from streams.followers import CompanyTables
 from streams.gateway_model import GatewayModel
 from streams.job_log import JobLog
+from topics.async_producer import AsyncProducer
 from topics.catalog import topic as catalog_topic
 from topics.dead_letters import DeadLetters, Rejected
 from topics.errors import EventValidationError, SchemaNotFound, SerializationError
 from topics.events import Event
 from topics.serde import serde_from
+from topics.tables import TopicTable
 
 log = logging.getLogger(__name__)
 REQUEST_TYPES = catalog_topic("company_data").event_types
@@ -40,7 +41,7 @@ class AgentService:
         self.sessions = CompanySessions()
         self.memory_table = TopicTable(settings, "company_memory", self.memory.apply)
         self.sessions_table = TopicTable(settings, "company_sessions", self.sessions.apply)
-        self.emitter = AsyncEmitter(settings)
+        self.emitter = AsyncProducer(settings, name="agents-producer")
         self.job_log = JobLog(settings, self.serde)
         self.client: InferenceClient | None = None
         if model is None:
@@ -101,22 +102,17 @@ class AgentService:
         except (SerializationError, SchemaNotFound, EventValidationError) as exc:
             await self._dead_letter(Rejected(topic, partition, offset, key, value, str(exc), type(exc).__name__))
             return
-        pause = 0.5
-        while not self.stop.is_set():
-            try:
-                await self._run(request, timestamp_ms)
-                self.jobs_done += 1
-                return
-            except Exception as exc:
-                if not is_transient(exc):
-                    log.exception("job %s of %s cannot be run", request.data.get("job_id"), request.company_id)
-                    await self._dead_letter(Rejected(topic, partition, offset, key, value, f"{type(exc).__name__}: {exc}",
-                                                     type(exc).__name__))
-                    return
-                log.warning("job %s interrupted by an outage, resuming from its log in %.1fs: %s",
-                            request.data.get("job_id"), pause, exc)
-                await asyncio.sleep(pause)
-                pause = min(pause * 2, 10.0)
+        job = request.data.get("job_id")
+        try:
+            await outlast_async(lambda: self._run(request, timestamp_ms),
+                                f"job {job} interrupted by an outage, resuming from its log", self.stop)
+            self.jobs_done += 1
+        except Stopped:
+            return
+        except Exception as exc:  # not transient: outlast_async waits out the rest
+            log.exception("job %s of %s cannot be run", job, request.company_id)
+            await self._dead_letter(Rejected(topic, partition, offset, key, value, f"{type(exc).__name__}: {exc}",
+                                             type(exc).__name__))
 
     async def _run(self, request: Event, timestamp_ms: int) -> None:
         company = request.company_id

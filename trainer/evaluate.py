@@ -1,6 +1,7 @@
 """Evaluation through the serving path: the adapter is loaded into the vLLM server and asked each held-out
-task with guided decoding, exactly as the agents will ask it. Exact tool-call accuracy (tool name and
-arguments) and JSON validity are measured for a candidate and for the company's current model.
+task with guided decoding through the inference client (`inference.vllm_api.AsyncVllmApi`), exactly as the
+agents will ask it. Exact tool-call accuracy (tool name and arguments) and JSON validity are measured for a
+candidate and for the company's current model.
 
 A server that is down, overloaded or restarted (it forgot the adapter: 404) is an outage, not a verdict:
 each question is retried under `core.retry`, and what is still failing becomes `InferenceUnavailable`
@@ -13,12 +14,12 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import httpx
 import jsonschema
 
 from core.prompts import ToolSpec, call_schema, parse_call, render, same_call
-from core.retry import RetryPolicy, http_transient, raise_for_retry
-from inference.errors import InferenceUnavailable
+from core.retry import RetryPolicy
+from inference.errors import CompletionRefused, InferenceUnavailable
+from inference.vllm_api import AsyncVllmApi
 from trainer.errors import TrainerError
 from trainer.examples import Example
 
@@ -31,26 +32,16 @@ class EvaluationError(TrainerError):
     """vLLM refused an evaluation request for a reason that retrying cannot change (a 4xx other than 404)."""
 
 
-async def _ask(http: httpx.AsyncClient, model: str, example: Example, tools: list[ToolSpec],
-               schema: dict[str, Any], max_tokens: int, policy: RetryPolicy) -> tuple[str, dict[str, Any]] | None:
+async def _ask(api: AsyncVllmApi, model: str, example: Example, tools: list[ToolSpec], schema: dict[str, Any],
+               max_tokens: int) -> tuple[str, dict[str, Any]] | None:
     """The call `model` answers to `example` (None when its answer is not a call)."""
-    body = {"model": model, "prompt": render(example.context(tools)),
-            "max_tokens": max_tokens, "temperature": 0, "structured_outputs": {"json": schema}}
-
-    async def attempt(remaining_s: float) -> httpx.Response:
-        return raise_for_retry(await http.post("/v1/completions", json=body, timeout=remaining_s))
-
     try:
-        response = await policy.call_async(attempt, retry_if=http_transient(resend_after_read_timeout=True))
-    except Exception as exc:
-        if not _is_retryable(exc):
-            raise
-        raise InferenceUnavailable(f"vLLM at {http.base_url} did not answer the evaluation of {model}: {exc}") from exc
-    if response.status_code == 404:  # the server lost the adapter (a restart): load it again on the next try
-        raise InferenceUnavailable(f"vLLM at {http.base_url} does not know {model} (restarted?): {response.text[:200]}")
-    if response.status_code != 200:
-        raise EvaluationError(f"vLLM refused the evaluation of {model}: HTTP {response.status_code}: {response.text[:300]}")
-    return parse_call(response.json()["choices"][0]["text"])
+        completion = await api.complete(model, render(example.context(tools)), max_tokens, schema)
+    except CompletionRefused as exc:
+        raise EvaluationError(f"vLLM refused the evaluation of {model}: {exc}") from exc
+    except InferenceUnavailable as exc:  # down, overloaded, or it lost the adapter (a restart): asked again later
+        raise InferenceUnavailable(f"vLLM did not answer the evaluation of {model}: {exc}") from exc
+    return parse_call(completion.text)
 
 
 def score(call: tuple[str, dict[str, Any]] | None, example: Example, tools: list[ToolSpec]) -> tuple[bool, bool]:
@@ -62,20 +53,14 @@ def score(call: tuple[str, dict[str, Any]] | None, example: Example, tools: list
     return same_call(call[0], call[1], example.tool_name, example.arguments), valid
 
 
-def _is_retryable(exc: BaseException) -> bool:
-    return http_transient(resend_after_read_timeout=True)(exc)
-
-
 async def _answers(url: str, model: str, examples: list[Example], tools: list[ToolSpec], max_tokens: int,
                    concurrency: int, policy: RetryPolicy) -> list[tuple[str, dict[str, Any]] | None]:
     schema = call_schema(tools)
-    slots = asyncio.Semaphore(concurrency)
-    async with httpx.AsyncClient(base_url=url, timeout=policy.deadline_s) as http:
-        async def one(example: Example) -> tuple[str, dict[str, Any]] | None:
-            async with slots:
-                return await _ask(http, model, example, tools, schema, max_tokens, policy)
-
-        return list(await asyncio.gather(*(one(e) for e in examples)))
+    api = AsyncVllmApi(url, concurrency=concurrency, policy=policy, idempotent=True)
+    try:
+        return list(await asyncio.gather(*(_ask(api, model, e, tools, schema, max_tokens) for e in examples)))
+    finally:
+        await api.close()
 
 
 def answers(url: str, model: str, examples: list[Example], tools: list[ToolSpec], max_tokens: int = 128,

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from core.settings import Settings
+from inference.active import active_adapters
 from topics.events import Event
 from trainer.sources import read_topic
 
@@ -23,11 +24,7 @@ class Refusal:
 
 def active_adapter(settings: Settings, company_id: str) -> Event | None:
     """The company's latest `adapter_activated`, or None when inference serves it no adapter."""
-    latest: Event | None = None
-    for received in read_topic(settings, "company_adapters"):
-        if received.event.type == "adapter_activated" and received.event.company_id == company_id:
-            latest = received.event
-    return latest
+    return active_adapters(settings).get(company_id)
 
 
 def refusals(settings: Settings, company_id: str) -> list[Refusal]:

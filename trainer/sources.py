@@ -4,21 +4,18 @@ for `FROM_HISTORY` requests, its completed jobs whose tool calls succeeded (fold
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Iterator
 
 from core.prompts import ToolSpec
 from core.settings import Settings
-from topics.consumer import EventConsumer, Received
-from topics.positions import Position
+from topics.consumer import Received
+from topics.reads import read_to_end
 from trainer.examples import Example
 
 
 def read_topic(settings: Settings, topic: str) -> Iterator[Received]:
-    """Every event of a catalog topic from its beginning to today's end (a throw-away reader, no group commits)."""
-    with EventConsumer(settings, f"cda-trainer-read-{uuid.uuid4()}") as consumer:
-        consumer.assign(topic, Position.beginning(), until_end=True)
-        yield from consumer
+    """Every decodable event of a catalog topic from its beginning to today's end (`topics.reads`)."""
+    return read_to_end(settings, topic, "cda-trainer-read")
 
 
 def company_tools(settings: Settings, company_id: str) -> list[ToolSpec]:
