@@ -16,22 +16,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import signal
-import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import bench_line, ensure_broker, free_port, running_vllm  # noqa: E402
+from benchmarks.common import bench_line, cda_process, cda_run, ensure_broker, free_port, running_vllm  # noqa: E402
 from core.health import answers_ok  # noqa: E402
 from core.prompts import ToolSpec, call_schema, parse_call, render_prompt  # noqa: E402
 from core.settings import Settings  # noqa: E402
@@ -51,36 +46,6 @@ def company_data(name: str, train: int, held_out: int) -> tuple[list[ToolSpec], 
         tools, trained, fresh = list(company.specs), company.examples(train, "train"), company.examples(held_out * 3, "held-out")
     seen = {e.content_hash for e in trained}
     return tools, trained, [e for e in fresh if e.content_hash not in seen][:held_out]
-
-
-def _env(settings: Settings) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CDA_")}
-    env.update({"CDA_HOME": str(settings.home), "CDA_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
-                "CDA_TOPIC_PREFIX": settings.topic_prefix, "CDA_VLLM_URL": settings.vllm_url,
-                "CDA_INFERENCE_URL": settings.inference_url, "CDA_BASE_MODEL": settings.base_model_path,
-                "COLUMNS": "200"})
-    return env
-
-
-def cda(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "cda.cli.main", *args], env=_env(settings), capture_output=True,
-                          text=True, timeout=7200)
-
-
-@contextmanager
-def background(settings: Settings, *args: str) -> Iterator[subprocess.Popen[bytes]]:
-    log = open(settings.home / f"{args[0]}.log", "ab")  # noqa: SIM115 - closed below
-    process = subprocess.Popen([sys.executable, "-m", "cda.cli.main", *args], env=_env(settings), stdout=log,
-                               stderr=subprocess.STDOUT)
-    try:
-        yield process
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
 
 
 def served_version(settings: Settings, company: str) -> str | None:
@@ -114,7 +79,7 @@ def one_company(settings: Settings, name: str, args: argparse.Namespace) -> None
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "tools.json").write_text(json.dumps([{"name": t.name, "description": t.description, "parameters": t.parameters,
                                                     "method": "POST", "url": f"http://127.0.0.1:9/{t.name}"} for t in tools]))
-    registered = cda(settings, "tools", "register", "--company", name, "--file", str(folder / "tools.json"))
+    registered = cda_run(settings, "tools", "register", "--company", name, "--file", str(folder / "tools.json"))
     if registered.returncode != 0:
         raise SystemExit(f"registering {name}'s tools failed: {registered.stdout}{registered.stderr}")
     (folder / "train.jsonl").write_text("".join(json.dumps({"task": e.task, "data": json.loads(e.payload_json),
@@ -124,7 +89,7 @@ def one_company(settings: Settings, name: str, args: argparse.Namespace) -> None
     asked = ["train", "--company", name, "--examples", str(folder / "train.jsonl")]
     asked += ["--steps", str(args.steps)] if args.steps else []
     asked += ["--force"] if args.force else []
-    trained_run = cda(settings, *asked)
+    trained_run = cda_run(settings, *asked)
     train_s = time.monotonic() - started
     published = trained_run.returncode == 0
     print(trained_run.stdout.strip().splitlines()[-1] if trained_run.stdout.strip() else trained_run.stderr[-500:], flush=True)
@@ -153,7 +118,7 @@ def main() -> None:
     ensure_broker(base)  # the user's local broker (under their CDA_HOME), not one in the scratch home
     apply_catalog(settings)
     with running_vllm(settings) as served:
-        with background(served, "trainer", "run"), background(served, "inference", "serve", "--external"):
+        with cda_process(served, "trainer", "run"), cda_process(served, "inference", "serve", "--external"):
             wait_until(lambda: _live(served.inference_url), 180, 1.0)
             for name in args.companies.split(","):
                 one_company(served, name, args)

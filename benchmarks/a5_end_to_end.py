@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import signal
 import subprocess
 import sys
 import tempfile
@@ -46,8 +45,8 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import bench_line, ensure_broker, free_port, running_vllm  # noqa: E402
-from cda.stack import api_url, operator_key, settings_env  # noqa: E402
+from benchmarks.common import bench_line, cda_process, ensure_broker, free_port, running_vllm  # noqa: E402
+from cda.stack import api_url, operator_key  # noqa: E402
 from core.prompts import ToolSpec, same_call  # noqa: E402
 from core.settings import Settings  # noqa: E402
 from core.workers import wait_until  # noqa: E402
@@ -140,24 +139,14 @@ def answering_api() -> Iterator[str]:
 
 @contextmanager
 def stack(settings: Settings, history_notes: bool) -> Iterator[None]:
-    """`cda up --external-vllm` on `settings`; every part stopped afterwards."""
-    env = {**settings_env(settings), "CDA_MEMORY_HISTORY_NOTES": "true" if history_notes else "false"}
-    settings.home.mkdir(parents=True, exist_ok=True)
-    with (settings.home / "up.out").open("w") as log:
-        up = subprocess.Popen([sys.executable, "-m", "cda.cli.main", "up", "--external-vllm"], env=env, stdout=log,
-                              stderr=subprocess.STDOUT)
-    try:
+    """`cda up --external-vllm` on `settings`, ready (`cda status --wait`); every part stopped afterwards."""
+    with cda_process(settings, "up", "--external-vllm", log="up.out", stop_s=300,
+                     env={"CDA_MEMORY_HISTORY_NOTES": "true" if history_notes else "false"}) as env:
         ready = subprocess.run([sys.executable, "-m", "cda.cli.main", "status", "--wait", "600"], env=env,
                                capture_output=True, text=True, timeout=700)
         if ready.returncode != 0:
             raise SystemExit(f"the stack did not come up: {ready.stdout}{(settings.home / 'up.out').read_text()[-3000:]}")
         yield
-    finally:
-        up.send_signal(signal.SIGTERM)
-        try:
-            up.wait(300)
-        except subprocess.TimeoutExpired:
-            up.kill()
 
 
 class Company:

@@ -17,7 +17,8 @@ from examples.company_api import run_in_thread
 from streams.agent_loop import Decision, Model
 from streams.agent_settings import AgentSettings
 from streams.ids import job_id_for
-from streams.openapi import load_document, tools_from_openapi
+from streams.openapi import tools_from_openapi
+from streams.openapi_document import load_document
 from streams.tools import Tool
 from topics.events import Event
 from topics.producer import EventProducer

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import signal
 import statistics
+import subprocess
+import sys
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from core.settings import Settings
+from core.settings import Settings, settings_env
 from projections.migrate import migrate
 from projections.store import ProjectionStore
 from topics.admin import apply_catalog, delete_topics
@@ -97,3 +100,29 @@ def random_adapters(settings: Settings, count: int, rank: int = 8) -> list[Path]
 
     root = Path(tempfile.mkdtemp(prefix="cda-bench-adapters-"))
     return [make_adapter(settings.base_model_path, root / f"a{i}", seed=i, rank=rank) for i in range(count)]
+
+
+@contextmanager
+def cda_process(settings: Settings, *args: str, log: str | None = None, stop_s: float = 60,
+                env: dict[str, str] | None = None) -> Iterator[dict[str, str]]:
+    """`cda <args>` running on exactly `settings` (`settings_env`, plus `env`), its output in `<home>/<log>`;
+    SIGTERM afterwards (killed after `stop_s`). Yields the environment, for commands run beside it."""
+    child_env = {**settings_env(settings), "COLUMNS": "200", **(env or {})}
+    settings.home.mkdir(parents=True, exist_ok=True)
+    with (settings.home / (log or f"{args[0]}.log")).open("ab") as out:
+        process = subprocess.Popen([sys.executable, "-m", "cda.cli.main", *args], env=child_env, stdout=out,
+                                   stderr=subprocess.STDOUT)
+        try:
+            yield child_env
+        finally:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(stop_s)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def cda_run(settings: Settings, *args: str, timeout_s: float = 7200) -> subprocess.CompletedProcess[str]:
+    """`cda <args>` on exactly `settings`, to its end; its output captured."""
+    return subprocess.run([sys.executable, "-m", "cda.cli.main", *args], env={**settings_env(settings), "COLUMNS": "200"},
+                          capture_output=True, text=True, timeout=timeout_s)

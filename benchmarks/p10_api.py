@@ -24,16 +24,18 @@ from pathlib import Path
 import aiohttp
 import httpx
 
-from api.keys import issue_key
-from benchmarks.common import bench_line, ensure_broker, free_port, scratch_topics
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from api.keys import issue_key  # noqa: E402
+from benchmarks.common import bench_line, ensure_broker, free_port, scratch_topics  # noqa: E402
 from core.health import answers_ok  # noqa: E402
-from core.settings import Settings
-from core.workers import wait_until
-from topics.catalog import CATALOG
-from topics.consumer import EventConsumer
-from topics.dead_letters import Skipped
-from topics.positions import Position
-from topics.producer import EventProducer
+from core.settings import Settings, settings_env  # noqa: E402
+from core.workers import wait_until  # noqa: E402
+from topics.catalog import CATALOG  # noqa: E402
+from topics.consumer import EventConsumer  # noqa: E402
+from topics.dead_letters import Skipped  # noqa: E402
+from topics.positions import Position  # noqa: E402
+from topics.producer import EventProducer  # noqa: E402
 
 
 def _answers(url: str) -> bool:
@@ -119,11 +121,9 @@ def main() -> None:
             producer.produce(issued.event)
         port = free_port()
         url = f"http://127.0.0.1:{port}"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CDA_")}
-        env.update({"CDA_HOME": str(home), "CDA_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
-                    "CDA_TOPIC_PREFIX": settings.topic_prefix, "CDA_API_PORT": str(port),
-                    "CDA_API_RATE_PER_S": "1000000", "CDA_API_RATE_BURST": "1000000",
-                    "CDA_API_EMBEDDED_PROJECTIONS": "false" if args.no_projections else "true"})
+        env = settings_env(settings.model_copy(update={
+            "home": home, "api_port": port, "api_rate_per_s": 1_000_000, "api_rate_burst": 1_000_000,
+            "api_embedded_projections": not args.no_projections}))
         server = subprocess.Popen([sys.executable, "-m", "cda.cli.main", "api", "serve"], env=env,
                                   stdout=subprocess.DEVNULL)
         try:

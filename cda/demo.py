@@ -16,11 +16,10 @@ A second run reuses what the first built — the key (kept in `<home>/keys/`), t
 from __future__ import annotations
 
 import json
-import random
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -28,21 +27,18 @@ from urllib.parse import urlsplit
 import httpx
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from cda.dashboard import render_html, tables
+from cda.demo_errors import DemoError
+from cda.demo_records import DemoResult, Record, demo_batch, show_records
+from cda.demo_training import follow_training
 from cda.key_file import read_key, save_key
 from cda.stack import api_url, operator_key
-from core.errors import CdaError
 from core.health import answers_ok
 from core.settings import Settings
 from trainer.synthetic import DEMO_COMPANY, demo_call, demo_examples
 
 FINAL = ("completed", "failed")
-
-
-class DemoError(CdaError):
-    """A step of the demo could not be done; the message names the step and what to do."""
 
 
 @dataclass(frozen=True)
@@ -56,38 +52,6 @@ class DemoOptions:
     stack_timeout_s: float = 300.0
     training_timeout_s: float = 3600.0
     job_timeout_s: float = 600.0
-
-
-@dataclass
-class Record:
-    """One record sent and what became of it."""
-
-    job: str
-    kind: str
-    data: dict[str, Any]
-    unit: int = 0
-    tool: str = ""
-    arguments: Any = None
-    answer: str = ""
-    status: str = ""
-    adapter: str = ""
-    expected: tuple[str, dict[str, Any]] | None = None  # the right call, where the demo knows it
-
-    @property
-    def right(self) -> bool:
-        """The agent called the right tool with exactly the right arguments (whatever the API answered)."""
-        return self.expected is not None and (self.tool, self.arguments) == self.expected
-
-
-@dataclass
-class DemoResult:
-    company: str
-    adapter_version: str | None
-    trained: bool
-    records: list[Record] = field(default_factory=list)
-    dashboards: dict[str, Any] = field(default_factory=dict)
-    html: Path | None = None
-    seconds: dict[str, float] = field(default_factory=dict)
 
 
 class Demo:
@@ -247,7 +211,8 @@ class Demo:
                            headers={"Authorization": f"Bearer {self.key}", "Idempotency-Key": idem}).json()
         self.console.print(f"[2/3] training {self.company}'s adapter on {len(examples)} examples of its data "
                            f"(request {asked['request_id']})")
-        run = self._follow_training(asked["url"])
+        run = follow_training(self.console, lambda path: self._call("training", "GET", path).json(), asked["url"],
+                                  self.options.training_timeout_s)
         if run["status"] != "ready":
             why = run.get("reason") or run.get("error") or run["status"]
             self.console.print(f"      [yellow]no new adapter: {run['status']} ({why}); the jobs use "
@@ -268,42 +233,11 @@ class Demo:
         self.console.print(f"      adapter {version} served by vLLM (runtime LoRA) through the gateway")
         result.adapter_version = version
 
-    def _follow_training(self, url: str) -> dict[str, Any]:
-        deadline = time.monotonic() + self.options.training_timeout_s
-        columns = (TextColumn("training"), BarColumn(), MofNCompleteColumn(), TextColumn("steps  loss {task.fields[loss]}"),
-                   TextColumn("{task.fields[phase]}"), TimeElapsedColumn())
-        last_shown = -1
-        with Progress(*columns, console=self.console, transient=False) as bar:
-            task = bar.add_task("train", total=None, loss="-", phase="queued")
-            while True:
-                run = self._call("training", "GET", urlsplit(url).path).json()
-                if run["status"] not in ("requested", "training"):
-                    bar.update(task, phase=run["status"], completed=run.get("total_steps") or run.get("step") or 0)
-                    return dict(run)
-                step, total = run.get("step") or 0, run.get("total_steps")
-                phase = "evaluating" if total and step >= total else run["status"]
-                loss = f"{run['loss']:.3f}" if run.get("loss") is not None else "-"
-                bar.update(task, total=total, completed=step, loss=loss, phase=phase)
-                if not self.console.is_terminal and step // 50 != last_shown and total:
-                    last_shown = step // 50
-                    self.console.print(f"      step {step}/{total} loss {loss}")
-                if time.monotonic() > deadline:
-                    raise DemoError(f"training did not end within {self.options.training_timeout_s:.0f}s: {run}")
-                time.sleep(1.0)
-
-    def _batch(self) -> list[tuple[str, str, Any]]:
-        rng = random.Random()
-        invoices = [{"customer": f"c{rng.randint(100, 999)}", "amount": rng.randint(5, 99)} for _ in range(self.options.invoices)]
-        return [("invoice", "Bill the customer for the order", {"invoices": invoices}),
-                ("complaint", "Log this complaint", {"customer": f"c{rng.randint(100, 999)}", "severity": "high"}),
-                ("address change", "Update the customer's address",
-                 {"customer": f"c{rng.randint(100, 999)}", "postcode": f"{rng.randint(1000, 9999)}", "city": "grace"})]
-
     def process(self, result: DemoResult) -> None:
         run = uuid.uuid4().hex[:8]
         jobs: dict[str, dict[str, Any]] = {}
         records: list[Record] = []
-        for kind, task, data in self._batch():
+        for kind, task, data in demo_batch(self.options.invoices):
             headers = {"Authorization": f"Bearer {self.key}", "Idempotency-Key": f"demo-{run}-{kind.replace(' ', '-')}"}
             rows = data["invoices"] if "invoices" in data else [data]
             expected = [{"tool": tool, "arguments": args} for tool, args in map(demo_call, rows)]  # never in a prompt
@@ -339,27 +273,10 @@ class Demo:
             else:
                 record.answer = f"{body.get('error_kind')}: {body.get('error', '')[:80]}"
         result.records = records
-        self._show_records(records)
+        show_records(self.console, records)
         right_jobs = sum(1 for b in bodies.values() if b.get("right") is True)
         self.console.print(f"      jobs right as the API records them: {right_jobs} of {len(bodies)} (a job is right only "
                            f"when every record's call is)")
-
-    def _show_records(self, records: list[Record]) -> None:
-        table = Table("record", "data", "tool call (the agent's)", "right?", "example API's answer", "adapter",
-                      title="per record")
-        for r in records:
-            call = _call_text(r.tool, r.arguments) if r.tool else "-"
-            verdict = "[green]right[/green]" if r.right else (
-                f"[red]WRONG, expected {_call_text(*r.expected)}[/red]" if r.expected else "?")
-            style = "green" if r.status == "completed" else "red"
-            table.add_row(f"{r.kind} #{r.unit + 1}" if r.kind == "invoice" else r.kind, json.dumps(r.data), call,
-                          verdict, f"[{style}]{r.answer}[/{style}]", r.adapter[:16])
-        self.console.print(table)
-        right = sum(r.right for r in records)
-        done = sum(r.status == "completed" for r in records)
-        style = "green" if right == len(records) else "red"
-        self.console.print(f"      [{style}]{right} of {len(records)} right[/{style}] (the right tool with exactly the "
-                           f"right arguments); {done} of {len(records)} completed at the example API")
 
     def dashboards(self, result: DemoResult) -> None:
         """The panels once the views hold every finished job (the projections fold right behind the jobs)."""
@@ -379,7 +296,3 @@ class Demo:
         result.dashboards, result.html = body, self.options.html
         self.console.print(f"dashboards written to {self.options.html.resolve()} (self-contained; `cda dashboard` serves "
                            f"them live)")
-
-
-def _call_text(tool: str, arguments: Any) -> str:
-    return f"{tool}({json.dumps(arguments, separators=(',', ':'), sort_keys=True)})"

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from cda.supervisor import EXTERNAL, FAILED, READY, RESTARTING, STARTING, STOPPED, STOPPING, Backoff, Part, PartSpec, PartStatus
 from core.health import http_ready
-from core.settings import Settings
+from core.settings import Settings, settings_env
 from topics.broker import LocalBroker, from_settings
 
 OPERATOR_KEY_FILE = "operator.key"
@@ -24,19 +24,6 @@ OPERATOR_KEY_FILE = "operator.key"
 
 def up_dir(settings: Settings) -> Path:
     return settings.home / "up"
-
-
-def settings_env(settings: Settings, base: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment that gives a child process exactly these settings (CDA_* replaced, the rest kept)."""
-    env = {k: v for k, v in (os.environ if base is None else base).items() if not k.startswith("CDA_")}
-    for name, value in settings.model_dump().items():
-        if value is None:
-            continue
-        if name == "api_operator_key":
-            value = value.get_secret_value()
-        env[f"CDA_{name.upper()}"] = str(value)
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
 
 
 def operator_key(settings: Settings, create: bool = False) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -144,3 +145,16 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """The process-wide settings; tests build their own `Settings(...)` instead of mutating this one."""
     return Settings()
+
+
+def settings_env(settings: Settings, base: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment that gives a child process exactly these settings (CDA_* replaced, the rest kept)."""
+    env = {k: v for k, v in (os.environ if base is None else base).items() if not k.startswith("CDA_")}
+    for name, value in settings.model_dump().items():
+        if value is None:
+            continue
+        if name == "api_operator_key":
+            value = value.get_secret_value()
+        env[f"CDA_{name.upper()}"] = str(value)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env

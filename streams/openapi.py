@@ -14,150 +14,23 @@ therefore written into the URL template (`?dry_run={dry_run}`), which only works
 
 from __future__ import annotations
 
-import copy
-import json
-import re
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
-import httpx
 import jsonschema
 
-from core.errors import TransientError
 from core.identifiers import is_identifier
-from core.retry import RetryPolicy, http_transient, raise_for_retry
-from streams.errors import StreamsError
+from streams.openapi_document import (
+    _PLACEHOLDER,
+    _TEMPLATE,
+    BODY_METHODS,
+    METHODS,
+    OpenApiError,
+    _Refs,
+    check_document,
+)
 from streams.tools import Tool
-
-METHODS = ("get", "put", "post", "delete", "patch")  # what a tool can call (topics.checks.HTTP_METHODS)
-BODY_METHODS = frozenset({"put", "post", "patch"})
-MAX_DOCUMENT_BYTES = 10_000_000
-MAX_REF_DEPTH = 64
-_TEMPLATE = re.compile(r"\{([^{}]+)\}")
-_PLACEHOLDER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # what the bridge fills (streams/call_plan.py)
-
-
-class OpenApiError(StreamsError):
-    """Not an OpenAPI 3 document, or an operation that cannot become a tool; the message names which and why."""
-
-
-class OpenApiUnavailable(OpenApiError, TransientError):
-    """The document's URL did not answer (or answered 429/5xx) within the bound."""
-
-
-# -- loading ---------------------------------------------------------------------------------------
-def load_document(source: str, timeout_s: float = 10.0) -> tuple[dict[str, Any], str | None]:
-    """The document at a file path or an http(s) URL, and the URL it came from (relative servers resolve
-    against it); JSON, or YAML when PyYAML is installed."""
-    if urlsplit(source).scheme in ("http", "https"):
-        text, content_type = _fetch(source, timeout_s)
-        return _parse(text, source, yaml_hint="yaml" in content_type), source
-    path = Path(source).expanduser()
-    try:
-        if path.stat().st_size > MAX_DOCUMENT_BYTES:
-            raise OpenApiError(f"{source}: larger than {MAX_DOCUMENT_BYTES} bytes")
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise OpenApiError(f"{source}: cannot read it ({exc})") from None
-    return _parse(text, source, yaml_hint=path.suffix in (".yaml", ".yml")), None
-
-
-def _fetch(url: str, timeout_s: float) -> tuple[str, str]:
-    def attempt(remaining_s: float) -> tuple[str, str]:
-        with httpx.Client(timeout=min(timeout_s, remaining_s), follow_redirects=True, max_redirects=3) as client:
-            with client.stream("GET", url, headers={"Accept": "application/json, application/yaml;q=0.9"}) as response:
-                if response.status_code >= 400:
-                    response.read()  # an error answer is small; its text goes into the message
-                    raise_for_retry(response)
-                    raise OpenApiError(f"GET {url} answered HTTP {response.status_code}")
-                body = bytearray()
-                for chunk in response.iter_bytes():
-                    body += chunk
-                    if len(body) > MAX_DOCUMENT_BYTES:
-                        raise OpenApiError(f"GET {url}: the document is larger than {MAX_DOCUMENT_BYTES} bytes")
-                return body.decode(response.encoding or "utf-8", errors="replace"), response.headers.get("content-type", "")
-
-    try:
-        return RetryPolicy(attempts=3, deadline_s=timeout_s, backoff_s=0.2).call(attempt, retry_if=http_transient(True))
-    except (httpx.HTTPError, TransientError) as exc:
-        raise OpenApiUnavailable(f"GET {url} failed: {exc}") from exc
-
-
-def _parse(text: str, source: str, yaml_hint: bool) -> dict[str, Any]:
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        if not yaml_hint:
-            raise OpenApiError(f"{source}: not JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
-        value = _parse_yaml(text, source)
-    if not isinstance(value, dict):
-        raise OpenApiError(f"{source}: not an OpenAPI document (expected an object, got {type(value).__name__})")
-    return value
-
-
-def _parse_yaml(text: str, source: str) -> Any:
-    try:
-        import yaml
-    except ImportError:
-        raise OpenApiError(f"{source}: a YAML document needs PyYAML; give the JSON form") from None
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise OpenApiError(f"{source}: not YAML ({exc})") from None
-
-
-# -- $ref --------------------------------------------------------------------------------------------
-class _Refs:
-    """Inlines local `$ref`s (`#/components/...`); a reference reached again inside itself is refused, since
-    a recursive schema cannot be written out whole."""
-
-    def __init__(self, document: Mapping[str, Any]) -> None:
-        self.document = document
-
-    def inline(self, node: Any, where: str, stack: tuple[str, ...] = ()) -> Any:
-        if isinstance(node, list):
-            return [self.inline(item, where, stack) for item in node]
-        if not isinstance(node, dict):
-            return node
-        ref = node.get("$ref")
-        if isinstance(ref, str):
-            if ref in stack:
-                raise OpenApiError(f"{where}: {ref} refers to itself ({' -> '.join((*stack, ref))}); "
-                                   "a recursive schema cannot be a tool's arguments")
-            if len(stack) >= MAX_REF_DEPTH:
-                raise OpenApiError(f"{where}: $refs nested deeper than {MAX_REF_DEPTH}")
-            target = self.inline(self._target(ref, where), where, (*stack, ref))
-            siblings = {k: self.inline(v, where, stack) for k, v in node.items() if k != "$ref"}
-            return {**target, **siblings} if isinstance(target, dict) else target
-        return {key: self.inline(value, where, stack) for key, value in node.items()}
-
-    def _target(self, ref: str, where: str) -> Any:
-        if not ref.startswith("#/"):
-            raise OpenApiError(f"{where}: only references inside the document are supported, not {ref!r}")
-        node: Any = self.document
-        for part in ref[2:].split("/"):
-            part = part.replace("~1", "/").replace("~0", "~")
-            if not isinstance(node, dict) or part not in node:
-                raise OpenApiError(f"{where}: {ref} points at nothing")
-            node = node[part]
-        return copy.deepcopy(node)
-
-
-# -- operations -> tools -----------------------------------------------------------------------------
-def check_document(document: Mapping[str, Any]) -> str:
-    """The OpenAPI version when `document` is an OpenAPI 3 document with paths, else `OpenApiError` saying why."""
-    if "swagger" in document:
-        raise OpenApiError(f"a Swagger {document.get('swagger')} document, not OpenAPI 3: convert it first "
-                           "(e.g. with swagger2openapi)")
-    version = document.get("openapi")
-    if not isinstance(version, str) or not version.startswith("3."):
-        raise OpenApiError(f"not an OpenAPI 3 document (its 'openapi' field is {version!r}, expected 3.x)")
-    paths = document.get("paths")
-    if not isinstance(paths, dict) or not paths:
-        raise OpenApiError("the OpenAPI document has no paths: there is nothing to call")
-    return version
 
 
 def tools_from_openapi(document: Mapping[str, Any], company_id: str, *, source_url: str | None = None,

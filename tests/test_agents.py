@@ -19,7 +19,8 @@ from streams.agent_settings import AgentSettings
 from streams.app import agents_in_thread
 from streams.ids import job_id_for
 from streams.job_reader import timeline
-from streams.openapi import load_document, tools_from_openapi
+from streams.openapi import tools_from_openapi
+from streams.openapi_document import load_document
 from streams.service import AgentService
 from tests.helpers import eventually
 from topics.events import Event

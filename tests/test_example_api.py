@@ -203,7 +203,8 @@ def test_the_bridge_through_staged_faults_causes_each_effect_once(tmp_path: Path
     that times out the attempt after the effect was recorded — each retried with one key, each one effect."""
     from streams.agent_settings import AgentSettings
     from streams.bridge import ApiBridge, CallOutcome
-    from streams.openapi import load_document, tools_from_openapi
+    from streams.openapi import tools_from_openapi
+    from streams.openapi_document import load_document
 
     config = Settings(home=tmp_path / "home", bridge_backoff_s=0.01, bridge_deadline_s=20.0, bridge_attempts=4)
     agent = AgentSettings("acme", allowed_hosts=frozenset({"127.0.0.1"}))

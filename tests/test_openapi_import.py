@@ -16,7 +16,8 @@ from cda.cli.main import app
 from core.settings import Settings, get_settings
 from examples.company_api import run_in_thread
 from streams.call_plan import plan_call
-from streams.openapi import OpenApiError, load_document, tools_from_openapi
+from streams.openapi import tools_from_openapi
+from streams.openapi_document import OpenApiError, load_document
 from streams.tools import Tool
 from topics.consumer import EventConsumer
 from topics.events import Event

@@ -22,8 +22,8 @@ from trainer import train
 from trainer.context import paraphrase, serving_context, training_context
 from trainer.evaluate import by_kind, kinds
 from trainer.examples import Example
+from trainer.gate import rejection
 from trainer.synthetic import DEMO_TOOLS, demo_examples
-from trainer.worker import rejection
 
 SETTINGS = Settings()
 

@@ -16,7 +16,9 @@ from core.errors import is_transient
 from core.settings import Settings
 from tests.fake_registry import fake_registry
 from tests.helpers import eventually
-from topics.avro_codec import TrailingBytes, Unsupported, compile_decoder, compile_encoder
+from topics.avro_codec import TrailingBytes, Unsupported
+from topics.avro_reader import compile_decoder
+from topics.avro_writer import compile_encoder
 from topics.consumer import EventConsumer
 from topics.dead_letters import Rejected
 from topics.errors import EventValidationError, RegistryUnavailable, SerializationError

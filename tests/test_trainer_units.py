@@ -136,8 +136,8 @@ def test_versions_and_checkpoints_are_on_disk_before_their_rename(tmp_path: Path
 
 def test_request_bounds_name_the_field(tmp_path: Path) -> None:
     from trainer.errors import BadRequest
+    from trainer.requests import config_from
     from trainer.train import TrainConfig
-    from trainer.worker import config_from
 
     settings = Settings(home=tmp_path, trainer_max_steps=1000, trainer_max_learning_rate=0.01, vllm_max_lora_rank=16)
 
@@ -157,7 +157,7 @@ def test_one_worker_per_request_folder(tmp_path: Path) -> None:
     """The work folder's lock: a second holder is refused at once (transient, so nothing is committed)."""
     from core.errors import is_transient
     from trainer.errors import RequestBusy
-    from trainer.worker import exclusive
+    from trainer.requests import exclusive
 
     lock = tmp_path / "work" / "acme" / "r1.lock"
     with exclusive(lock):
@@ -205,7 +205,7 @@ def test_examples_too_large_for_a_record_are_stored_by_content(tmp_path: Path) -
 
 
 def test_the_gate() -> None:
-    from trainer.worker import beats
+    from trainer.gate import beats
 
     assert beats({"exact_match": 0.5}, {"exact_match": 0.4})
     assert not beats({"exact_match": 0.4}, {"exact_match": 0.4}) and not beats({"exact_match": 0.1}, {"exact_match": 0.4})

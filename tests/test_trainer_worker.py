@@ -25,8 +25,9 @@ from topics.positions import Position
 from topics.producer import EventProducer
 from topics.serde import serde_for
 from trainer.registry import LocalAdapterRegistry
+from trainer.requests import exclusive
 from trainer.synthetic import DEMO_TOOLS, demo_examples
-from trainer.worker import GROUP_ID, TrainerWorker, exclusive
+from trainer.worker import GROUP_ID, TrainerWorker
 
 pytestmark = pytest.mark.kafka
 Catalog = Callable[..., Settings]

@@ -18,9 +18,9 @@ import httpx
 import pytest
 
 from cda.key_file import read_key
-from cda.stack import api_url, settings_env
+from cda.stack import api_url
 from cda.supervisor import StatusFile, pid_alive
-from core.settings import Settings
+from core.settings import Settings, settings_env
 from tests.browser import assert_dashboard_drawn
 from tests.helpers import eventually, free_port
 

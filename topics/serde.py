@@ -26,7 +26,9 @@ from fastavro import parse_schema, schemaless_reader, schemaless_writer
 
 from core.settings import Settings
 from topics import datum
-from topics.avro_codec import Encoder, TrailingBytes, Unsupported, compile_decoder, compile_encoder
+from topics.avro_codec import Encoder, TrailingBytes, Unsupported
+from topics.avro_reader import compile_decoder
+from topics.avro_writer import compile_encoder
 from topics.errors import EventValidationError, SchemaNotFound, SerializationError
 from topics.events import Event
 from topics.evolution import reader_problems

@@ -9,8 +9,12 @@ from collections.abc import Iterator
 from core.prompts import ToolSpec
 from core.settings import Settings
 from topics.consumer import Received
+from topics.events import Event
 from topics.reads import read_to_end
+from trainer.dataset import BadData, Dataset, build_dataset
 from trainer.examples import Example
+from trainer.examples_store import load_examples
+from trainer.replay import replay_examples
 
 
 def read_topic(settings: Settings, topic: str) -> Iterator[Received]:
@@ -62,3 +66,33 @@ def history_examples(settings: Settings, company_id: str) -> list[Example]:
         examples.append(Example(str(job["task"]), payloads[str(job["request_id"])], str(call["tool"]),
                                 json.loads(str(call["args"]))))
     return examples
+
+
+def request_dataset(settings: Settings, request: Event, max_examples: int) -> Dataset:
+    """The checked, split dataset a request trains on: its inline and stored examples, or the company's own
+    history (each step in the context its prompt recorded); `BadData` with per-reason counts."""
+    tools = company_tools(settings, request.company_id)
+    if not tools:
+        raise BadData(f"company {request.company_id} has no registered tools", {"no_tools": 1})
+    unreadable = 0
+    if request["source"] == "FROM_HISTORY":  # each step in the context its prompt recorded (older jobs: none)
+        examples = replay_examples(settings, request.company_id, adapter_only=False) or history_examples(
+            settings, request.company_id)
+    else:
+        raw_examples = list(request["examples"])
+        if ref := request.data.get("examples_ref"):
+            raw_examples += load_examples(settings, request.company_id, str(ref))
+        examples = []
+        for raw in raw_examples:
+            try:
+                arguments = json.loads(raw["arguments_json"])
+            except json.JSONDecodeError:
+                unreadable += 1
+                continue
+            examples.append(Example(raw["task"], raw["payload_json"], raw["tool_name"], arguments))
+    try:
+        return build_dataset(examples, tools, max_examples=max_examples)
+    except BadData as exc:
+        if unreadable:
+            exc.counts["invalid_arguments_json"] = unreadable
+        raise

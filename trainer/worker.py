@@ -11,26 +11,17 @@ outage (broker, vLLM) raises a transient error, nothing is committed and the wor
 (`core.workers.run_until_stopped`); a record it cannot handle at all (another event type, ids that are no
 identifiers, a bug) goes to `dead_letters` with the reason, and the worker goes on.
 
-One request, one worker: the work folder is held with an exclusive `flock` while the request is handled.
-A run longer than `max.poll.interval.ms` drops the worker from its group and the request is handed to
-another worker; that one finds the folder locked, commits nothing and asks again later (transient), and
-once the first is done it finds the stored version and announces it rather than training a second time.
-A lock (rather than polling the consumer during training) holds also across a rebalance, a second process
-or a restart with the first still running; `flock` is per host (and per shared volume that supports it).
+One request, one worker: `trainer.requests.exclusive` holds its work folder while it is handled; the
+gate's verdict is `trainer.gate.rejection`.
 """
 
 from __future__ import annotations
 
-import fcntl
-import json
 import logging
-import os
 import shutil
 import threading
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -53,15 +44,15 @@ from topics.events import Event
 from topics.handling import handle_each
 from topics.producer import EventProducer
 from trainer.context import serving_context, training_context
-from trainer.dataset import BadData, Dataset, build_dataset
+from trainer.dataset import BadData, Dataset
 from trainer.errors import BadRequest, RequestBusy, TrainerError
-from trainer.evaluate import DEFAULT_POLICY, EvaluationError, evaluate, kinds
-from trainer.examples import Example
-from trainer.examples_store import load_examples
+from trainer.evaluate import DEFAULT_POLICY, EvaluationError, evaluate
+from trainer.gate import rejection
 from trainer.registry import AdapterVersion, LocalAdapterRegistry, UnknownVersion
-from trainer.replay import held_out_replay, replay_examples
+from trainer.replay import held_out_replay
+from trainer.requests import bounded, config_from, exclusive
 from trainer.served import active_adapter
-from trainer.sources import company_tools, history_examples
+from trainer.sources import request_dataset
 from trainer.train import TrainConfig, TrainingRejected, fitted_config, train_adapter
 
 log = logging.getLogger(__name__)
@@ -75,54 +66,6 @@ class NotATrainingRequest(TrainerError):
 
 class GroupLost(TrainerError, TransientError):
     """The commit after an outcome failed: the group moved on (a rebalance); join again."""
-
-
-def _bounded(data: Any, field: str, default: Any, low: Any, high: Any, what: str) -> Any:
-    value = data.get(field)
-    if value is None:
-        return default
-    if value < low:
-        raise BadRequest(field, f"{field} {value} is below the smallest allowed {low}")
-    if value > high:
-        raise BadRequest(field, f"{field} {value} exceeds {what} {high}")
-    return value
-
-
-def config_from(request: Event, defaults: TrainConfig, settings: Settings) -> TrainConfig:
-    """The training configuration a request asks for, each value within the trainer's bounds."""
-    data = request.data
-    return TrainConfig(
-        rank=_bounded(data, "rank", defaults.rank, 1, settings.vllm_max_lora_rank, "the server's maximum"),
-        learning_rate=_bounded(data, "learning_rate", defaults.learning_rate, settings.trainer_min_learning_rate,
-                               settings.trainer_max_learning_rate, "the largest allowed (CDA_TRAINER_MAX_LEARNING_RATE)"),
-        max_steps=_bounded(data, "max_steps", defaults.max_steps, 1, settings.trainer_max_steps,
-                           "the largest allowed (CDA_TRAINER_MAX_STEPS)"),
-        batch_size=defaults.batch_size,
-        method=str(data.get("method") or "LORA"),
-        allow_fallback=bool(data.get("allow_fallback", True)),
-        seed=defaults.seed,
-        checkpoint_every=defaults.checkpoint_every,
-    )
-
-
-@contextmanager
-def exclusive(lock_path: Path) -> Iterator[None]:
-    """Hold `lock_path` exclusively (flock) or raise `RequestBusy` at once; the file goes when released."""
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            if os.fstat(fd).st_ino != os.stat(lock_path).st_ino:  # released and removed meanwhile: not ours
-                raise FileNotFoundError(lock_path)
-        except (BlockingIOError, FileNotFoundError):
-            raise RequestBusy(f"another worker is handling the request in {lock_path.with_suffix('')}") from None
-        try:
-            yield
-        finally:
-            lock_path.unlink(missing_ok=True)  # still held: nobody else can be inside
-    finally:
-        os.close(fd)
 
 
 class TrainerWorker:
@@ -161,9 +104,9 @@ class TrainerWorker:
             return self._decide(request, stored, force=force)
         try:
             config_from(request, self.defaults or TrainConfig(), self.settings)  # out of bounds: refused before the data is read
-            max_examples = _bounded(request.data, "max_examples", self.max_examples, 1, self.settings.trainer_max_examples,
+            max_examples = bounded(request.data, "max_examples", self.max_examples, 1, self.settings.trainer_max_examples,
                                     "the largest allowed (CDA_TRAINER_MAX_EXAMPLES)")
-            dataset = self._dataset(request, max_examples)
+            dataset = request_dataset(self.settings, request, max_examples)
             defaults = self.defaults or fitted_config(len(dataset.train), self.settings.vllm_max_lora_rank)
             config = config_from(request, defaults, self.settings)
         except (BadRequest, ValueError) as exc:
@@ -210,33 +153,6 @@ class TrainerWorker:
     def memory(self, company: str) -> list[MemoryEntry]:
         """The company's memory now, as the agents may recall it into a prompt (`context.prompt_context`)."""
         return recallable(read_memory(self.settings), company, self.settings)
-
-    def _dataset(self, request: Event, max_examples: int) -> Dataset:
-        tools = company_tools(self.settings, request.company_id)
-        if not tools:
-            raise BadData(f"company {request.company_id} has no registered tools", {"no_tools": 1})
-        unreadable = 0
-        if request["source"] == "FROM_HISTORY":  # each step in the context its prompt recorded (older jobs: none)
-            examples = replay_examples(self.settings, request.company_id, adapter_only=False) or history_examples(
-                self.settings, request.company_id)
-        else:
-            raw_examples = list(request["examples"])
-            if ref := request.data.get("examples_ref"):
-                raw_examples += load_examples(self.settings, request.company_id, str(ref))
-            examples = []
-            for raw in raw_examples:
-                try:
-                    arguments = json.loads(raw["arguments_json"])
-                except json.JSONDecodeError:
-                    unreadable += 1
-                    continue
-                examples.append(Example(raw["task"], raw["payload_json"], raw["tool_name"], arguments))
-        try:
-            return build_dataset(examples, tools, max_examples=max_examples)
-        except BadData as exc:
-            if unreadable:
-                exc.counts["invalid_arguments_json"] = unreadable
-            raise
 
     # -- evaluation and the gate ------------------------------------------------------------------
     def _evaluate(self, request: Event, adapter_dir: Path, dataset: Dataset, memory: list[MemoryEntry]
@@ -371,39 +287,3 @@ class TrainerWorker:
                     consumer.commit()
                 except KafkaException as exc:
                     raise GroupLost(f"could not commit the request's offset (the group moved on): {exc}") from exc
-
-
-def rejection(candidate: dict[str, float], current: dict[str, float], floor: float, min_kind_examples: int = 1
-              ) -> str | None:
-    """Why the gate holds a candidate back, in words that name the figures; None when it passes. Every kind of
-    task must reach the floor on enough held-out examples to tell: a good mean can hide a kind always wrong."""
-    if "exact_match" not in candidate:
-        return "gate_unavailable: the candidate was never scored (the gate could not reach vLLM), so it is not served"
-    exact, served = candidate.get("exact_match", 0.0), current.get("exact_match", 0.0)
-    if exact < floor:
-        return (f"below_floor: exact match {exact:.3f} is under the floor {floor:.3f} (CDA_TRAINER_MIN_EXACT_MATCH); "
-                f"an adapter that miscopies this often is unfit for automation")
-    scored = kinds(candidate)
-    if not scored:
-        return "unscored: the evaluation recorded no per-kind figures, so no kind of task is known to reach the floor"
-    small = {k: n for k, (_, n) in scored.items() if n < min_kind_examples}
-    if small:
-        listed = ", ".join(f"{k} ({n})" for k, n in sorted(small.items()))
-        return (f"too_few_to_score: held-out examples per kind {listed} are under the {min_kind_examples} needed to "
-                f"score a kind (CDA_TRAINER_MIN_KIND_EXAMPLES); send more examples of those tasks")
-    low = {k: e for k, (e, _) in scored.items() if e < floor}
-    if low:
-        listed = ", ".join(f"{k} {e:.3f}" for k, e in sorted(low.items(), key=lambda kv: kv[1]))
-        return f"kind_below_floor: exact match of {listed} is under the floor {floor:.3f} (CDA_TRAINER_MIN_EXACT_MATCH)"
-    replayed = int(candidate.get("replay_examples", 0))
-    if replayed >= min_kind_examples and candidate.get("replay_exact", 0.0) < floor:
-        return (f"replay_below_floor: exact match {candidate.get('replay_exact', 0.0):.3f} on {replayed} held-out completed "
-                f"jobs of the company, replayed in their recorded context, is under the floor {floor:.3f}")
-    if not beats(candidate, current):
-        return f"not_better: exact match {exact:.3f} does not beat the served model's {served:.3f}"
-    return None
-
-
-def beats(candidate: dict[str, float], current: dict[str, float]) -> bool:
-    """A candidate is announced only when its exact tool-call accuracy beats what is served now."""
-    return candidate.get("exact_match", 0.0) > current.get("exact_match", 0.0)

@@ -12,7 +12,8 @@ from api.errors import ApiError, not_found
 from api.schemas.common import ERRORS, NOT_FOUND
 from api.schemas.tools import ToolList, ToolPublic, ToolRemoved, ToolsRegister, ToolsRegistered
 from core.identifiers import ID_PATTERN
-from streams.openapi import OpenApiError, tools_from_openapi
+from streams.openapi import tools_from_openapi
+from streams.openapi_document import OpenApiError
 from streams.tools import Tool
 from topics.errors import EventValidationError
 from topics.events import Event

@@ -16,7 +16,8 @@ from rich.table import Column, Table
 
 from cda.cli.common import err, failing_clearly, out, settings
 from core.settings import Settings
-from streams.openapi import load_document, tools_from_openapi
+from streams.openapi import tools_from_openapi
+from streams.openapi_document import load_document
 from streams.tools import Tool, ToolRegistry
 from topics.errors import EventValidationError
 from topics.events import Event
