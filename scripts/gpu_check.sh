@@ -3,7 +3,7 @@
 #   bash scripts/gpu_check.sh prepare   - HERE (network): fetch the Python 3.12 wheels the GPU image lacks
 #                                         into .whl/ (git-ignored; bitsandbytes slimmed to its CUDA 13 build)
 #   bash scripts/gpu_check.sh           - THERE: install .whl/ into /tmp/site, print the machine, run the QLoRA
-#                                         test (tests/test_trainer_gpu.py) and BENCH P7, logs into $OUT
+#                                         test (tests/trainer/test_trainer_gpu.py) and BENCH P7, logs into $OUT
 # The device call: command "bash scripts/gpu_check.sh", carry [".whl"], timeout_s ~300.
 # P7_SYNTHETIC (default 1b) picks the realistic random model P7 also measures; empty skips it.
 # Not covered: vLLM's CUDA build. vllm 0.26.0 (the last release pinning torch 2.11, the image's) is a 290 MiB
@@ -63,7 +63,7 @@ print("transformers", transformers.__version__, "peft", peft.__version__, "accel
 } 2>&1 | tee "$OUT/env.log"
 
 status=0
-timeout 130 python3 -m pytest -m gpu tests/test_trainer_gpu.py -q -p no:cacheprovider -rA 2>&1 | tee "$OUT/test_gpu.log" || status=1
+timeout 130 python3 -m pytest -m gpu tests/trainer/test_trainer_gpu.py -q -p no:cacheprovider -rA 2>&1 | tee "$OUT/test_gpu.log" || status=1
 timeout 170 python3 benchmarks/p7_qlora_memory.py --steps 5 ${P7_SYNTHETIC:+--synthetic-size "$P7_SYNTHETIC"} 2>&1 \
   | tee "$OUT/p7.log" || status=1
 grep '^BENCH P7' "$OUT/p7.log"

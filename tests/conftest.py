@@ -11,10 +11,11 @@ import os
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from core.settings import Settings
+from core.settings import Settings, get_settings, settings_env
 from projections.migrate import migrate
 from projections.store import ProjectionStore
 from tests.helpers import free_port
@@ -137,7 +138,38 @@ def vllm_url(tiny_model: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
 
 @pytest.fixture
 def api(catalog: Callable[..., Settings], store: ProjectionStore) -> Iterator[object]:
-    """The REST API on the test's own topics and database, projections in the same process (tests/api_support.py)."""
-    from tests.api_support import api_stack
+    """The REST API on the test's own topics and database, projections in the same process (tests/api/api_support.py)."""
+    from tests.api.api_support import api_stack
 
     yield from api_stack(catalog, store)
+
+
+@pytest.fixture
+def cli_for(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Callable[..., Any]]]:
+    """`cda` run in-process on exactly the given settings (their `settings_env`), its tables `columns` wide so
+    that whole values show: `cli = cli_for(settings); cli("tools", "list")`."""
+    from typer.testing import CliRunner
+
+    from cda.cli.main import app
+
+    def make(settings: Settings, columns: int = 250) -> Callable[..., Any]:
+        for name in [k for k in os.environ if k.startswith("CDA_")]:
+            monkeypatch.delenv(name)
+        for name, value in settings_env(settings, base={}).items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.setenv("COLUMNS", str(columns))
+        get_settings.cache_clear()
+        runner = CliRunner()
+        return lambda *args, input=None: runner.invoke(app, list(args), input=input)
+
+    yield make
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def example_api(tmp_path: Path) -> Iterator[str]:
+    """The demo company's own API (`examples.company_api`) on a free loopback port, its store in the test's folder."""
+    from examples.company_api import run_in_thread
+
+    with run_in_thread(tmp_path / "acme.sqlite3") as url:
+        yield url

@@ -1,0 +1,119 @@
+"""docker-compose.yml: the Docker path runs the same broker, the same catalog and the same `cda` commands as `cda up`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+COMPOSE = Path(__file__).resolve().parents[2] / "docker-compose.yml"
+
+
+def test_compose_runs_kafka_in_kraft_mode_and_applies_the_catalog() -> None:
+    services = yaml.safe_load(COMPOSE.read_text())["services"]
+    kafka = services["kafka"]
+    assert kafka["image"].startswith("apache/kafka:4.")
+    assert kafka["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"
+    assert "9092:9092" in kafka["ports"]
+    topics = services["topics"]
+    assert topics["depends_on"]["kafka"]["condition"] == "service_healthy"
+    assert "cda topics apply" in " ".join(topics["command"])
+    assert topics["environment"]["CDA_KAFKA_BOOTSTRAP"] == "kafka:19092"
+
+
+def test_compose_provisions_clickhouse_grafana_and_the_saved_dashboards() -> None:
+    import json
+
+    from projections.grafana import dashboard_json, grafana_sql
+    from projections.queries import dashboard_queries
+
+    services = yaml.safe_load(COMPOSE.read_text())["services"]
+    assert services["clickhouse"]["image"].startswith("clickhouse/clickhouse-server")
+    projections = services["projections"]
+    assert projections["environment"]["CDA_CLICKHOUSE_URL"] == "http://clickhouse:8123"
+    assert "cda projections run" in " ".join(projections["command"])
+    grafana = services["grafana"]
+    assert "grafana-clickhouse-datasource" in grafana["environment"]["GF_INSTALL_PLUGINS"]
+    mounts = {m.split(":")[1]: COMPOSE.parent / m.split(":")[0] for m in grafana["volumes"]}
+    provisioning = mounts["/etc/grafana/provisioning"]
+    datasource = yaml.safe_load((provisioning / "datasources" / "clickhouse.yaml").read_text())["datasources"][0]
+    assert datasource["type"] == "grafana-clickhouse-datasource" and datasource["jsonData"]["host"] == "clickhouse"
+    provider = yaml.safe_load((provisioning / "dashboards" / "cda.yaml").read_text())["providers"][0]
+    dashboards = mounts[provider["options"]["path"]]
+    provisioned = json.loads((dashboards / "cda.json").read_text())
+    assert provisioned == dashboard_json(), "run `python -m projections.grafana` after changing dashboard SQL"
+    panels = provisioned["panels"]
+    saved = dashboard_queries()
+    assert len(panels) == len(saved) == 4
+    for panel in panels:
+        source = panel["targets"][0]["meta"]["source"].rsplit("/", 1)[1].removesuffix(".sql")
+        assert panel["targets"][0]["rawSql"] == grafana_sql(saved[source])
+        assert panel["datasource"]["uid"] == datasource["uid"]
+
+
+def test_compose_runs_vllm_with_runtime_lora_and_the_gateway() -> None:
+    services = yaml.safe_load(COMPOSE.read_text())["services"]
+    vllm = services["vllm"]
+    assert vllm["image"].startswith("vllm/vllm-openai")
+    assert vllm["environment"]["VLLM_ALLOW_RUNTIME_LORA_UPDATING"] == "True"
+    assert "--enable-lora" in vllm["command"] and "--max-cpu-loras" in vllm["command"]
+    inference = services["inference"]
+    assert inference["environment"]["CDA_VLLM_URL"] == "http://vllm:8000"
+    assert "cda inference serve --external" in " ".join(inference["command"])
+
+
+def test_compose_publishes_the_api_and_keeps_the_gateway_internal() -> None:
+    services = yaml.safe_load(COMPOSE.read_text())["services"]
+    assert "ports" not in services["inference"], "the gateway trusts company_id in its body: only the API may reach it"
+    api = services["api"]
+    assert "8000:8000" in api["ports"] and "cda api serve" in " ".join(api["command"])
+    assert api["environment"]["CDA_INFERENCE_URL"] == "http://inference:8020"
+    assert api["environment"]["CDA_API_EMBEDDED_PROJECTIONS"] == "false"
+
+
+def _cda_commands(command: list[str] | str) -> list[list[str]]:
+    """The `cda ...` invocations inside a service's command (`sh -c "pip install ... && cda x && cda y"`)."""
+    import shlex
+
+    script = command[-1] if isinstance(command, list) and command[:2] == ["sh", "-c"] else command
+    if isinstance(script, list):
+        return [script] if script and script[0] == "cda" else []
+    return [words for part in script.split("&&") if (words := shlex.split(part)) and words[0] == "cda"]
+
+
+def test_every_cda_command_in_the_compose_file_parses_with_the_cli_and_its_settings_exist() -> None:
+    """Each service runs the `cda` command `cda up` runs for it (arguments parsed by the real CLI, no unknown option),
+    and every CDA_* variable it sets is a field of the settings; where a Docker client exists, it parses the file."""
+    import shutil
+    import subprocess
+
+    import typer
+
+    from cda.cli.main import app
+    from core.settings import Settings
+
+    services = yaml.safe_load(COMPOSE.read_text())["services"]
+    root = typer.main.get_command(app)
+    ran: dict[str, list[str]] = {}
+    for name, service in services.items():
+        for words in _cda_commands(service.get("command", [])):
+            command, args, path = root, words[1:], ["cda"]
+            while hasattr(command, "list_commands"):  # a group (typer vendors its own click)
+                assert args, f"{name}: `{' '.join(words)}` names no subcommand"
+                sub = command.get_command(command.context_class(command), args[0])
+                assert sub is not None, f"{name}: `{' '.join(words)}`: no command {args[0]!r} under {' '.join(path)}"
+                command, path, args = sub, [*path, args[0]], args[1:]
+            try:
+                command.make_context(" ".join(path), list(args))
+            except Exception as exc:  # click's UsageError, from typer's own copy of click
+                raise AssertionError(f"{name}: `{' '.join(words)}`: {exc}") from None
+            ran.setdefault(name, []).append(" ".join(path[1:]))
+        for variable in (service.get("environment") or {}):
+            if variable.startswith("CDA_"):
+                assert variable[4:].lower() in Settings.model_fields, f"{name}: {variable} is no setting"
+    # the parts `cda up` supervises, each a service of its own
+    assert {"inference serve", "trainer run", "agents run", "api serve", "projections run", "topics apply",
+            "example-api serve"} <= {c for commands in ran.values() for c in commands}, ran
+    if shutil.which("docker") and subprocess.run(["docker", "compose", "version"], capture_output=True).returncode == 0:
+        checked = subprocess.run(["docker", "compose", "-f", str(COMPOSE), "config", "--quiet"], capture_output=True, text=True)
+        assert checked.returncode == 0, checked.stderr

@@ -1,0 +1,111 @@
+"""Memory and sessions on the real broker through the real agents (Faust) and the real example API; the model
+is the scripted stand-in of tests/streams/test_agents.py, so what is checked is what reaches the prompt: a company
+note, a session's earlier result after the agents were restarted, a deleted entry never again, and sessions
+that are closed or unknown failing the job at acceptance (benchmarks/a2_a3_context.py asks the real base)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from context import events as context_events
+from core.settings import Settings
+from streams.app import agents_in_thread
+from streams.job_reader import timeline
+from streams.service import AgentService
+from tests.helpers import eventually
+from tests.streams.test_agents import ScriptedModel, ended, onboard, request
+from topics.events import Event
+from topics.producer import EventProducer
+
+pytestmark = pytest.mark.kafka
+Catalog = Callable[..., Settings]
+
+
+def _produce(settings: Settings, *events: Event, tombstones: tuple[Event, ...] = ()) -> None:
+    with EventProducer(settings) as producer:
+        producer.produce_many(events)
+        for event in tombstones:
+            producer.tombstone(event)
+
+
+def _step(settings: Settings, job_id: str) -> Event:
+    return next(e for e in timeline(settings, job_id) if e.type == "step_started")
+
+
+def _run(settings: Settings, *jobs: Event) -> None:
+    _produce(settings, *jobs)
+    with agents_in_thread(settings, AgentService(settings, model=ScriptedModel())):
+        eventually(ended(settings, *(str(j["job_id"]) for j in jobs)), 90, "the jobs ending")
+
+
+def test_notes_and_session_results_reach_the_prompt_across_a_restart_and_deletions_never_do(
+        catalog: Catalog, example_api: str) -> None:
+    settings = catalog()
+    onboard(settings, example_api)
+    note = context_events.memory_entry("acme", "Always bill zx_post in cents", 2_000)
+    other = context_events.memory_entry("acme", "Ask before deleting anything", 2_000)
+    opened = context_events.session_opened("acme")
+    session = str(opened["session_id"])
+    _produce(settings, note, other, opened)
+
+    first = request("acme", "in-session-1", [{"customer": "c101", "amount": 3}], session_id=session)
+    _run(settings, first)  # the agents stop here: the next job is read by new ones, from the log alone
+    step = _step(settings, str(first["job_id"]))
+    assert "- Always bill zx_post in cents" in str(step["prompt"]) and step["memory_entries"] == [note["entry_id"]]
+    assert "Earlier:" not in str(step["prompt"]) and step["prompt_version"] == 2
+
+    gone = context_events.deletion("acme", str(note["entry_id"]))
+    _produce(settings, gone, tombstones=(gone,))
+    second = request("acme", "in-session-2", [{"customer": "c102", "amount": 4}], session_id=session)
+    _run(settings, second)
+    step = _step(settings, str(second["job_id"]))
+    prompt = str(step["prompt"])
+    result = json.loads(str(next(e for e in timeline(settings, str(first["job_id"])) if e.type == "tool_call_completed")["result_json"]))
+    assert "Earlier:\n- zx_post: " + json.dumps(result, sort_keys=True, separators=(",", ":")) in prompt
+    assert step["session_jobs"] == [first["job_id"]]
+    assert "Always bill" not in prompt and note["entry_id"] not in step["memory_entries"]
+
+    _produce(settings, context_events.session_closed("acme", session))
+    closed = request("acme", "in-session-3", [{"customer": "c103", "amount": 5}], session_id=session)
+    unknown = request("acme", "unknown-session", [{"customer": "c104", "amount": 6}], session_id="ses-nope")
+    foreign = context_events.session_opened("globex")
+    _produce(settings, foreign)
+    stolen = request("acme", "foreign-session", [{"customer": "c105", "amount": 7}], session_id=str(foreign["session_id"]))
+    _run(settings, closed, unknown, stolen)
+    kinds: dict[str, Any] = {}
+    for job in (closed, unknown, stolen):
+        events = timeline(settings, str(job["job_id"]))
+        assert [e.type for e in events] == ["job_accepted", "job_failed"]
+        kinds[str(job["request_id"])] = events[-1]["error_kind"]
+    assert kinds == {"in-session-3": "session_closed", "unknown-session": "unknown_session",
+                     "foreign-session": "unknown_session"}
+
+
+def test_an_idle_session_is_closed_by_the_agents_once(catalog: Catalog) -> None:
+    import asyncio
+    import time
+    from datetime import UTC, datetime
+
+    from tests.api.api_support import events_of
+
+    settings = catalog().model_copy(update={"session_idle_s": 60.0})
+    busy, idle = context_events.session_opened("acme"), context_events.session_opened("acme")
+    _produce(settings, busy, idle)
+    service = AgentService(settings, model=ScriptedModel())
+    service.start()
+    try:
+        now = int(time.time() * 1000)
+        used = datetime.fromtimestamp((now + 30_000) / 1000, UTC)  # a job ran in `busy` 30 s later
+        service.memory.apply(Event.new("memory_written", "acme", occurred_at=used, entry_id="job-x-0", kind="automation",
+                                       session_id=str(busy["session_id"]), source_job_id="x", content="{}"))
+        assert asyncio.run(service.close_idle_sessions(now + 30_000)) == 0
+        assert asyncio.run(service.close_idle_sessions(now + 61_000)) == 1  # `busy` was used since it opened
+        assert asyncio.run(service.close_idle_sessions(now + 61_000)) == 0
+    finally:
+        asyncio.run(service.aclose())
+    closed = [e for e in events_of(settings, "company_sessions") if e.type == "session_closed"]
+    assert [(e["session_id"], e["reason"]) for e in closed] == [(idle["session_id"], "idle")]
