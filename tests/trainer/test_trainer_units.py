@@ -290,7 +290,7 @@ def test_benchmark_companies_are_fixed_hard_and_apart_from_the_pretraining_world
 def test_training_defaults_follow_the_size_of_the_data() -> None:
     from trainer.train import fitted_config
 
-    small, usual, large = fitted_config(60), fitted_config(800), fitted_config(50_000, max_rank=8)
+    small, usual, large = fitted_config(60), fitted_config(640), fitted_config(50_000, max_rank=8)
     assert (small.max_steps, small.rank) == (200, 8) and small.learning_rate < usual.learning_rate
-    assert (usual.max_steps, usual.rank, usual.learning_rate) == (800, 16, 2e-3)
+    assert (usual.max_steps, usual.rank, usual.learning_rate) == (1280, 16, 2e-3)  # 32 passes of 16
     assert large.max_steps == 1500 and large.rank == 8  # capped by the steps bound and the server's rank
