@@ -15,14 +15,13 @@ with the session's earlier results in the prompt vs without them.
 
 from __future__ import annotations
 
-import argparse
 import random
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import bench_line, running_vllm  # noqa: E402
+from benchmarks.common import bench_line, options, running_vllm  # noqa: E402
 from context import events as context_events  # noqa: E402
 from context.memory import CompanyMemory  # noqa: E402
 from context.recall import recall  # noqa: E402
@@ -92,10 +91,7 @@ def a3(settings: Settings, jobs: int, seed: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--jobs", type=int, default=120)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
+    args = options(__doc__, jobs=120, seed=0)
     settings = Settings()
     with running_vllm(settings) as served:
         a2(served, args.jobs, args.seed)

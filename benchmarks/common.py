@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import signal
 import statistics
 import subprocess
@@ -126,3 +127,16 @@ def cda_run(settings: Settings, *args: str, timeout_s: float = 7200) -> subproce
     """`cda <args>` on exactly `settings`, to its end; its output captured."""
     return subprocess.run([sys.executable, "-m", "cda.cli.main", *args], env={**settings_env(settings), "COLUMNS": "200"},
                           capture_output=True, text=True, timeout=timeout_s)
+
+
+def options(doc: str | None, **defaults: int | float | str | tuple[str, ...]) -> argparse.Namespace:
+    """The script's command line: `--name` for each default (`lag_seconds` is `--lag-seconds`), typed as its
+    default (a tuple: the choices, the first by default), the script's docstring as help."""
+    parser = argparse.ArgumentParser(description=doc)
+    for name, default in defaults.items():
+        flag = f"--{name.replace('_', '-')}"
+        if isinstance(default, tuple):
+            parser.add_argument(flag, choices=default, default=default[0])
+        else:
+            parser.add_argument(flag, type=type(default), default=default)
+    return parser.parse_args()

@@ -10,7 +10,6 @@ the CPU figures much less.
 
 from __future__ import annotations
 
-import argparse
 import gc
 import json
 import random
@@ -24,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition  # noqa: E402
 
-from benchmarks.common import bench_line, ensure_broker, scratch_topics  # noqa: E402
+from benchmarks.common import bench_line, ensure_broker, options, scratch_topics  # noqa: E402
 from core.settings import Settings  # noqa: E402
 from topics.catalog import topic  # noqa: E402
 from topics.connection import client_config, cluster_metadata, fetch_batch, topic_name  # noqa: E402
@@ -119,10 +118,7 @@ def consume_raw(settings: Settings, expected: int) -> tuple[float, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--events", type=int, default=50_000)
-    parser.add_argument("--runs", type=int, default=3)
-    args = parser.parse_args()
+    args = options(__doc__, events=50_000, runs=3)
     settings = Settings()
     ensure_broker(settings)
     events = make_events(args.events)

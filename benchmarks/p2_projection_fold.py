@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 import threading
 import time
@@ -14,7 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import bench_line, bench_store, ensure_broker, scratch_topics  # noqa: E402
+from benchmarks.common import bench_line, bench_store, ensure_broker, options, scratch_topics  # noqa: E402
 from benchmarks.p1_kafka_serde import make_events  # noqa: E402
 from core.settings import Settings  # noqa: E402
 from core.workers import wait_until  # noqa: E402
@@ -90,11 +89,7 @@ def lag(settings: Settings, store: ProjectionStore, rate: int, seconds: float) -
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--events", type=int, default=200_000)
-    parser.add_argument("--lag-seconds", type=float, default=20.0)
-    parser.add_argument("--rate", type=int, default=1_000)
-    args = parser.parse_args()
+    args = options(__doc__, events=200_000, lag_seconds=20.0, rate=1_000)
     settings = Settings()
     ensure_broker(settings)
     events = make_events(args.events)

@@ -6,14 +6,13 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import bench_line, bench_store, ensure_broker, scratch_topics  # noqa: E402
+from benchmarks.common import bench_line, bench_store, ensure_broker, options, scratch_topics  # noqa: E402
 from benchmarks.p1_kafka_serde import consume_decode, make_events  # noqa: E402
 from core.settings import Settings  # noqa: E402
 from projections.catalog import JOBS  # noqa: E402
@@ -24,10 +23,7 @@ TOPIC = "company_automation_jobs"
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--events", type=int, default=200_000)
-    parser.add_argument("--runs", type=int, default=3)
-    args = parser.parse_args()
+    args = options(__doc__, events=200_000, runs=3)
     settings = Settings()
     ensure_broker(settings)
     events = make_events(args.events)

@@ -8,27 +8,25 @@ Tool calls go through the real bridge to the example API on loopback; the model 
 
 from __future__ import annotations
 
-import argparse
 import statistics
+import sys
 import time
+from pathlib import Path
 
-from benchmarks.agents_common import invoice_jobs, onboarded_acme, pick_model
-from benchmarks.common import bench_line, ensure_broker, scratch_topics
-from core.settings import Settings
-from core.workers import wait_until
-from streams.agent_loop import UnitTiming
-from streams.app import agents_in_thread
-from streams.service import AgentService
-from topics.producer import EventProducer
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.agents_common import invoice_jobs, onboarded_acme, pick_model  # noqa: E402
+from benchmarks.common import bench_line, ensure_broker, options, scratch_topics  # noqa: E402
+from core.settings import Settings  # noqa: E402
+from core.workers import wait_until  # noqa: E402
+from streams.agent_loop import UnitTiming  # noqa: E402
+from streams.app import agents_in_thread  # noqa: E402
+from streams.service import AgentService  # noqa: E402
+from topics.producer import EventProducer  # noqa: E402
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--jobs", type=int, default=20)
-    parser.add_argument("--units", type=int, default=10)
-    parser.add_argument("--model", choices=("simulated", "gateway"), default="simulated")
-    parser.add_argument("--model-latency-ms", type=float, default=20.0)
-    args = parser.parse_args()
+    args = options(__doc__, jobs=20, units=10, model=("simulated", "gateway"), model_latency_ms=20.0)
     settings = Settings()
     ensure_broker(settings)
     with scratch_topics(settings, "company_data", "company_automation_jobs", "company_tools", "company_agents",

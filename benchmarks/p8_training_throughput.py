@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import argparse
 import math
 import sys
 import tempfile
@@ -14,7 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import bench_line  # noqa: E402
+from benchmarks.common import bench_line, options  # noqa: E402
 from core.settings import Settings  # noqa: E402
 from trainer.synthetic import DEMO_TOOLS, demo_examples  # noqa: E402
 from trainer.tiny_model import build  # noqa: E402
@@ -22,10 +21,7 @@ from trainer.train import TrainConfig, train_adapter  # noqa: E402
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--examples", type=int, default=1000)
-    parser.add_argument("--batch", type=int, default=16)
-    args = parser.parse_args()
+    args = options(__doc__, examples=1000, batch=16)
     settings = Settings()
     if settings.base_model is None:
         build(Path(settings.base_model_path))

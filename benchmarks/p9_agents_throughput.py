@@ -7,27 +7,30 @@ gateway with --model gateway) and the same bridge calling the example API on loo
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import statistics
+import sys
 import time
+from pathlib import Path
 
-from benchmarks.agents_common import TASK, invoice_jobs, onboarded_acme, pick_model
-from benchmarks.common import bench_line, ensure_broker, scratch_topics
-from context.units import split_units
-from core.prompts import call_schema, render_prompt
-from core.settings import Settings
-from core.workers import wait_until
-from streams.agent_loop import Model
-from streams.agent_settings import AgentSettings
-from streams.app import agents_in_thread
-from streams.bridge import ApiBridge
-from streams.ids import idempotency_key
-from streams.job_reader import timeline
-from streams.service import AgentService
-from streams.tools import Tool
-from topics.events import Event
-from topics.producer import EventProducer
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.agents_common import TASK, invoice_jobs, onboarded_acme, pick_model  # noqa: E402
+from benchmarks.common import bench_line, ensure_broker, options, scratch_topics  # noqa: E402
+from context.units import split_units  # noqa: E402
+from core.prompts import call_schema, render_prompt  # noqa: E402
+from core.settings import Settings  # noqa: E402
+from core.workers import wait_until  # noqa: E402
+from streams.agent_loop import Model  # noqa: E402
+from streams.agent_settings import AgentSettings  # noqa: E402
+from streams.app import agents_in_thread  # noqa: E402
+from streams.bridge import ApiBridge  # noqa: E402
+from streams.ids import idempotency_key  # noqa: E402
+from streams.job_reader import timeline  # noqa: E402
+from streams.service import AgentService  # noqa: E402
+from streams.tools import Tool  # noqa: E402
+from topics.events import Event  # noqa: E402
+from topics.producer import EventProducer  # noqa: E402
 
 
 async def direct(settings: Settings, model: Model, tools: dict[str, Tool], agent: AgentSettings, jobs: list[Event],
@@ -53,13 +56,7 @@ async def direct(settings: Settings, model: Model, tools: dict[str, Tool], agent
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--jobs", type=int, default=30)
-    parser.add_argument("--units", type=int, default=10)
-    parser.add_argument("--concurrency", type=int, default=4)
-    parser.add_argument("--model", choices=("simulated", "gateway"), default="simulated")
-    parser.add_argument("--model-latency-ms", type=float, default=50.0)
-    args = parser.parse_args()
+    args = options(__doc__, jobs=30, units=10, concurrency=4, model=("simulated", "gateway"), model_latency_ms=50.0)
     settings = Settings()
     ensure_broker(settings)
     with scratch_topics(settings, "company_data", "company_automation_jobs", "company_tools", "company_agents",

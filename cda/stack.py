@@ -111,13 +111,9 @@ class BrokerPart(Part):
             if self.failures and time.monotonic() - self.started_at >= backoff.healthy_after_s:
                 self.failures = 0
             return self._set(READY, detail="" if self.status.state == READY else self.status.detail)
-        now = time.monotonic()
         if self.restart_at is None:
-            self.failures += 1
-            pause = backoff.pause(self.failures)
-            self.restart_at = now + pause
-            return self._set(RESTARTING, detail=f"exited; restart #{self.status.restarts + 1} in {pause:g}s")
-        if now >= self.restart_at:
+            return self._restart_later(backoff, "exited")
+        if time.monotonic() >= self.restart_at:
             self.status.restarts += 1
             self.restart_at = None
             try:

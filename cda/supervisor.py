@@ -96,6 +96,13 @@ class Part:
         self.restart_at = None
         self._set(STARTING, pid=self.process.pid, detail="")
 
+    def _restart_later(self, backoff: Backoff, why: str) -> bool:
+        """Count one more death and schedule the restart after the backoff's pause for it; RESTARTING shown."""
+        self.failures += 1
+        pause = backoff.pause(self.failures)
+        self.restart_at = time.monotonic() + pause
+        return self._set(RESTARTING, detail=f"{why}; restart #{self.status.restarts + 1} in {pause:g}s")
+
     def _set(self, state: str, pid: int | None = None, detail: str | None = None) -> bool:
         changed = state != self.status.state or (detail is not None and detail != self.status.detail)
         if state != self.status.state:
@@ -126,10 +133,7 @@ class Part:
         if stopping:
             return self._set(STOPPED, detail=exit_text(code))
         if self.restart_at is None:
-            self.failures += 1
-            pause = backoff.pause(self.failures)
-            self.restart_at = now + pause
-            return self._set(RESTARTING, detail=f"{exit_text(code)}; restart #{self.status.restarts + 1} in {pause:g}s")
+            return self._restart_later(backoff, exit_text(code))
         if now >= self.restart_at:
             self.status.restarts += 1
             self.start()

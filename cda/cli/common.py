@@ -11,6 +11,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from core.errors import CdaError
 from core.settings import Settings, get_settings
+from topics.events import Event
+from topics.producer import EventProducer
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False)
@@ -36,3 +38,14 @@ def progress_bar(description: str) -> Progress:
         TextColumn(description), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
         console=err, transient=True,
     )
+
+
+def produce(config: Settings, events: list[Event], tombstones: list[Event] | None = None) -> None:
+    """Produce `events`, then a tombstone for each of `tombstones`' keys, once the broker is known to answer
+    (a command fails at once with the address rather than after its delivery bound)."""
+    with EventProducer(config) as producer:
+        producer.check_reachable()
+        for event in events:
+            producer.produce(event)
+        for event in tombstones or []:
+            producer.tombstone(event)

@@ -9,11 +9,9 @@ import typer
 from rich.table import Table
 
 from api.keys import KeyTable, issue_key, revocation
-from cda.cli.common import err, failing_clearly, out, settings
+from cda.cli.common import err, failing_clearly, out, produce, settings
 from core.settings import Settings
-from topics.events import Event
 from topics.identifiers import check_identifier
-from topics.producer import EventProducer
 from topics.reads import fold_topic
 
 app = typer.Typer(help="Companies and their API keys.", no_args_is_help=True)
@@ -26,11 +24,6 @@ def read_keys(config: Settings) -> KeyTable:
     return table
 
 
-def _produce(config: Settings, events: list[Event]) -> None:
-    with EventProducer(config) as producer:
-        producer.check_reachable()
-        for event in events:
-            producer.produce(event)
 
 
 def _print_key(company: str, key: str) -> None:
@@ -48,7 +41,7 @@ def create(company: str = typer.Argument(..., help="The new company's id.")) -> 
         if company in read_keys(config).companies():
             raise ValueError(f"company {company} exists; `cda companies rotate-key {company}` gives it a new key")
         issued = issue_key(company)
-        _produce(config, [issued.event])
+        produce(config, [issued.event])
     _print_key(company, issued.key)
 
 
@@ -62,7 +55,7 @@ def rotate_key(company: str = typer.Argument(..., help="The company.")) -> None:
             raise ValueError(f"no company {company}; `cda companies create {company}` makes it")
         old = table.active_keys(company)
         issued = issue_key(company, replaces=old)
-        _produce(config, [issued.event, *(revocation(company, k, "rotated") for k in old)])
+        produce(config, [issued.event, *(revocation(company, k, "rotated") for k in old)])
     _print_key(company, issued.key)
     err.print(f"revoked {len(old)} earlier key(s)")
 
@@ -81,7 +74,7 @@ def revoke_key(company: str = typer.Argument(..., help="The company."),
             keys = [key_id]
         if not keys:
             raise ValueError(f"company {company} has no active key")
-        _produce(config, [revocation(company, k, "revoked by the operator") for k in keys])
+        produce(config, [revocation(company, k, "revoked by the operator") for k in keys])
     err.print(f"revoked {len(keys)} key(s) of {company}: {', '.join(keys)}")
 
 

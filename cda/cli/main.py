@@ -23,31 +23,17 @@ from cda.cli import (
 )
 
 app = typer.Typer(help="cda — Company Data Automation.", no_args_is_help=True, pretty_exceptions_enable=False)
-app.add_typer(kafka_cmd.app, name="kafka")
-app.add_typer(topics_cmd.app, name="topics")
-app.add_typer(projections_cmd.app, name="projections")
-app.add_typer(inference_cmd.model_app, name="model")
-app.add_typer(inference_cmd.app, name="inference")
-app.add_typer(trainer_cmd.app, name="trainer")
-app.add_typer(dead_letters_cmd.app, name="dead-letters")
-app.add_typer(agents_cmd.app, name="agents")
-app.add_typer(agents_cmd.jobs_app, name="jobs")
-app.command()(agents_cmd.process)
-app.add_typer(tools_cmd.app, name="tools")
-app.add_typer(example_api_cmd.app, name="example-api")
-app.add_typer(api_cmd.app, name="api")
-app.add_typer(companies_cmd.app, name="companies")
-app.add_typer(memory_cmd.app, name="memory")
-app.add_typer(memory_cmd.session_app, name="session")
-app.command()(trainer_cmd.train)
-app.command()(trainer_cmd.adapters)
-app.command()(projections_cmd.query)
-app.command()(events_cmd.produce)
-app.command()(events_cmd.consume)
-app.command()(events_cmd.replay)
-app.command()(up_cmd.up)
-app.command()(up_cmd.status)
-app.command()(demo_cmd.demo)
+GROUPS = {"kafka": kafka_cmd.app, "topics": topics_cmd.app, "projections": projections_cmd.app,
+          "model": inference_cmd.model_app, "inference": inference_cmd.app, "trainer": trainer_cmd.app,
+          "dead-letters": dead_letters_cmd.app, "agents": agents_cmd.app, "jobs": agents_cmd.jobs_app,
+          "tools": tools_cmd.app, "example-api": example_api_cmd.app, "api": api_cmd.app,
+          "companies": companies_cmd.app, "memory": memory_cmd.app, "session": memory_cmd.session_app}
+COMMANDS = (agents_cmd.process, trainer_cmd.train, trainer_cmd.adapters, projections_cmd.query, events_cmd.produce,
+            events_cmd.consume, events_cmd.replay, up_cmd.up, up_cmd.status, demo_cmd.demo)
+for name, group in GROUPS.items():
+    app.add_typer(group, name=name)
+for command in COMMANDS:
+    app.command()(command)
 app.command()(demo_cmd.dashboard)
 
 

@@ -6,26 +6,16 @@ from __future__ import annotations
 import typer
 from rich.table import Table
 
-from cda.cli.common import err, failing_clearly, out, settings
+from cda.cli.common import err, failing_clearly, out, produce, settings
 from context import events as context_events
 from context.memory import KINDS, PREFERENCE
 from context.reads import read_memory, read_sessions
-from core.settings import Settings
-from topics.events import Event
-from topics.producer import EventProducer
 
 app = typer.Typer(help="A company's memory: preferences the agents take into account.", no_args_is_help=True)
 session_app = typer.Typer(help="A company's sessions: jobs that see each other's results.", no_args_is_help=True)
 COMPANY = typer.Option(..., "--company", "-c", help="The company.")
 
 
-def produce(config: Settings, events: list[Event], tombstones: list[Event] | None = None) -> None:
-    with EventProducer(config) as producer:
-        producer.check_reachable()
-        for event in events:
-            producer.produce(event)
-        for event in tombstones or []:
-            producer.tombstone(event)
 
 
 @app.command("add")

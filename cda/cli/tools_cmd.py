@@ -14,14 +14,13 @@ from typing import Any
 import typer
 from rich.table import Column, Table
 
-from cda.cli.common import err, failing_clearly, out, settings
+from cda.cli.common import err, failing_clearly, out, produce, settings
 from core.settings import Settings
 from streams.openapi import tools_from_openapi
 from streams.openapi_document import load_document
 from streams.tools import Tool, ToolRegistry
 from topics.errors import EventValidationError
 from topics.events import Event
-from topics.producer import EventProducer
 from topics.reads import fold_topic
 
 app = typer.Typer(help="A company's tools: register them, import them from OpenAPI, list, remove.", no_args_is_help=True)
@@ -85,11 +84,6 @@ def read_registry(config: Settings) -> ToolRegistry:
     return registry
 
 
-def produce(config: Settings, events: list[Event]) -> None:
-    with EventProducer(config) as producer:
-        producer.check_reachable()
-        for event in events:
-            producer.produce(event)
 
 
 def _show(tools: list[Tool], title: str | None = None) -> None:
