@@ -17,6 +17,7 @@ from cda.cli.common import err, failing_clearly, out, progress_bar, settings
 from core.settings import Settings
 from topics.connection import cluster_metadata, topic_name
 from topics.consumer import EventConsumer
+from topics.dead_letters import Skipped
 from topics.events import Event
 from topics.positions import high_watermark
 from topics.producer import EventProducer
@@ -113,7 +114,7 @@ def train(
                 producer.produce(request)
             out.print(f"training request {request_id} for {company}")
             return
-        with EventConsumer(config, f"cda-train-follow-{uuid.uuid4()}") as consumer:
+        with EventConsumer(config, f"cda-train-follow-{uuid.uuid4()}", dead_letters=Skipped()) as consumer:
             _from_here(consumer, config)
             with EventProducer(config) as producer:
                 producer.produce(request)
