@@ -23,6 +23,7 @@ from topics.producer import EventProducer
 from topics.serde import serde_for
 from trainer.registry import LocalAdapterRegistry
 from trainer.requests import exclusive
+from trainer.sources import request_dataset
 from trainer.synthetic import demo_examples
 from trainer.worker import TrainerWorker
 
@@ -155,7 +156,7 @@ def test_examples_over_the_record_limit_travel_by_reference(trainer_settings: Se
     assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
     [sent] = [r.event for r in read_all(settings, "lora_training_requests") if r.event.company_id == name]
     assert sent["examples"] == [] and sent["examples_ref"]
-    dataset = TrainerWorker(settings)._dataset(sent, max_examples=10_000)
+    dataset = request_dataset(settings, sent, max_examples=10_000)
     assert len(dataset.train) + len(dataset.eval) == len(rows) and not dataset.rejected
 
 
