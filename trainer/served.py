@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from core.settings import Settings
 from inference.active import active_adapters
 from topics.events import Event
-from trainer.sources import read_topic
+from topics.reads import read_to_end
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,6 @@ def refusals(settings: Settings, company_id: str) -> list[Refusal]:
     """Every adapter of the company that inference refused, oldest first, with the reason."""
     return [
         Refusal(str(e["version"]), str(e["reason"]), str(e["error_kind"]), e.data.get("request_id"), e.occurred_at.isoformat())
-        for e in (r.event for r in read_topic(settings, "lora_training_status"))
+        for e in (r.event for r in read_to_end(settings, "lora_training_status", "cda-trainer-read"))
         if e.type == "adapter_refused" and e.company_id == company_id
     ]

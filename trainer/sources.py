@@ -4,11 +4,9 @@ for `FROM_HISTORY` requests, its completed jobs whose tool calls succeeded (fold
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 from core.prompts import ToolSpec
 from core.settings import Settings
-from topics.consumer import Received
 from topics.events import Event
 from topics.reads import read_to_end
 from trainer.dataset import BadData, Dataset, build_dataset
@@ -17,15 +15,10 @@ from trainer.examples_store import load_examples
 from trainer.replay import replay_examples
 
 
-def read_topic(settings: Settings, topic: str) -> Iterator[Received]:
-    """Every decodable event of a catalog topic from its beginning to today's end (`topics.reads`)."""
-    return read_to_end(settings, topic, "cda-trainer-read")
-
-
 def company_tools(settings: Settings, company_id: str) -> list[ToolSpec]:
     """The company's tools now: the latest fact per tool, removals honoured."""
     latest: dict[str, dict[str, object] | None] = {}
-    for received in read_topic(settings, "company_tools"):
+    for received in read_to_end(settings, "company_tools", "cda-trainer-read"):
         event = received.event
         if event.company_id != company_id:
             continue
@@ -37,12 +30,12 @@ def company_tools(settings: Settings, company_id: str) -> list[ToolSpec]:
 def history_examples(settings: Settings, company_id: str) -> list[Example]:
     """One example per completed job: its task and data, and its first tool call that succeeded."""
     payloads: dict[str, str] = {}
-    for received in read_topic(settings, "company_data"):
+    for received in read_to_end(settings, "company_data", "cda-trainer-read"):
         if received.event.company_id == company_id:
             payloads[str(received.event["request_id"])] = str(received.event["payload_json"])
     jobs: dict[str, dict[str, object]] = {}
     calls: dict[tuple[str, str], dict[str, object]] = {}
-    for received in read_topic(settings, "company_automation_jobs"):
+    for received in read_to_end(settings, "company_automation_jobs", "cda-trainer-read"):
         event = received.event
         if event.company_id != company_id:
             continue
