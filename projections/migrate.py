@@ -1,4 +1,7 @@
-"""Versioned DDL: `migrations/NNNN_name.sql` applied in order, each once, recorded in `cda_migrations`."""
+"""The store's schema. Tables change by versioned DDL: `migrations/NNNN_name.sql`, applied in order, each once,
+recorded in `cda_migrations`. Views hold no data, so each stands once, as it is now, in `views/NN_name.sql`
+(in the order they build on each other) and is replaced on every `migrate`: a changed view is one edit there,
+never a restated copy in a new migration."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ from pathlib import Path
 from projections.store import ProjectionStore
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+VIEWS_DIR = Path(__file__).parent / "views"
 _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
 
@@ -35,8 +39,9 @@ def migrations(folder: Path = MIGRATIONS_DIR) -> list[Migration]:
     return found
 
 
-def migrate(store: ProjectionStore, folder: Path = MIGRATIONS_DIR) -> list[Migration]:
-    """Apply the migrations this database has not seen; returns those applied now."""
+def migrate(store: ProjectionStore, folder: Path = MIGRATIONS_DIR, views: Path = VIEWS_DIR) -> list[Migration]:
+    """Apply the migrations this database has not seen, then (re)create every view; returns the migrations
+    applied now."""
     store.command(
         "CREATE TABLE IF NOT EXISTS cda_migrations (version UInt32, name String, "
         "applied_at DateTime64(3, 'UTC') DEFAULT now64(3)) ENGINE = MergeTree ORDER BY version"
@@ -50,4 +55,7 @@ def migrate(store: ProjectionStore, folder: Path = MIGRATIONS_DIR) -> list[Migra
             store.command(statement)
         store.insert("cda_migrations", [(migration.version, migration.name)], ["version", "name"])
         applied.append(migration)
+    for path in sorted(views.glob("*.sql")):
+        for statement in split_statements(path.read_text()):
+            store.command(statement)
     return applied

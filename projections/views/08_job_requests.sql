@@ -1,6 +1,5 @@
 -- Job-level truth: where the request said which calls are right (`expected` on POST /process), the job's results
 -- say whether every unit's call was; the listing shows it beside the status (NULL where nothing was expected).
-
 CREATE OR REPLACE VIEW job_requests AS
 SELECT
     company_id, job_id,

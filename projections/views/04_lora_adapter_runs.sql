@@ -1,6 +1,8 @@
+-- One row per training run of a company's adapter, from request to served. Refusals (`adapter_refused`) fold into
+-- the run they belong to as status 'refused', with reason and error_kind.
 -- Why the gate held a candidate back (`training_rejected`'s reason: which kind of task fell under the floor,
 -- or too few held-out examples to score one) is the run's reason too, beside an inference refusal's.
-
+-- A refusal or activation without a request id belongs to the run whose ready event named its version.
 CREATE OR REPLACE VIEW lora_adapter_runs AS
 SELECT
     company_id,
