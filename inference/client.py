@@ -11,30 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
 from core.retry import RetryableStatus, RetryPolicy, http_transient, raise_for_retry
 from core.settings import Settings
+from inference.completion import CompletionPublic
 from inference.errors import InferenceError, InferenceUnavailable
 
 ATTEMPTS = 3
-
-
-@dataclass(frozen=True)
-class CompletionResult:
-    company_id: str
-    model: str
-    adapter_version: str | None
-    used_base: bool
-    text: str
-    finish_reason: str
-    latency_ms: float
-    tool_call_valid: bool | None = None
-    arguments: dict[str, Any] | None = None
-    tool_call_error: str | None = None
 
 
 class InferenceClient:
@@ -47,19 +33,12 @@ class InferenceClient:
         self._slots = asyncio.Semaphore(settings.inference_concurrency)
 
     async def complete(self, company_id: str, prompt: str, max_tokens: int = 128,
-                       json_schema: dict[str, Any] | None = None, use_adapter: bool = True) -> CompletionResult:
+                       json_schema: dict[str, Any] | None = None, use_adapter: bool = True) -> CompletionPublic:
         """A completion for `company_id` with its active adapter (or the base model when `use_adapter` is false);
         with `json_schema`, a validated tool call."""
         body = {"company_id": company_id, "prompt": prompt, "max_tokens": max_tokens, "json_schema": json_schema,
                 "use_adapter": use_adapter}
-        answer = await self._post("/v1/complete", body)
-        tool = answer.get("tool_call") or {}
-        return CompletionResult(
-            company_id=answer["company_id"], model=answer["model"], adapter_version=answer["adapter_version"],
-            used_base=answer["used_base"], text=answer["text"], finish_reason=answer["finish_reason"],
-            latency_ms=answer["latency_ms"], tool_call_valid=tool.get("valid"), arguments=tool.get("arguments"),
-            tool_call_error=tool.get("error"),
-        )
+        return CompletionPublic.model_validate(await self._post("/v1/complete", body))
 
     async def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         deadline = time.monotonic() + self.deadline_s

@@ -13,6 +13,7 @@ from fastapi import Depends, FastAPI, HTTPException, Request, Response
 from pydantic import BaseModel, Field, field_validator
 
 from core.workers import WorkerThread
+from inference.completion import CompletionPublic, ToolCallPublic
 from inference.errors import CompletionRefused, InferenceUnavailable
 from inference.metrics import InferenceMetrics
 from inference.routing import AdapterRouter
@@ -36,23 +37,6 @@ class CompletionRequest(BaseModel):
             except jsonschema.SchemaError as exc:
                 raise ValueError(f"not a valid JSON Schema: {exc.message}") from None
         return value
-
-
-class ToolCallPublic(BaseModel):
-    valid: bool
-    arguments: dict[str, Any] | None
-    error: str | None
-
-
-class CompletionPublic(BaseModel):
-    company_id: str
-    model: str
-    adapter_version: str | None
-    used_base: bool
-    text: str
-    finish_reason: str
-    latency_ms: float
-    tool_call: ToolCallPublic | None = None
 
 
 class GatewayState:

@@ -25,8 +25,9 @@ class GatewayModel:
             if is_transient(exc):
                 raise  # the job waits for the gateway to come back
             return Decision(False, None, None, "", "", None, f"inference refused the request: {exc}")
-        call = answer.arguments or {}
+        checked = answer.tool_call
+        call = (checked.arguments if checked else None) or {}
         tool, arguments = call.get("tool"), call.get("arguments")
-        valid = bool(answer.tool_call_valid) and isinstance(tool, str) and isinstance(arguments, dict)
+        valid = bool(checked and checked.valid) and isinstance(tool, str) and isinstance(arguments, dict)
         return Decision(valid, tool if valid else None, arguments if valid else None, answer.text, answer.model,
-                        answer.adapter_version, "" if valid else (answer.tool_call_error or "not a call"))
+                        answer.adapter_version, "" if valid else ((checked.error if checked else None) or "not a call"))

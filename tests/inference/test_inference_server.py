@@ -126,7 +126,7 @@ class Harness:
             async with InferenceClient(gateway, transport=transport) as client:
                 result = await client.complete(company, PROMPT, **kwargs)  # type: ignore[arg-type]
             await state.api.close()
-            return result.__dict__
+            return result.model_dump()
         return asyncio.run(call())
 
     def __enter__(self) -> Harness:
@@ -171,11 +171,12 @@ def test_guided_tool_calls_are_schema_valid_and_cut_off_ones_are_refused(harness
     harness.outcomes(1)
     for who in (acme, company()):
         call = harness.complete(who, max_tokens=40, json_schema=SCHEMA)
-        assert call["tool_call_valid"] is True, call
-        assert call["arguments"]["action"] in ("create", "delete", "update") and 0 <= call["arguments"]["count"] <= 9
+        assert call["tool_call"]["valid"] is True, call
+        arguments = call["tool_call"]["arguments"]
+        assert arguments["action"] in ("create", "delete", "update") and 0 <= arguments["count"] <= 9
     cut = harness.complete(acme, max_tokens=2, json_schema=SCHEMA)
-    assert cut["tool_call_valid"] is False and cut["arguments"] is None
-    assert cut["finish_reason"] == "length" and "cut off" in cut["tool_call_error"] and cut["text"]
+    assert cut["tool_call"]["valid"] is False and cut["tool_call"]["arguments"] is None
+    assert cut["finish_reason"] == "length" and "cut off" in cut["tool_call"]["error"] and cut["text"]
 
 
 def test_a_new_version_replaces_the_old_in_place_and_a_rollback_is_one_more_version(
