@@ -53,6 +53,12 @@ async def caller(ctx: ContextDep, credentials: Annotated[HTTPAuthorizationCreden
 CompanyDep = Annotated[Caller, Depends(caller)]
 
 
+def same_company(caller: Caller, named: str | None) -> None:
+    """A body may name its company (the seed's `company_id`); it must be the key's own."""
+    if named is not None and named != caller.company_id:
+        raise ApiError(403, f"body.company_id: this key belongs to company {caller.company_id!r}, not {named!r}")
+
+
 async def operator(ctx: ContextDep,
              credentials: Annotated[HTTPAuthorizationCredentials | None, Security(operator_bearer)]) -> None:
     configured = ctx.settings.api_operator_key

@@ -13,102 +13,21 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
-from context.memory import AUTOMATION, MemoryEntry, automation_content
-from context.prompt_context import Recall, decision_context
-from context.units import Unit, split_units
+from context.memory import AUTOMATION, automation_content
+from context.prompt_context import decision_context
+from context.units import Unit, split_payload
 from core.prompts import PROMPT_VERSION, call_schema, render
 from core.retry import outlast_async
-from streams.agent_settings import AgentSettings
 from streams.ids import call_id, event_id, idempotency_key, prompt_hash, step_number
+from streams.job_run import Bridge, Decision, Emit, JobLimits, JobRun, Model, Observer, UnitTiming
 from streams.job_state import JobState, UnitProgress, fold, mutate
-from streams.outcomes import CallOutcome
 from streams.tools import Tool
 from streams.truth import expected_calls, judge
 from topics.events import Event
 
 log = logging.getLogger(__name__)
-Emit = Callable[[Event, bool], Awaitable[None]]  # (event, wait for the broker's acknowledgement)
-
-
-@dataclass(frozen=True)
-class Decision:
-    """The model's answer for one unit."""
-
-    valid: bool
-    tool: str | None
-    arguments: dict[str, Any] | None
-    raw_text: str
-    model: str
-    adapter_version: str | None
-    error: str = ""
-
-
-class Model(Protocol):
-    async def decide(self, company_id: str, prompt: str, schema: dict[str, Any], use_adapter: bool) -> Decision: ...
-
-
-class Bridge(Protocol):
-    async def call(self, tool: Tool, arguments: dict[str, Any], idempotency_key: str, agent: AgentSettings
-                   ) -> CallOutcome: ...
-
-
-@dataclass
-class UnitTiming:
-    """Where one unit's time went: what the pipeline itself costs is wall - model - tool."""
-
-    job_id: str
-    unit: int
-    model_s: float = 0.0
-    tool_s: float = 0.0
-    wall_s: float = 0.0
-
-
-Observer = Callable[[UnitTiming], None]
-
-
-@dataclass(frozen=True)
-class JobLimits:
-    max_payload_bytes: int = 1_000_000
-    model_retry_pause_s: float = 0.5
-    model_retry_max_pause_s: float = 10.0
-
-
-@dataclass
-class JobRun:
-    """One job being run: the request, what the company may use, its context (the notes recalled for each
-    decision, the earlier results of its session, or why its session refuses it), and the state folded so far."""
-
-    request: Event
-    tools: dict[str, Tool]
-    agent: AgentSettings
-    known_company: bool
-    state: JobState = field(default_factory=JobState)
-    started: float = field(default_factory=time.monotonic)
-    recall: Recall | None = None
-    earlier: list[MemoryEntry] = field(default_factory=list)
-    session_refusal: tuple[str, str] | None = None
-
-    @property
-    def session_id(self) -> str | None:
-        value = self.request.data.get("session_id")
-        return str(value) if value else None
-
-    @property
-    def company(self) -> str:
-        return self.request.company_id
-
-    @property
-    def job_id(self) -> str:
-        return str(self.request["job_id"])
-
-    @property
-    def use_adapter(self) -> bool:
-        asked = self.request.data.get("use_adapter")
-        return self.agent.use_adapter if asked is None else bool(asked)
 
 
 class JobRunner:
@@ -131,7 +50,13 @@ class JobRunner:
             await self._accept(job)
             await self._finish_failed(job, *refusal)
             return job.state
-        units = split_units(str(job.request["payload_json"]))
+        split = split_payload(json.loads(str(job.request["payload_json"])))
+        units = list(split.units)
+        if not units:
+            await self._accept(job)
+            await self._finish_failed(job, "no records in the data: " + "; ".join(why for _, why in split.left_out),
+                                      "no_records")
+            return job.state
         if len(units) > job.agent.step_limit:
             await self._accept(job)
             await self._finish_failed(job, f"{len(units)} units exceed the company's step limit of "
@@ -145,7 +70,7 @@ class JobRunner:
                 await self._run_unit(job, unit)
 
         await asyncio.gather(*(one(u) for u in units))
-        await self._finish_completed(job, units)
+        await self._finish_completed(job, units, split.left_out)
         return job.state
 
     # -- acceptance ---------------------------------------------------------------------------------
@@ -259,11 +184,14 @@ class JobRunner:
             raw_output=raw_output[:4000] if raw_output is not None else None), wait=False)
 
     # -- the end ------------------------------------------------------------------------------------
-    async def _finish_completed(self, job: JobRun, units: list[Unit]) -> None:
-        summaries = [job.state.unit(u.index).summary() for u in units]
+    async def _finish_completed(self, job: JobRun, units: list[Unit], left_out: tuple[tuple[str, str], ...] = ()
+                                ) -> None:
+        summaries = [{**job.state.unit(u.index).summary(), **({"source": u.source} if u.source else {})} for u in units]
         await self._remember(job, summaries)
         ok = sum(1 for s in summaries if s["status"] == "completed")
         result: dict[str, Any] = {"units": summaries, "completed": ok, "failed": len(summaries) - ok}
+        if left_out:
+            result["left_out"] = [{"where": where, "why": why} for where, why in left_out]
         right = judge(job.state, summaries, expected_calls(job.request.data.get("expected_json")))
         if right is not None:
             result |= {"right": right, "right_units": sum(1 for s in summaries if s["right"])}

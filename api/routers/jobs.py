@@ -16,13 +16,13 @@ from sse_starlette import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
 
 from api import reads
-from api.deps import CompanyDep, ContextDep
+from api.deps import CompanyDep, ContextDep, same_company
 from api.errors import ApiError, not_found
 from api.job_views import job_public, queued
 from api.schemas.common import ERRORS, NOT_FOUND
 from api.schemas.jobs import JobPage, JobPublic, JobStatus, JobSummary, ProcessAccepted, ProcessRequest
 from api.urls import job_events_url, job_url
-from context.units import split_units
+from context.units import split_payload
 from core.identifiers import ID_PATTERN, is_identifier
 from streams.ids import event_id, job_id_for
 from topics.events import Event
@@ -47,6 +47,7 @@ async def process(body: ProcessRequest, request: Request, caller: CompanyDep, ct
                   idempotency_key: IdempotencyKey = None) -> ProcessAccepted:
     """Produce one `data_process_requested`; the agents turn it into a job. Answers once the broker has it."""
     company = caller.company_id
+    same_company(caller, body.company_id)
     request_id = request_id_of(idempotency_key, body.request_id)
     job_id = job_id_for(company, request_id)
     try:
@@ -56,9 +57,12 @@ async def process(body: ProcessRequest, request: Request, caller: CompanyDep, ct
     if len(payload_json.encode()) > ctx.settings.agent_max_payload_bytes:
         raise ApiError(413, f"data: {len(payload_json.encode())} bytes, more than the "
                             f"{ctx.settings.agent_max_payload_bytes} a job accepts")
+    split = split_payload(body.data)
+    if not split.units:
+        raise ApiError(422, "body.data: no records: " + "; ".join(why for _, why in split.left_out))
     expected_json = None
     if body.expected is not None:
-        units = len(split_units(payload_json))
+        units = len(split.units)
         if len(body.expected) != units:
             raise ApiError(422, f"body.expected: {len(body.expected)} expected calls for {units} records; give one per "
                                 f"record, in record order")
@@ -83,7 +87,7 @@ async def process(body: ProcessRequest, request: Request, caller: CompanyDep, ct
                           expected_json=expected_json)
         await ctx.producer.send([event])
         ctx.recent.add(company, "job", job_id, {"request_id": request_id, "task": body.task,
-                                                "session_id": body.session_id, "units": len(split_units(payload_json)),
+                                                "session_id": body.session_id, "units": len(split.units),
                                                 "requested_at": datetime.now(timezone.utc)})
         return accepted(False)
     finally:

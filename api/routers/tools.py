@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path
 
-from api.deps import CompanyDep, ContextDep
+from api.deps import CompanyDep, ContextDep, same_company
 from api.errors import ApiError, not_found
 from api.schemas.common import ERRORS, NOT_FOUND
 from api.schemas.tools import ToolList, ToolPublic, ToolRemoved, ToolsRegister, ToolsRegistered
@@ -43,6 +43,7 @@ def _tools(body: ToolsRegister, company_id: str) -> tuple[list[Tool], str]:
 @router.post("/register-tools", status_code=202, response_model=ToolsRegistered, summary="Register or import tools")
 async def register_tools(body: ToolsRegister, caller: CompanyDep, ctx: ContextDep) -> ToolsRegistered:
     """Each tool becomes a `tool_registered` event (replacing a tool of the same name); one bad tool: none is produced."""
+    same_company(caller, body.company_id)
     tools, where = _tools(body, caller.company_id)
     events = []
     for i, tool in enumerate(tools):

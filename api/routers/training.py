@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path, Request
 from starlette.concurrency import run_in_threadpool
 
 from api import reads
-from api.deps import CompanyDep, ContextDep
+from api.deps import CompanyDep, ContextDep, same_company
 from api.errors import ApiError, not_found
 from api.routers.jobs import IdempotencyKey, request_id_of
 from api.schemas.common import ERRORS, NOT_FOUND
@@ -54,6 +54,7 @@ async def train_adapter(body: TrainAdapterRequest, request: Request, caller: Com
                         idempotency_key: IdempotencyKey = None) -> TrainingAccepted:
     """One `lora_training_requested`; the trainer trains, evaluates, and the gate announces the adapter or not."""
     _check_bounds(body, ctx)
+    same_company(caller, body.company_id)
     company = caller.company_id
     request_id = request_id_of(idempotency_key, None)
     accepted = TrainingAccepted(request_id=request_id, status="requested", url=training_url(request, request_id))

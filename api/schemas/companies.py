@@ -17,6 +17,11 @@ class KeyIssued(BaseModel):
     api_key: str = Field(description="Shown once: only a salted hash of it is kept.")
 
 
+class KeyOwner(BaseModel):
+    company_id: str
+    key_id: str
+
+
 class KeysRevoked(BaseModel):
     company_id: str
     revoked: list[str]

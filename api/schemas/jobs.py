@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field, JsonValue
+from pydantic import BaseModel, Field, JsonValue, model_validator
 
 from api.schemas.common import Identifier, Request, UtcDatetime
 
@@ -19,8 +19,13 @@ class ExpectedCall(Request):
 
 
 class ProcessRequest(Request):
-    task: str = Field(min_length=1, max_length=2000, description="What to do with the data, in the company's words.")
-    data: JsonValue = Field(description="The data: a payload holding a list of records is processed record by record.")
+    task: str = Field(min_length=1, max_length=2000, description=(
+        "What to do with the data, in the company's words; it may stand inside `data` instead (`data.task`)."))
+    data: JsonValue = Field(description=(
+        "The data: every list of records (objects) in it is processed record by record, its top-level values going "
+        "along with each record as context; an object without such lists is one record."))
+    company_id: Identifier | None = Field(default=None, description="The key's company, where the caller names it "
+                                          "(403 when it names another).")
     use_adapter: bool | None = Field(default=None, description="Ask the company's adapter (default: its agent setting).")
     session_id: Identifier | None = Field(default=None, description="Group this job with others of a session.")
     request_id: Identifier | None = Field(default=None, description="Your id of the request (like Idempotency-Key).")
@@ -28,6 +33,16 @@ class ProcessRequest(Request):
     expected: list[ExpectedCall] | None = Field(default=None, max_length=100_000, description=(
         "The right call of each record, in record order, when you know it: the job's results and listing then say "
         "whether every call was right. Never shown to the model."))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _task_in_data(cls, body: Any) -> Any:
+        """The seed's shape, `{"data": {"task": ..., "invoices": [...]}}`: the task is taken out of the data."""
+        if isinstance(body, dict) and "task" not in body and isinstance(body.get("data"), dict) \
+                and isinstance(body["data"].get("task"), str):
+            data = dict(body["data"])
+            return {**body, "task": data.pop("task"), "data": data}
+        return body
 
 
 class ProcessAccepted(BaseModel):

@@ -33,6 +33,8 @@ class ToolsRegister(Request):
     secret_ref: str | None = Field(default=None, max_length=1100, description="With openapi: the credential reference "
                                    "every imported tool uses.")
     timeout_ms: int = Field(default=10_000, ge=1, le=300_000, description="With openapi: bound on one call of each tool.")
+    company_id: Identifier | None = Field(default=None, description="The key's company, where the caller names it "
+                                          "(403 when it names another).")
 
     @model_validator(mode="after")
     def _one_source(self) -> ToolsRegister:

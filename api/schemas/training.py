@@ -18,6 +18,10 @@ class TrainingExample(Request):
 
 class TrainAdapterRequest(Request):
     examples: list[TrainingExample] | None = Field(default=None, min_length=1, max_length=50_000)
+    training_data: list[TrainingExample] | None = Field(default=None, min_length=1, max_length=50_000, description=(
+        "The seed's name for `examples` (the same labelled records); give one of the two."))
+    company_id: Identifier | None = Field(default=None, description="The key's company, where the caller names it "
+                                          "(403 when it names another).")
     from_history: bool = Field(default=False, description="Train on the company's completed jobs instead.")
     method: Literal["LORA", "QLORA"] = "LORA"
     allow_fallback: bool = Field(default=True, description="QLORA without CUDA falls back to LORA (else it fails).")
@@ -29,6 +33,10 @@ class TrainAdapterRequest(Request):
 
     @model_validator(mode="after")
     def _one_source(self) -> TrainAdapterRequest:
+        if self.training_data is not None:
+            if self.examples is not None:
+                raise ValueError("give examples or training_data, not both (they are the same records)")
+            self.examples, self.training_data = self.training_data, None
         if (self.examples is None) == (not self.from_history):
             raise ValueError("give examples or from_history: true (exactly one)")
         return self

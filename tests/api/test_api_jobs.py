@@ -53,8 +53,8 @@ def test_process_answers_202_then_queued_and_an_idempotency_key_makes_one_job(ap
         again = client.post("/company-automation/process", json={"task": "bill", "data": INVOICES},
                             headers={"Idempotency-Key": "order-42"})
         assert again.status_code == 202 and again.json()["job_id"] == job["job_id"] and again.json()["duplicate"]
-        by_body = client.post("/company-automation/process", json={"task": "bill", "data": {}, "request_id": "r-1"})
-        same = client.post("/company-automation/process", json={"task": "bill", "data": {}, "request_id": "r-1"})
+        by_body = client.post("/company-automation/process", json={"task": "bill", "data": {"c": 1}, "request_id": "r-1"})
+        same = client.post("/company-automation/process", json={"task": "bill", "data": {"c": 1}, "request_id": "r-1"})
         assert by_body.json()["job_id"] == same.json()["job_id"] != job["job_id"]
     requests = [e for e in events_of(api.settings, "company_data") if e.company_id == company]
     assert sorted(str(e["request_id"]) for e in requests) == ["order-42", "r-1"]

@@ -53,7 +53,7 @@ def test_company_b_reaches_nothing_of_company_a(api: ApiStack) -> None:
             "GET memory": cb.get("/company-automation/memory").json() == {"entries": []},
         }
         # the same idempotency key is B's own request: a new job of B's, never A's job
-        own = cb.post("/company-automation/process", json={"task": "t", "data": {}}, headers={"Idempotency-Key": "shared-key"})
+        own = cb.post("/company-automation/process", json={"task": "t", "data": {"a": 1}}, headers={"Idempotency-Key": "shared-key"})
         absent["POST process with A's Idempotency-Key"] = own.json()["job_id"] != job["job_id"] and not own.json()["duplicate"]
         # a tool of the same name is B's own; A's stays as it was
         cb.post("/company-automation/register-tools", json={"tools": [{**tool, "url": "https://b.example/y"}]})

@@ -18,12 +18,14 @@ from pathlib import Path
 import httpx
 import pytest
 
+from cda.client import SyncCompanyAutomation
 from cda.key_file import read_key
 from cda.stack import api_url
 from cda.supervisor import StatusFile, pid_alive
 from core.settings import Settings, settings_env
 from tests.cda.browser import assert_dashboard_drawn
 from tests.helpers import eventually, free_port
+from trainer.synthetic import demo_call
 
 pytestmark = [pytest.mark.kafka, pytest.mark.vllm, pytest.mark.timeout(2400)]
 STEPS = os.environ.get("CDA_TEST_DEMO_ADAPTER_STEPS", "100")  # the demo's own default: its calls must be right
@@ -108,6 +110,16 @@ def test_cda_up_runs_the_demo_twice_restarts_a_dead_part_draws_the_dashboards_an
             for summary in (j for j in jobs if j["job_id"] not in first_jobs):
                 units = api.get(f"/company-automation/jobs/{summary['job_id']}").json()["units"]
                 assert {u["tool"] for u in units} == {TOOL_OF_TASK[summary["task"]]}, (summary, units)
+
+        # the seed's own example, as written, through the Python client: right calls for every invoice
+        invoices = [{"customer": f"c{300 + 11 * i}", "amount": 10 + 7 * i} for i in range(4)]
+        with SyncCompanyAutomation(api_url(settings), key) as automation:
+            result = automation.process_company_data(company_id="acme", data={"task": "process_invoices",
+                                                                              "invoices": invoices},
+                                                     use_adapter=True, timeout_s=300)
+        assert result.status == "completed" and result.adapter_version == version, result
+        assert [(r.tool, r.arguments) for r in result.records] == [demo_call(i) for i in invoices], result.records
+        assert all(r.status == "completed" and r.answer for r in result.records)
 
         page = tmp_path / "served.html"
         drawn = _cda(env, tmp_path, "dashboard", "--html", str(page), timeout=120)

@@ -101,6 +101,21 @@ def test_each_record_is_one_decision_and_one_call_and_the_job_completes() -> Non
     assert data_lines == [{"customer": f"c{100 + i}", "amount": i + 1} for i in range(3)]  # one record per prompt, in order
 
 
+def test_every_list_of_records_is_processed_and_what_is_not_a_record_is_reported() -> None:
+    model, bridge, log = FakeModel(), FakeBridge(), Log()
+    payload = {"task": "process_invoices", "invoices": [{"customer": "c1", "amount": 1}],
+               "late": [{"customer": "c2", "amount": 2}], "batch": "b7", "tags": ["x"]}
+    req = Event.new("data_process_requested", "acme", request_id="r1", job_id=job_id_for("acme", "r1"), task="bill",
+                    payload_json=json.dumps(payload))
+    state = run(req, model, bridge, log)
+    assert state.finished == "completed" and sorted(c[1]["ref"] for c in bridge.calls) == ["ACME-c1", "ACME-c2"]
+    data = [json.loads(p.split("Data: ", 1)[1].split("\n", 1)[0]) for p in model.asked]
+    assert sorted(d["customer"] for d in data) == ["c1", "c2"] and all(d["batch"] == "b7" and "task" not in d for d in data)
+    result = json.loads(log.events[-1]["result_json"])
+    assert [u["source"] for u in result["units"]] == ["invoices[0]", "late[0]"]
+    assert result["left_out"] == [{"where": "tags", "why": "a list of values, not of records (objects)"}]
+
+
 def test_events_are_deterministic_so_a_rerun_emits_the_same_events() -> None:
     first, second = Log(), Log()
     run(request(2), FakeModel(), FakeBridge(), first)
@@ -146,6 +161,8 @@ def test_the_job_waits_out_an_inference_outage() -> None:
     ({"req": request(1, tools=["other_company_tool"])}, "unknown_tool"),
     ({"agent": AgentSettings("acme", step_limit=2)}, "step_limit"),
     ({"limits": JobLimits(max_payload_bytes=10)}, "payload_too_large"),
+    ({"req": Event.new("data_process_requested", "acme", request_id="r1", job_id=job_id_for("acme", "r1"), task="t",
+                       payload_json="[]")}, "no_records"),
 ])
 def test_bad_requests_fail_the_job_with_the_reason_and_call_nothing(kwargs: dict[str, Any], kind: str) -> None:
     model, bridge, log = FakeModel(), FakeBridge(), Log()
