@@ -10,6 +10,7 @@ retry, commit nothing) or `StoreError` (deterministic: do not retry) by its kind
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -24,6 +25,11 @@ from projections.failures import error_code, is_transient_store_error
 # The store reports a failed request itself (`StoreUnavailable` with its root cause); the driver's own
 # warning about it would be a second, less helpful line on the console.
 logging.getLogger("clickhouse_connect.driver._backend.http_sync").setLevel(logging.ERROR)
+_QUERY_FAULTS = frozenset({159, 160, 164, 497})  # timeout, too slow, readonly, access denied: the query's own doing
+_READS = frozenset({"SELECT", "WITH", "SHOW", "DESCRIBE", "DESC", "EXPLAIN", "EXISTS"})
+_SETTINGS = re.compile(r"\bSETTINGS\b", re.IGNORECASE)
+_OUTFILE = re.compile(r"\bINTO\s+OUTFILE\b", re.IGNORECASE)
+_COMMENTS = re.compile(r"/\*.*?\*/|--[^\n]*|#[^\n]*", re.DOTALL)
 
 
 class ProjectionStore:
@@ -55,6 +61,39 @@ class ProjectionStore:
             return [dict(zip(result.column_names, row, strict=True)) for row in result.result_rows]
 
         return self._run(run, sql)
+
+    def read(self, sql: str, parameters: dict[str, Any] | None = None, max_rows: int = 1000,
+             max_seconds: float = 10.0) -> tuple[list[str], list[tuple[Any, ...]]]:
+        """Someone's ad-hoc SQL, read-only, at most `max_rows` rows and `max_seconds` long: columns and rows.
+
+        One statement that reads (SELECT, WITH, SHOW, DESCRIBE, EXPLAIN, EXISTS), and ClickHouse's `readonly` mode
+        on top. The limits go in the statement's own SETTINGS clause, never the session's: the embedded engine
+        keeps session settings, and a session left read-only would stop the runners' writes. The query may not
+        bring SETTINGS of its own (they could lift the limits). A refusal or a timeout is the query's doing
+        (`StoreError`), never retried as the runners' writes are."""
+        statement = sql.strip().rstrip(";").strip()
+        if ";" in statement:
+            raise StoreError("one statement at a time (no ';' inside the query)")
+        bare = _COMMENTS.sub(" ", statement)  # what the checks read: comments could hide a keyword
+        first = bare.split(None, 1)[0].upper() if bare.strip() else ""
+        if first not in _READS:
+            raise StoreError(f"only reads are allowed here ({', '.join(sorted(_READS))}), not {first or 'nothing'}")
+        if _SETTINGS.search(bare):
+            raise StoreError("the query may not carry SETTINGS (the limits are set here)")
+        if _OUTFILE.search(bare):
+            raise StoreError("only reads are allowed here: INTO OUTFILE writes a file")
+        limited = f"{statement}\nSETTINGS limit={int(max_rows)}, max_execution_time={float(max_seconds)}, readonly=1"
+        with self._lock:
+            client = self._connect()
+            try:
+                result = client.query(limited, parameters=parameters)
+            except Exception as exc:
+                if error_code(exc) in _QUERY_FAULTS or not is_transient_store_error(exc):
+                    raise StoreError(f"{statement[:200]}: {exc}") from exc
+                if error_code(exc) is None:
+                    self.close()
+                raise StoreUnavailable(f"ClickHouse at {self.dsn} failed during a query (transient): {exc}") from exc
+        return list(result.column_names), list(result.result_rows)
 
     def insert(self, table: str, rows: Sequence[Sequence[Any]], columns: Sequence[str]) -> None:
         if rows:

@@ -16,6 +16,7 @@ from cda.cli import (
     kafka_cmd,
     memory_cmd,
     projections_cmd,
+    sql_cmd,
     tools_cmd,
     topics_cmd,
     trainer_cmd,
@@ -29,7 +30,8 @@ GROUPS = {"kafka": kafka_cmd.app, "topics": topics_cmd.app, "projections": proje
           "tools": tools_cmd.app, "example-api": example_api_cmd.app, "api": api_cmd.app,
           "companies": companies_cmd.app, "memory": memory_cmd.app, "session": memory_cmd.session_app}
 COMMANDS = (agents_cmd.process, trainer_cmd.train, trainer_cmd.adapters, projections_cmd.query, events_cmd.produce,
-            events_cmd.consume, events_cmd.replay, up_cmd.up, up_cmd.status, demo_cmd.demo)
+            events_cmd.consume, events_cmd.replay, up_cmd.up, up_cmd.status, demo_cmd.demo,
+            sql_cmd.sql)
 for name, group in GROUPS.items():
     app.add_typer(group, name=name)
 for command in COMMANDS:

@@ -10,10 +10,11 @@ import typer
 from rich.table import Table
 
 from cda.cli.common import err, failing_clearly, out, progress_bar, settings
+from cda.cli.sql_cmd import print_rows, read_sql
 from core.workers import WorkerThread
 from projections.catalog import PROJECTIONS, projection
 from projections.migrate import migrate as apply_migrations
-from projections.queries import LISTINGS, listing
+from projections.queries import LISTINGS
 from projections.rebuild import rebuild as rebuild_view
 from projections.runner import ProjectionRunner
 from projections.store import ProjectionStore
@@ -121,17 +122,9 @@ def query(
     view: str = typer.Argument(..., help=f"One of: {', '.join(LISTINGS)}."),
     company: str = typer.Option(..., "--company", help="The company whose rows to show."),
 ) -> None:
-    """Print one company's rows of a view as a table."""
+    """Print one company's rows of a view as a table (through the running API when it holds the store)."""
     with failing_clearly():
-        store = open_store()
-        try:
-            rows = listing(store, view, company)
-        finally:
-            store.close()
-    if not rows:
-        out.print(f"no {view} for company {company}")
-        return
-    table = Table(*rows[0].keys())
-    for row in rows:
-        table.add_row(*("" if v is None else str(v) for v in row.values()))
-    out.print(table)
+        if view not in LISTINGS:
+            raise ValueError(f"unknown listing {view!r}; known: {', '.join(LISTINGS)}")
+        columns, rows = read_sql(settings(), LISTINGS[view], {"company": company}, max_rows=100_000)
+    print_rows(columns, rows, f"no {view} for company {company}")
