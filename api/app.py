@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from api import errors, metrics
 from api.context import ApiContext
 from api.limits import BodyLimit
-from api.routers import adapters, companies, dashboards, health, jobs, key, memory, sql, tools, training
+from api.routers import adapters, agent_settings, companies, dashboards, health, jobs, key, memory, sql, tools, training
 from core.settings import Settings
 from projections.store import ProjectionStore
 from topics.errors import BrokerUnavailable
@@ -45,7 +45,8 @@ def create_app(settings: Settings, store: ProjectionStore | None = None, context
     app = FastAPI(title="cda — Company Data Automation", version="1.0.0", description=DESCRIPTION, lifespan=lifespan)
     app.add_middleware(BodyLimit, max_bytes=settings.api_max_body_bytes)
     errors.install(app)
-    for module in (jobs, tools, training, adapters, memory, dashboards, key, companies, sql, health):
+    for module in (jobs, tools, training, adapters, agent_settings, memory, dashboards, key, companies, sql,
+                   health):
         app.include_router(module.router)
     metrics.install(app)
     return app

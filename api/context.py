@@ -14,6 +14,7 @@ from api.lookups import JobLookups
 from api.readiness import Readiness
 from core.settings import Settings
 from projections.store import ProjectionStore
+from streams.agent_settings import AgentSettings
 from streams.tools import Tool, ToolRegistry
 from topics.async_producer import AsyncProducer
 from topics.tables import TopicTable
@@ -52,6 +53,8 @@ class ApiContext:
     limiter: RateLimiter = field(init=False)
     keys_table: TopicTable = field(init=False)
     tools_table: TopicTable = field(init=False)
+    agents: dict[str, AgentSettings] = field(default_factory=dict)  # each company's agent settings (company_agents)
+    agents_table: TopicTable = field(init=False)
     readiness: Readiness = field(init=False)
     lookups: JobLookups = field(init=False)
 
@@ -60,6 +63,7 @@ class ApiContext:
         self.limiter = RateLimiter(self.settings.api_rate_per_s, self.settings.api_rate_burst)
         self.keys_table = TopicTable(self.settings, "company_keys", self.keys.apply)
         self.tools_table = TopicTable(self.settings, "company_tools", self.registry.apply)
+        self.agents_table = TopicTable(self.settings, "company_agents", self._apply_agent)
         self.readiness = Readiness(self)
         self.lookups = JobLookups(self.store)
 
@@ -68,12 +72,12 @@ class ApiContext:
         return cls(settings, store or ProjectionStore.from_settings(settings), AsyncProducer(settings))
 
     def start(self, timeout_s: float) -> bool:
-        """Follow the keys and tools topics; True once both were read to their end, False if the time is up.
-        A follower that died (a topic missing, say) raises its error at once, naming what to do."""
-        self.keys_table.start(self.stop)
-        self.tools_table.start(self.stop)
-        caught_up = self.keys_table.wait_caught_up(timeout_s) and self.tools_table.wait_caught_up(timeout_s)
-        for table in (self.keys_table, self.tools_table):
+        """Follow the keys, tools and agent settings topics; True once each was read to its end, False if the time
+        is up. A follower that died (a topic missing, say) raises its error at once, naming what to do."""
+        for table in self.tables:
+            table.start(self.stop)
+        caught_up = all(table.wait_caught_up(timeout_s) for table in self.tables)
+        for table in self.tables:
             if table.worker is not None and table.worker.error is not None:
                 raise table.worker.error
         return caught_up
@@ -87,13 +91,29 @@ class ApiContext:
         with self.tools_table.lock:
             self.registry.apply(event)
 
+    def agent_settings(self, company_id: str) -> AgentSettings:
+        with self.agents_table.lock:
+            return self.agents.get(company_id) or AgentSettings(company_id)
+
+    def _apply_agent(self, event: Any) -> None:  # the table's fold: called under its lock
+        self.agents[event.company_id] = AgentSettings.from_event(event)
+
+    def apply_agent_event(self, event: Any) -> None:
+        """Read your writes: settings this process produced count before the follower meets them."""
+        with self.agents_table.lock:
+            self._apply_agent(event)
+
+    @property
+    def tables(self) -> tuple[TopicTable, ...]:
+        return self.keys_table, self.tools_table, self.agents_table
+
     @property
     def followers_healthy(self) -> bool:
-        return all(t.worker is not None and t.worker.healthy for t in (self.keys_table, self.tools_table))
+        return all(t.worker is not None and t.worker.healthy for t in self.tables)
 
     def close(self) -> None:
         self.stop.set()
-        for table in (self.keys_table, self.tools_table):
+        for table in self.tables:
             if table.worker is not None:
                 table.worker.join(10)
         self.readiness.close()

@@ -96,6 +96,12 @@ class Settings(BaseSettings):
     api_rate_per_s: float = Field(default=50.0, gt=0, description="Requests per second one API key may make (sustained).")
     api_rate_burst: int = Field(default=100, ge=1, description="Requests one API key may make at once above its rate.")
     api_max_body_bytes: int = Field(default=2_000_000, ge=1024, description="Largest request body (else 413).")
+    api_company_networks: str = Field(default="", description="Comma-separated address ranges (CIDR) a company may "
+                                      "let its tools reach itself (PUT /agent-settings); the operator grants others.")
+    api_company_host_suffixes: str = Field(default="", description="Comma-separated host name suffixes (corp.example) "
+                                           "a company may let its tools reach itself.")
+    api_company_max_concurrency: int = Field(default=16, ge=1, description="Highest tool-call concurrency a company "
+                                             "may set itself.")
     api_max_wait_s: float = Field(default=60.0, gt=0, description="Longest `?wait=` a job read may hold the request.")
     api_max_stream_s: float = Field(default=600.0, gt=0, description="Longest a job's event stream (SSE) stays open.")
     api_embedded_projections: bool = Field(default=True, description="With the embedded chDB store, run the "

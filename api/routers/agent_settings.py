@@ -1,0 +1,62 @@
+"""A company's own agent settings: read them, and change what the operator's policy lets a company change itself
+(default `use_adapter`, concurrency, its own hosts and secret references). Each change is an `agent_configured`
+event, as `cda agents configure` makes."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from api.agent_policy import entries, env_prefix, host_refusal, secret_refusal
+from api.deps import CompanyDep, ContextDep
+from api.errors import ApiError
+from api.schemas.agent_settings import AgentSettingsPublic, AgentSettingsUpdate
+from api.schemas.common import ERRORS
+from core.settings import Settings
+from streams.agent_settings import AgentSettings
+from topics.events import Event
+
+router = APIRouter(prefix="/company-automation", tags=["agents"], responses=ERRORS)
+
+
+def _public(settings: Settings, current: AgentSettings) -> AgentSettingsPublic:
+    policy: dict[str, list[str] | int] = {
+        "networks": entries(settings.api_company_networks), "host_suffixes": entries(settings.api_company_host_suffixes),
+        "secret_prefixes": [f"env:{env_prefix(current.company_id)}",
+                            f"file:{settings.home / 'secrets' / current.company_id}/"],
+        "max_concurrency": settings.api_company_max_concurrency}
+    return AgentSettingsPublic(use_adapter=current.use_adapter, concurrency=current.concurrency,
+                               step_limit=current.step_limit, allowed_hosts=sorted(current.allowed_hosts),
+                               allowed_secrets=sorted(current.allowed_secrets), policy=policy)
+
+
+@router.get("/agent-settings", response_model=AgentSettingsPublic, summary="The company's agent settings")
+async def get_agent_settings(caller: CompanyDep, ctx: ContextDep) -> AgentSettingsPublic:
+    return _public(ctx.settings, ctx.agent_settings(caller.company_id))
+
+
+@router.put("/agent-settings", response_model=AgentSettingsPublic, summary="Change the company's agent settings")
+async def put_agent_settings(body: AgentSettingsUpdate, caller: CompanyDep, ctx: ContextDep) -> AgentSettingsPublic:
+    """Fields left out keep their value. A host or secret outside the policy (and not granted already) is a 422
+    naming it; nothing is produced then."""
+    current = ctx.agent_settings(caller.company_id)
+    if body.concurrency is not None and body.concurrency > max(ctx.settings.api_company_max_concurrency,
+                                                                current.concurrency):
+        raise ApiError(422, f"body.concurrency: at most {ctx.settings.api_company_max_concurrency}")
+    for i, host in enumerate(body.allowed_hosts or ()):
+        reason = None if host in current.allowed_hosts else host_refusal(ctx.settings, host)
+        if reason:
+            raise ApiError(422, f"body.allowed_hosts[{i}]: {reason}")
+    for i, ref in enumerate(body.allowed_secrets or ()):
+        reason = None if ref in current.allowed_secrets else secret_refusal(ctx.settings, caller.company_id, ref)
+        if reason:
+            raise ApiError(422, f"body.allowed_secrets[{i}]: {reason}")
+    wanted = {"use_adapter": current.use_adapter if body.use_adapter is None else body.use_adapter,
+              "step_limit": current.step_limit,
+              "concurrency": current.concurrency if body.concurrency is None else body.concurrency,
+              "allowed_hosts": sorted(current.allowed_hosts if body.allowed_hosts is None else set(body.allowed_hosts)),
+              "allowed_secrets": sorted(current.allowed_secrets if body.allowed_secrets is None
+                                        else set(body.allowed_secrets))}
+    event = Event.new("agent_configured", caller.company_id, **wanted)
+    await ctx.producer.send([event])
+    ctx.apply_agent_event(event)
+    return _public(ctx.settings, ctx.agent_settings(caller.company_id))
