@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path
 
 from api.deps import CompanyDep, ContextDep, same_company
 from api.errors import ApiError, not_found
-from api.schemas.common import ERRORS, NOT_FOUND
+from api.schemas.common import ERRORS, NOT_FOUND, OTHER_COMPANY
 from api.schemas.tools import ToolList, ToolPublic, ToolRemoved, ToolsRegister, ToolsRegistered
 from core.identifiers import ID_PATTERN
 from streams.openapi import tools_from_openapi
@@ -40,7 +40,8 @@ def _tools(body: ToolsRegister, company_id: str) -> tuple[list[Tool], str]:
     return tools, "body.openapi"
 
 
-@router.post("/register-tools", status_code=202, response_model=ToolsRegistered, summary="Register or import tools")
+@router.post("/register-tools", status_code=202, response_model=ToolsRegistered,
+             responses=OTHER_COMPANY, summary="Register or import tools")
 async def register_tools(body: ToolsRegister, caller: CompanyDep, ctx: ContextDep) -> ToolsRegistered:
     """Each tool becomes a `tool_registered` event (replacing a tool of the same name); one bad tool: none is produced."""
     same_company(caller, body.company_id)

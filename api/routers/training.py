@@ -12,7 +12,7 @@ from api import reads
 from api.deps import CompanyDep, ContextDep, same_company
 from api.errors import ApiError, not_found
 from api.routers.jobs import IdempotencyKey, request_id_of
-from api.schemas.common import ERRORS, NOT_FOUND
+from api.schemas.common import ERRORS, NOT_FOUND, OTHER_COMPANY
 from api.schemas.training import TrainAdapterRequest, TrainingAccepted, TrainingPublic
 from api.urls import training_url
 from core.identifiers import ID_PATTERN
@@ -49,7 +49,8 @@ def _examples(ctx: ContextDep, company: str, body: TrainAdapterRequest) -> dict[
     return {"examples": [], "examples_ref": store_examples(ctx.settings, company, examples)}
 
 
-@router.post("/train-adapter", status_code=202, response_model=TrainingAccepted, summary="Train the company's adapter")
+@router.post("/train-adapter", status_code=202, response_model=TrainingAccepted,
+             responses=OTHER_COMPANY, summary="Train the company's adapter")
 async def train_adapter(body: TrainAdapterRequest, request: Request, caller: CompanyDep, ctx: ContextDep,
                         idempotency_key: IdempotencyKey = None) -> TrainingAccepted:
     """One `lora_training_requested`; the trainer trains, evaluates, and the gate announces the adapter or not."""

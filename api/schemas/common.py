@@ -57,3 +57,4 @@ ERRORS = {status: {"model": ErrorBody, "description": text} for status, text in 
     (503, "The broker or the store is unavailable for now (see Retry-After)"),
 )}
 NOT_FOUND = {404: {"model": ErrorBody, "description": "No such resource for this company"}}
+OTHER_COMPANY = {403: {"model": ErrorBody, "description": "The body names another company than the key's"}}
