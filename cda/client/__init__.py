@@ -2,16 +2,7 @@
 `SyncCompanyAutomation`, typed errors in `cda.client.errors`, results in `cda.client.results`."""
 
 from cda.client.automation import CompanyAutomation, SyncCompanyAutomation
-from cda.client.errors import (
-    ApiRefused,
-    AutomationError,
-    InvalidRequest,
-    NotFound,
-    TimedOut,
-    Unauthorized,
-    Unavailable,
-    WrongCompany,
-)
+from cda.client.errors import ApiRefused, AutomationError, InvalidRequest, NotFound, TimedOut, Unauthorized, Unavailable, WrongCompany
 from cda.client.results import AutomationResult, RecordResult, TrainingResult
 
 __all__ = ["ApiRefused", "AutomationError", "AutomationResult", "CompanyAutomation", "InvalidRequest", "NotFound",

@@ -23,15 +23,7 @@ from typing import Any, TypeVar
 
 import httpx
 
-from cda.client.errors import (
-    ApiRefused,
-    InvalidRequest,
-    NotFound,
-    TimedOut,
-    Unauthorized,
-    Unavailable,
-    WrongCompany,
-)
+from cda.client.errors import ApiRefused, InvalidRequest, NotFound, TimedOut, Unauthorized, Unavailable, WrongCompany
 from cda.client.results import AutomationResult, TrainingResult
 
 PREFIX = "/company-automation"
