@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from core.errors import CdaError
 
-class AutomationError(Exception):
-    """Base of every error of the client."""
+
+class AutomationError(CdaError):
+    """Base of every error of the client (a `CdaError`, as every failure of cda)."""
 
 
 class WrongCompany(AutomationError):
