@@ -30,7 +30,7 @@ def main() -> None:
     settings = Settings()
     ensure_broker(settings)
     with scratch_topics(settings, "company_data", "company_automation_jobs", "company_tools", "company_agents",
-                        "dead_letters") as scoped, onboarded_acme(scoped, concurrency=1):
+                        "company_memory", "company_sessions", "dead_letters") as scoped, onboarded_acme(scoped, concurrency=1):
         timings: list[UnitTiming] = []
         service = AgentService(scoped, model=pick_model(args.model, scoped, args.model_latency_ms),
                                observer=timings.append)

@@ -60,7 +60,8 @@ def main() -> None:
     settings = Settings()
     ensure_broker(settings)
     with scratch_topics(settings, "company_data", "company_automation_jobs", "company_tools", "company_agents",
-                        "dead_letters") as scoped, onboarded_acme(scoped, args.concurrency) as (_, tools, agent):
+                        "company_memory", "company_sessions", "dead_letters") as scoped, \
+            onboarded_acme(scoped, args.concurrency) as (_, tools, agent):
         model = pick_model(args.model, scoped, args.model_latency_ms)
         direct_rate = asyncio.run(direct(scoped, model, tools, agent, invoice_jobs(args.jobs, args.units, "direct", 1),
                                          args.concurrency))

@@ -49,6 +49,25 @@ def test_projection_benchmarks_print_their_figures(
     assert len(bench) == lines, result.stdout
 
 
+@pytest.mark.parametrize(
+    ("script", "args", "bench_id"),
+    [
+        ("p6_pipeline_overhead.py", ["--jobs", "3", "--units", "2"], "P6"),
+        ("p9_agents_throughput.py", ["--jobs", "3", "--units", "2", "--concurrency", "2"], "P9"),
+        ("p10_api.py", ["--rate", "20", "--seconds", "2", "--warmup", "0.5"], "P10"),
+    ],
+)
+def test_agent_and_api_benchmarks_print_their_figures(
+    kafka_bootstrap: str, tmp_path: Path, script: str, args: list[str], bench_id: str
+) -> None:
+    env = env_for(kafka_bootstrap=kafka_bootstrap, home=tmp_path, clickhouse_url=None)
+    result = subprocess.run([sys.executable, f"benchmarks/{script}", *args], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert any(line.startswith(f"BENCH {bench_id} ") for line in result.stdout.splitlines()), result.stdout
+    assert "UnknownTopic" not in result.stdout + result.stderr, result.stderr[-3000:]  # every table the agents follow
+
+
 @pytest.mark.vllm
 @pytest.mark.parametrize(
     ("script", "args"),
