@@ -9,7 +9,9 @@ import ipaddress
 import re
 from pathlib import Path
 
+from core.paths import is_within
 from core.settings import Settings
+from streams.addresses import split_entry
 
 
 def entries(text: str) -> list[str]:
@@ -21,16 +23,9 @@ def env_prefix(company_id: str) -> str:
     return re.sub(r"[^A-Z0-9]", "_", company_id.upper()) + "_"
 
 
-def _host_of(entry: str) -> str:
-    entry = entry.strip().lower()
-    if entry.startswith("["):
-        return entry[1:].partition("]")[0]
-    return entry.split(":")[0] if entry.count(":") == 1 else entry
-
-
 def host_refusal(settings: Settings, entry: str) -> str | None:
     """Why `entry` (`host`, `host:port`, `[v6]:port`) is outside the policy; None when it is inside."""
-    host = _host_of(entry)
+    host = split_entry(entry)[0]  # parsed as the bridge parses allowed_hosts
     if not host:
         return "an empty host"
     try:
@@ -52,9 +47,8 @@ def secret_refusal(settings: Settings, company_id: str, ref: str) -> str | None:
     scheme, _, rest = ref.partition(":")
     if scheme == "env" and rest.startswith(env_prefix(company_id)) and len(rest) > len(env_prefix(company_id)):
         return None
-    if scheme == "file":
-        root = (Path(settings.home) / "secrets" / company_id).resolve()
-        if Path(rest).resolve().is_relative_to(root) and Path(rest).resolve() != root:
-            return None
+    root = Path(settings.home) / "secrets" / company_id
+    if scheme == "file" and is_within(Path(rest), root) and Path(rest).resolve() != root.resolve():
+        return None
     return (f"{ref!r} is outside company {company_id}'s namespace (env:{env_prefix(company_id)}… or "
-            f"file:{Path(settings.home) / 'secrets' / company_id}/…)")
+            f"file:{root}/…)")

@@ -24,11 +24,16 @@ LISTINGS: dict[str, str] = {
 }
 
 
-def listing(store: ProjectionStore, name: str, company: str) -> list[dict[str, Any]]:
-    """One company's rows of a view; a company never sees another's."""
+def listing_sql(name: str) -> str:
+    """The SQL of a listing (its one parameter: `company`)."""
     if name not in LISTINGS:
         raise ValueError(f"unknown listing {name!r}; known: {', '.join(LISTINGS)}")
-    return store.query_dicts(LISTINGS[name], {"company": company})
+    return LISTINGS[name]
+
+
+def listing(store: ProjectionStore, name: str, company: str) -> list[dict[str, Any]]:
+    """One company's rows of a view; a company never sees another's."""
+    return store.query_dicts(listing_sql(name), {"company": company})
 
 
 def dashboard_queries() -> dict[str, str]:

@@ -96,19 +96,25 @@ def normalize_host(host: str) -> str:
     return host.strip().lower().rstrip(".").removeprefix("[").removesuffix("]")
 
 
+def split_entry(entry: str) -> tuple[str, str | None]:
+    """An allow-list entry (`host`, `host:port`, IPv6 as `[::1]:8080` or `::1`) as its normalized host and port."""
+    entry = entry.strip().lower()
+    if entry.startswith("["):
+        bracketed, _, rest = entry[1:].partition("]")
+        host, port = bracketed, rest.removeprefix(":") or None
+    elif entry.count(":") == 1:
+        host, port = entry.split(":")
+    else:
+        host, port = entry, None
+    return normalize_host(host), port
+
+
 def is_allowed(host: str, port: int, allowed_hosts: Iterable[str]) -> bool:
-    """Whether the allow-list names `host` or `host:port` (IPv6 as `[::1]:8080` or `::1`)."""
+    """Whether the allow-list names `host` or `host:port`."""
     name = normalize_host(host)
     for entry in allowed_hosts:
-        entry = entry.strip().lower()
-        if entry.startswith("["):
-            bracketed, _, rest = entry[1:].partition("]")
-            entry_host, entry_port = bracketed, rest.removeprefix(":") or None
-        elif entry.count(":") == 1:
-            entry_host, entry_port = entry.split(":")
-        else:
-            entry_host, entry_port = entry, None
-        if normalize_host(entry_host) == name and (entry_port is None or entry_port == str(port)):
+        entry_host, entry_port = split_entry(entry)
+        if entry_host == name and (entry_port is None or entry_port == str(port)):
             return True
     return False
 

@@ -10,28 +10,17 @@ import typer
 from rich.table import Table
 
 from cda.cli.common import err, failing_clearly, out, progress_bar, settings
-from cda.cli.sql_cmd import print_rows, read_sql
+from cda.cli.sql_cmd import open_store, print_rows, read_sql
 from core.workers import WorkerThread
 from projections.catalog import PROJECTIONS, projection
 from projections.migrate import migrate as apply_migrations
-from projections.queries import LISTINGS
+from projections.queries import LISTINGS, listing_sql
 from projections.rebuild import rebuild as rebuild_view
 from projections.runner import ProjectionRunner
 from projections.store import ProjectionStore
 from topics.positions import parse_time
 
 app = typer.Typer(help="ClickHouse views folded from the topics.", no_args_is_help=True)
-
-
-def open_store() -> ProjectionStore:
-    """The store, migrated; an unreachable ClickHouse is a `StoreUnavailable` that names what to do."""
-    store = ProjectionStore.from_settings(settings())
-    try:
-        apply_migrations(store)
-    except BaseException:
-        store.close()
-        raise
-    return store
 
 
 @app.command()
@@ -124,7 +113,5 @@ def query(
 ) -> None:
     """Print one company's rows of a view as a table (through the running API when it holds the store)."""
     with failing_clearly():
-        if view not in LISTINGS:
-            raise ValueError(f"unknown listing {view!r}; known: {', '.join(LISTINGS)}")
-        columns, rows = read_sql(settings(), LISTINGS[view], {"company": company}, max_rows=100_000)
+        columns, rows = read_sql(settings(), listing_sql(view), {"company": company}, max_rows=100_000)
     print_rows(columns, rows, f"no {view} for company {company}")

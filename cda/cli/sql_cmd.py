@@ -37,13 +37,23 @@ def read_sql(config: Settings, sql: str, parameters: dict[str, Any] | None = Non
             raise SqlRefused(f"{answer.status_code}: {answer.json().get('error', answer.text)}")
         body = answer.json()
         return list(body["columns"]), [list(r) for r in body["rows"]]
-    store = ProjectionStore.from_settings(config)
+    store = open_store(config)  # this process owns the store now: migrated, the views exist before any fold
     try:
-        migrate(store)  # this process owns the store now: the views exist even before anything was folded
         columns, rows = store.read(sql, parameters, max_rows, timeout_s)
     finally:
         store.close()
     return columns, [list(r) for r in rows]
+
+
+def open_store(config: Settings | None = None) -> ProjectionStore:
+    """The store, migrated; an unreachable ClickHouse is a `StoreUnavailable` that names what to do."""
+    store = ProjectionStore.from_settings(config or settings())
+    try:
+        migrate(store)
+    except BaseException:
+        store.close()
+        raise
+    return store
 
 
 def print_rows(columns: list[str], rows: list[list[Any]], empty: str) -> None:
