@@ -83,16 +83,7 @@ class ProjectionStore:
         if _OUTFILE.search(bare):
             raise StoreError("only reads are allowed here: INTO OUTFILE writes a file")
         limited = f"{statement}\nSETTINGS limit={int(max_rows)}, max_execution_time={float(max_seconds)}, readonly=1"
-        with self._lock:
-            client = self._connect()
-            try:
-                result = client.query(limited, parameters=parameters)
-            except Exception as exc:
-                if error_code(exc) in _QUERY_FAULTS or not is_transient_store_error(exc):
-                    raise StoreError(f"{statement[:200]}: {exc}") from exc
-                if error_code(exc) is None:
-                    self.close()
-                raise StoreUnavailable(f"ClickHouse at {self.dsn} failed during a query (transient): {exc}") from exc
+        result = self._run(lambda c: c.query(limited, parameters=parameters), statement, faults=_QUERY_FAULTS)
         return list(result.column_names), list(result.result_rows)
 
     def insert(self, table: str, rows: Sequence[Sequence[Any]], columns: Sequence[str]) -> None:
@@ -132,13 +123,15 @@ class ProjectionStore:
         return (f"ClickHouse at {self.dsn} is unavailable (start it, or set CDA_CLICKHOUSE_URL to a server "
                 f"that answers)")
 
-    def _run(self, action: Any, what: str) -> Any:
+    def _run(self, action: Any, what: str, faults: frozenset[int] = frozenset()) -> Any:
+        """`action` on the client; a failure as `StoreUnavailable` (transient) or `StoreError`. `faults`: codes
+        that are the statement's own doing here, though transient for the runners' writes."""
         with self._lock:
             client = self._connect()
             try:
                 return action(client)
             except Exception as exc:  # the driver's errors, and the serializer's on a value a column cannot hold
-                if is_transient_store_error(exc):
+                if is_transient_store_error(exc) and error_code(exc) not in faults:
                     if error_code(exc) is None:  # the connection or engine handle failed, not a statement: reopen
                         self.close()
                     raise StoreUnavailable(f"ClickHouse at {self.dsn} failed during {what[:80]} "
