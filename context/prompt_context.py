@@ -52,12 +52,12 @@ def earlier_line(entry: MemoryEntry) -> str:
 
 
 def decision_context(task: str, data_json: str, tools: Sequence[ToolSpec], recall: Recall | None = None,
-                     earlier: Sequence[MemoryEntry] = ()) -> DecisionContext:
+                     earlier: Sequence[MemoryEntry] = (), steps: Sequence[str] = ()) -> DecisionContext:
     """The context of one decision: the notes recall gives for this task and data, the session's earlier
-    completed results, oldest first."""
+    completed results, oldest first, and the unit's calls so far (`core.prompts.render_step`)."""
     specs = list(tools)
     recalled = recall(task, data_json, specs) if recall is not None else Recalled()
     lines = [(e.source_job_id or e.entry_id, earlier_line(e)) for e in earlier]
     lines = [(job, line) for job, line in lines if line]
-    return DecisionContext(PromptContext.of(task, data_json, specs, recalled.notes, [line for _, line in lines]),
+    return DecisionContext(PromptContext.of(task, data_json, specs, recalled.notes, [line for _, line in lines], steps),
                            recalled.entry_ids, tuple(dict.fromkeys(job for job, _ in lines)))

@@ -5,6 +5,7 @@ so an adapter is trained on exactly what it is later asked, and serving code nev
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -14,7 +15,14 @@ CALL_MARKER = "Call:"
 # lifecycle refuses one trained for another: a changed format silently degrades an adapter.
 # 1: tools, task, data.  2: optional `Notes:` (company memory) and `Earlier:` (results of the session's earlier
 # jobs) between the tools and the task; without context a version-2 prompt reads exactly as version 1.
-PROMPT_VERSION = 2
+# 3: a unit takes steps: after a call, the next prompt shows it and its answer under `Steps:` (after the data),
+# and the model may answer `done` (after a call) or `none` (no tool fits; first step only) instead of a call.
+PROMPT_VERSION = 3
+DONE = "done"  # the unit needs no further call
+DECLINE = "none"  # no tool of the company fits the record: the unit is skipped, nothing is sent
+ANSWERS = frozenset({DONE, DECLINE})  # names no company tool may take
+ANSWER_CHARS = 300  # a tool's answer shown in a later step's prompt is cut here (the prompt contract's, not a setting)
+_SECRET_KEY = re.compile(r"secret|token|passw|api[_-]?key|authori[sz]ation|credential|cookie", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -47,16 +55,18 @@ class PromptContext:
     payload_json: str
     notes: tuple[str, ...] = ()
     earlier: tuple[str, ...] = ()
+    steps: tuple[str, ...] = ()  # the unit's calls so far with their answers (`render_step`), oldest first
 
     @classmethod
     def of(cls, task: str, payload_json: str, tools: Sequence[ToolSpec], notes: Sequence[str] = (),
-           earlier: Sequence[str] = ()) -> PromptContext:
-        return cls(tuple(tools), task, payload_json, tuple(notes), tuple(earlier))
+           earlier: Sequence[str] = (), steps: Sequence[str] = ()) -> PromptContext:
+        return cls(tuple(tools), task, payload_json, tuple(notes), tuple(earlier), tuple(steps))
 
 
 def render(context: PromptContext) -> str:
     """The prompt: the company's tools, its notes, the session's earlier results, the task and its data, then
-    the call marker and the space after it. The one function that turns a context into model input."""
+    the unit's steps so far, then the call marker and the space after it. The one function that turns a context
+    into model input."""
     listed = "\n".join(f"- {t.signature()}" for t in sorted(context.tools, key=lambda t: t.name))
     try:
         data = compact(json.loads(context.payload_json))
@@ -67,12 +77,13 @@ def render(context: PromptContext) -> str:
         sections += "Notes:\n" + "".join(f"- {_line(n)}\n" for n in context.notes)
     if context.earlier:
         sections += "Earlier:\n" + "".join(f"- {_line(e)}\n" for e in context.earlier)
-    return f"Tools:\n{listed}\n{sections}Task: {context.task}\nData: {data}\n{CALL_MARKER} "
+    steps = "Steps:\n" + "".join(f"- {_line(s)}\n" for s in context.steps) if context.steps else ""
+    return f"Tools:\n{listed}\n{sections}Task: {context.task}\nData: {data}\n{steps}{CALL_MARKER} "
 
 
-def parse_prompt(prompt: str) -> tuple[str, str, tuple[str, ...], tuple[str, ...]] | None:
-    """(task, data, notes, earlier) of a prompt `render` made (a job's recorded one), or None when it is not one:
-    how a recorded decision is replayed in its own context."""
+def parse_prompt(prompt: str) -> PromptContext | None:
+    """The context (without its tools) of a prompt `render` made (a job's recorded one), or None when it is not
+    one: how a recorded decision is replayed in its own context."""
     lines = prompt.split("\n")
     try:
         task_at = max(i for i, line in enumerate(lines) if line.startswith("Task: "))
@@ -89,8 +100,11 @@ def parse_prompt(prompt: str) -> tuple[str, str, tuple[str, ...], tuple[str, ...
             current = None
         elif current is not None and line.startswith("- "):
             current.append(line[2:])
-    return (lines[task_at][len("Task: "):], lines[task_at + 1][len("Data: "):], tuple(found["Notes:"]),
-            tuple(found["Earlier:"]))
+    steps: list[str] = []
+    if task_at + 2 < len(lines) and lines[task_at + 2] == "Steps:":
+        steps = [line[2:] for line in lines[task_at + 3:] if line.startswith("- ")]
+    return PromptContext.of(lines[task_at][len("Task: "):], lines[task_at + 1][len("Data: "):], (), found["Notes:"],
+                            found["Earlier:"], steps)
 
 
 def render_prompt(task: str, payload_json: str, tools: Sequence[ToolSpec], notes: Sequence[str] = (),
@@ -109,6 +123,25 @@ def render_earlier(tool_name: str, result: Any) -> str:
     return f"{tool_name}: {compact(result)}"
 
 
+def answer_text(answer: Any) -> str:
+    """A tool's answer as a later step's prompt shows it: secret-looking fields blanked, at most `ANSWER_CHARS`."""
+    text = compact(_redacted(answer))
+    return text if len(text) <= ANSWER_CHARS else text[:ANSWER_CHARS] + "..."
+
+
+def _redacted(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: "[redacted]" if _SECRET_KEY.search(str(k)) else _redacted(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redacted(v) for v in value]
+    return value
+
+
+def render_step(tool_name: str, arguments: dict[str, Any], answer: Any) -> str:
+    """One call the unit made, as the next step's prompt shows it: the call, then what the tool answered."""
+    return f"{tool_name} {compact(arguments)} -> {answer_text(answer)}"
+
+
 def render_target(tool_name: str, arguments: dict[str, Any]) -> str:
     """The answer: `{"tool":...,"arguments":{...}}` with sorted keys and no whitespace, not even a leading space:
     exactly what guided decoding emits (its grammar allows no whitespace), so training and serving see the
@@ -122,12 +155,17 @@ def same_call(tool: str | None, arguments: Any, right_tool: str | None, right_ar
     return tool == right_tool and compact(arguments) == compact(right_arguments)
 
 
-def call_schema(tools: list[ToolSpec]) -> dict[str, Any]:
-    """JSON schema of a call to any of `tools`: guided decoding can only produce a call that fits one."""
+def call_schema(tools: Sequence[ToolSpec], first_step: bool = True) -> dict[str, Any]:
+    """JSON schema of a unit's next answer: a call to any of `tools` (guided decoding can only produce a call that
+    fits one), or `none` at the first step (no tool fits), or `done` after it (the unit needs no further call)."""
+    answer = DECLINE if first_step else DONE
     return {"anyOf": [
-        {"type": "object", "properties": {"tool": {"const": t.name}, "arguments": _sorted_schema(t.parameters)},
-         "required": ["tool", "arguments"], "additionalProperties": False}
-        for t in sorted(tools, key=lambda t: t.name)
+        *({"type": "object", "properties": {"tool": {"const": t.name}, "arguments": _sorted_schema(t.parameters)},
+           "required": ["tool", "arguments"], "additionalProperties": False}
+          for t in sorted(tools, key=lambda t: t.name) if t.name not in ANSWERS),
+        {"type": "object", "properties": {"tool": {"const": answer},
+                                          "arguments": {"type": "object", "properties": {}, "additionalProperties": False}},
+         "required": ["tool", "arguments"], "additionalProperties": False},
     ]}
 
 

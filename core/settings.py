@@ -71,6 +71,11 @@ class Settings(BaseSettings):
                               description="Consumer group (Faust app id) of the agents; the topic prefix is prepended.")
     agent_max_payload_bytes: int = Field(default=1_000_000, ge=1, description="Largest payload a job accepts "
                                          "(larger: job_failed payload_too_large).")
+    agent_unit_steps: int = Field(default=4, ge=1, le=99, description="Decisions one unit (record) may take: "
+                                  "calls, each shown with its answer to the next, until the model answers done "
+                                  "(beyond: the unit fails step_limit, its calls kept).")
+    agent_base_steps: int = Field(default=1, ge=1, le=99, description="Decisions a unit takes when the base model "
+                                  "decides (no adapter): a base not trained on the steps format never answers done.")
     agent_start_timeout_s: float = Field(default=60.0, gt=0, description="Bound on reading the tools and agent "
                                          "settings tables before the agents take requests.")
 

@@ -11,7 +11,7 @@ from projections.model import Fold, Projection
 from topics.events import Event
 
 JOB_EVENTS = ("job_accepted", "step_started", "tool_call_requested", "tool_call_completed", "tool_call_failed",
-              "job_completed", "job_failed")
+              "unit_ended", "job_completed", "job_failed")
 CALL_EVENTS = ("tool_call_requested", "tool_call_completed", "tool_call_failed")
 ADAPTER_EVENTS = ("lora_training_requested", "training_progress", "training_failed", "training_rejected",
                   "lora_adapter_ready", "adapter_refused", "adapter_activated")

@@ -1,9 +1,11 @@
 """The agent loop, as plain async code with its boundaries passed in: the model (through the inference
 gateway), the API bridge, and `emit` (which records an event on the log). Faust only feeds it requests.
 
-For each unit: `step_started` -> the model's decision under the call schema -> `tool_call_requested`
-(recorded and acknowledged *before* the call is sent) -> the bridge call -> `tool_call_completed` /
-`tool_call_failed`. Then `job_completed` with every unit's result, or `job_failed` with the reason.
+For each unit, step by step: `step_started` -> the model's decision under the call schema ->
+`tool_call_requested` (recorded and acknowledged *before* the call is sent) -> the bridge call ->
+`tool_call_completed` (its answer shown in the next step's prompt) / `tool_call_failed` (the unit ends), until the
+model answers `done` or `none` (no tool fits), or the unit runs out of steps: `unit_ended`. Then
+`job_completed` with every unit's result, or `job_failed` with the reason.
 A job resumes from the fold of its recorded events; every event id is derived from job, unit and step.
 """
 
@@ -18,11 +20,11 @@ from typing import Any
 from context.memory import AUTOMATION, automation_content
 from context.prompt_context import decision_context
 from context.units import Unit, split_payload
-from core.prompts import PROMPT_VERSION, call_schema, render
+from core.prompts import DECLINE, DONE, PROMPT_VERSION, call_schema, render, render_step
 from core.retry import outlast_async
 from streams.ids import call_id, event_id, idempotency_key, prompt_hash, step_number
 from streams.job_run import Bridge, Decision, Emit, JobLimits, JobRun, Model, Observer, UnitTiming
-from streams.job_state import JobState, UnitProgress, fold, mutate
+from streams.job_state import CallRecord, JobState, UnitProgress, fold, mutate
 from streams.tools import Tool
 from streams.truth import expected_calls, judge
 from topics.events import Event
@@ -114,59 +116,93 @@ class JobRunner:
                 self.observer(timing)
 
     async def _unit_steps(self, job: JobRun, unit: Unit, timing: UnitTiming) -> None:
+        """Decide, call, show the answer, decide again, until the model answers `done` or `none`, a call fails,
+        or the unit runs out of steps. A resumed unit goes on from its log: a pending call is sent again."""
         progress = job.state.unit(unit.index)
-        if progress.done:
-            return
-        step = step_number(unit.index)
-        if not progress.decided:
-            decision = await self._decide(job, unit, step, timing)
-            if decision is None:
-                return
-            progress = job.state.unit(unit.index)
-        tool = job.tools.get(progress.tool or "")
+        while not progress.done:
+            call = progress.pending_call
+            if call is None:
+                own = len(progress.calls)  # the unit's own step: one decision per call made so far
+                if progress.calls and progress.adapter_version is None and own >= self.limits.base_steps:
+                    await self._end_unit(job, unit, "completed", "one_step", f"the base model takes {own} step(s) "
+                                         "per unit (CDA_AGENT_BASE_STEPS); an adapter trained on steps answers done")
+                    return
+                if own >= self.limits.unit_steps:
+                    await self._end_unit(job, unit, "failed", "step_limit", f"the unit took {own} steps without the "
+                                         f"model answering done (CDA_AGENT_UNIT_STEPS={self.limits.unit_steps})")
+                    return
+                if not await self._decide(job, unit, step_number(unit.index, own), timing):
+                    return
+                call = progress.pending_call
+                if call is None:  # the model answered done or none: the unit ended
+                    return
+            await self._send(job, progress, call, timing)
+
+    async def _send(self, job: JobRun, progress: UnitProgress, call: CallRecord, timing: UnitTiming) -> None:
+        tool = job.tools.get(call.tool)
         if tool is None:  # the decision named a tool the company no longer has
-            await self._call_failed(job, step, progress, f"tool {progress.tool} is not a tool of {job.company}",
+            await self._call_failed(job, call.step, progress, f"tool {call.tool} is not a tool of {job.company}",
                                     "unknown_tool", retryable=False)
             return
         called = time.perf_counter()
-        outcome = await self.bridge.call(tool, progress.arguments or {}, idempotency_key(job.company, job.job_id, step),
+        outcome = await self.bridge.call(tool, call.arguments, idempotency_key(job.company, job.job_id, call.step),
                                          job.agent)
-        timing.tool_s = time.perf_counter() - called
+        timing.tool_s += time.perf_counter() - called
         if outcome.ok:
             await self.emit(job, Event.new(
-                "tool_call_completed", job.company, event_id=event_id(job.job_id, "tool_call_completed", step),
-                job_id=job.job_id, step=step, call_id=call_id(job.job_id, step), tool_name=tool.name,
+                "tool_call_completed", job.company, event_id=event_id(job.job_id, "tool_call_completed", call.step),
+                job_id=job.job_id, step=call.step, call_id=call_id(job.job_id, call.step), tool_name=tool.name,
                 attempt=outcome.attempts, status_code=outcome.status_code, result_json=outcome.result_json,
                 latency_ms=outcome.latency_ms), wait=False)
         else:
-            await self._call_failed(job, step, progress, outcome.error, outcome.error_kind, outcome.retryable,
+            await self._call_failed(job, call.step, progress, outcome.error, outcome.error_kind, outcome.retryable,
                                     attempts=outcome.attempts, latency_ms=outcome.latency_ms)
 
-    async def _decide(self, job: JobRun, unit: Unit, step: int, timing: UnitTiming) -> Decision | None:
+    async def _decide(self, job: JobRun, unit: Unit, step: int, timing: UnitTiming) -> bool:
+        """Ask the model for the unit's next step and record its answer: a call (requested and acknowledged before
+        it is sent), the unit's end (`done`, `none`), or a failure (an answer that is no call of the company's).
+        False when the unit ended on a failure."""
         tools = self._allowed_tools(job)
         specs = [t.spec() for t in tools]
-        made = decision_context(str(job.request["task"]), unit.data_json, specs, job.recall, job.earlier)
+        progress = job.state.unit(unit.index)
+        steps = [render_step(c.tool, c.arguments, c.result) for c in progress.calls]
+        made = decision_context(str(job.request["task"]), unit.data_json, specs, job.recall, job.earlier, steps)
         prompt = render(made.context)
         asked = time.perf_counter()
-        decision = await self._ask(job, prompt, call_schema(specs))
-        timing.model_s = time.perf_counter() - asked
+        decision = await self._ask(job, prompt, call_schema(specs, first_step=not steps))
+        timing.model_s += time.perf_counter() - asked
         await self.emit(job, Event.new(
             "step_started", job.company, event_id=event_id(job.job_id, "step_started", step), job_id=job.job_id,
             step=step, model=decision.model, unit=unit.index, adapter_version=decision.adapter_version,
             prompt_hash=prompt_hash(prompt), memory_entries=list(made.entry_ids),
             session_jobs=list(made.session_jobs), prompt=prompt, prompt_version=PROMPT_VERSION),
             wait=False)
-        progress = job.state.unit(unit.index)
-        if not decision.valid or decision.tool is None or decision.tool not in {t.name for t in tools}:
-            await self._call_failed(job, step, progress, decision.error or "model output is not a valid call",
-                                    "invalid_output", retryable=False, raw_output=decision.raw_text)
-            return None
+        answer = decision.tool if decision.valid else None
+        if answer == DONE and steps:
+            await self._end_unit(job, unit, "completed", DONE, f"the model answered done after {len(steps)} call(s)")
+            return True
+        if answer == DECLINE and not steps:
+            await self._end_unit(job, unit, "skipped", DECLINE, "the model found no tool of the company that fits "
+                                 "this record; nothing was sent")
+            return True
+        if answer is None or answer not in {t.name for t in tools}:
+            await self._call_failed(job, step, progress, decision.error or f"model answer {decision.raw_text[:200]!r} "
+                                    f"is not a call to a tool of {job.company}", "invalid_output", retryable=False,
+                                    raw_output=decision.raw_text)
+            return False
         # recorded and acknowledged before anything is sent: a crash after this point resends, never re-asks
         await self.emit(job, Event.new(
             "tool_call_requested", job.company, event_id=event_id(job.job_id, "tool_call_requested", step),
-            job_id=job.job_id, step=step, call_id=call_id(job.job_id, step), tool_name=decision.tool, attempt=1,
+            job_id=job.job_id, step=step, call_id=call_id(job.job_id, step), tool_name=answer, attempt=1,
             arguments_json=json.dumps(decision.arguments or {}, sort_keys=True, separators=(",", ":"))), wait=True)
-        return decision
+        return True
+
+    async def _end_unit(self, job: JobRun, unit: Unit, status: str, answer: str, reason: str) -> None:
+        progress = job.state.unit(unit.index)
+        await self.emit(job, Event.new(
+            "unit_ended", job.company, event_id=event_id(job.job_id, "unit_ended", unit.index), job_id=job.job_id,
+            unit=unit.index, step=max(progress.step, step_number(unit.index)), status=status, answer=answer,
+            reason=reason), wait=False)
 
     async def _ask(self, job: JobRun, prompt: str, schema: dict[str, Any]) -> Decision:
         """The model's decision; while inference is unavailable the job waits (it is not failed)."""
@@ -189,7 +225,9 @@ class JobRunner:
         summaries = [{**job.state.unit(u.index).summary(), **({"source": u.source} if u.source else {})} for u in units]
         await self._remember(job, summaries)
         ok = sum(1 for s in summaries if s["status"] == "completed")
-        result: dict[str, Any] = {"units": summaries, "completed": ok, "failed": len(summaries) - ok}
+        skipped = sum(1 for s in summaries if s["status"] == "skipped")
+        result: dict[str, Any] = {"units": summaries, "completed": ok, "skipped": skipped,
+                                  "failed": len(summaries) - ok - skipped}
         if left_out:
             result["left_out"] = [{"where": where, "why": why} for where, why in left_out]
         right = judge(job.state, summaries, expected_calls(job.request.data.get("expected_json")))

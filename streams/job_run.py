@@ -58,6 +58,8 @@ Observer = Callable[[UnitTiming], None]
 @dataclass(frozen=True)
 class JobLimits:
     max_payload_bytes: int = 1_000_000
+    unit_steps: int = 4  # decisions per unit (`CDA_AGENT_UNIT_STEPS`)
+    base_steps: int = 1  # decisions per unit when the base decides (`CDA_AGENT_BASE_STEPS`)
     model_retry_pause_s: float = 0.5
     model_retry_max_pause_s: float = 10.0
 

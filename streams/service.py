@@ -52,7 +52,9 @@ class AgentService:
 
             bridge = ApiBridge(settings)
         self.bridge = bridge
-        self.runner = JobRunner(model, bridge, self._emit, JobLimits(max_payload_bytes=settings.agent_max_payload_bytes),
+        self.runner = JobRunner(model, bridge, self._emit, JobLimits(max_payload_bytes=settings.agent_max_payload_bytes,
+                                                                     unit_steps=settings.agent_unit_steps,
+                                                                     base_steps=settings.agent_base_steps),
                                 observer)
         self.dead_letters = DeadLetters(settings, self.group_id)
         self.stop = threading.Event()

@@ -56,7 +56,7 @@ CATALOG: tuple[TopicSpec, ...] = (
     TopicSpec(
         "company_automation_jobs",
         ("job_accepted", "step_started", "tool_call_requested", "tool_call_completed", "tool_call_failed",
-         "job_completed", "job_failed"),
+         "unit_ended", "job_completed", "job_failed"),
         partitions=6,
         doc="The life of every automation job; the source of the jobs and tool-call views.",
     ),

@@ -10,11 +10,12 @@ from dataclasses import dataclass, field
 
 import jsonschema
 
-from core.prompts import ToolSpec
+from core.prompts import ANSWERS, DECLINE, DONE, ToolSpec
 from trainer.errors import TrainerError
 from trainer.examples import Example
 
 EVAL_SHARE = 0.2
+_ANSWER_TOOL = ToolSpec("", "", {"type": "object", "properties": {}, "additionalProperties": False})  # done / none
 
 
 class BadData(TrainerError):
@@ -35,8 +36,9 @@ class Dataset:
 
 
 def in_eval(example: Example, share: float = EVAL_SHARE) -> bool:
-    """A stable split: the example's hash decides, so it stays on its side across requests."""
-    return int(example.content_hash[:8], 16) / 0xFFFFFFFF < share
+    """A stable split: the example's hash (its unit's, for a later step) decides, so it stays on its side across
+    requests, and no step of a held-out unit is trained on."""
+    return int((example.group or example.content_hash)[:8], 16) / 0xFFFFFFFF < share
 
 
 def build_dataset(examples: list[Example], tools: list[ToolSpec], *, max_examples: int = 2000,
@@ -46,9 +48,12 @@ def build_dataset(examples: list[Example], tools: list[ToolSpec], *, max_example
     rejected: Counter[str] = Counter()
     kept: dict[str, Example] = {}
     for example in examples:
-        tool = by_name.get(example.tool_name)
+        tool = by_name.get(example.tool_name) if example.tool_name not in ANSWERS else _ANSWER_TOOL
         if tool is None:
             rejected["unknown_tool"] += 1
+            continue
+        if (example.tool_name == DONE and example.first_step) or (example.tool_name == DECLINE and not example.first_step):
+            rejected["answer_out_of_place"] += 1  # `done` needs a call before it; `none` answers a first step only
             continue
         try:
             json.loads(example.payload_json)

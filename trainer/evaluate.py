@@ -16,7 +16,7 @@ from typing import Any
 
 import jsonschema
 
-from core.prompts import ToolSpec, call_schema, parse_call, render, same_call
+from core.prompts import ANSWERS, ToolSpec, call_schema, parse_call, render, same_call
 from core.retry import RetryPolicy
 from inference.errors import CompletionRefused, InferenceUnavailable
 from inference.vllm_api import AsyncVllmApi
@@ -32,11 +32,13 @@ class EvaluationError(TrainerError):
     """vLLM refused an evaluation request for a reason that retrying cannot change (a 4xx other than 404)."""
 
 
-async def _ask(api: AsyncVllmApi, model: str, example: Example, tools: list[ToolSpec], schema: dict[str, Any],
-               max_tokens: int) -> tuple[str, dict[str, Any]] | None:
-    """The call `model` answers to `example` (None when its answer is not a call)."""
+async def _ask(api: AsyncVllmApi, model: str, example: Example, tools: list[ToolSpec], max_tokens: int
+               ) -> tuple[str, dict[str, Any]] | None:
+    """The call `model` answers to `example` (None when its answer is not a call), under the schema the agents
+    give that step."""
     try:
-        completion = await api.complete(model, render(example.context(tools)), max_tokens, schema)
+        completion = await api.complete(model, render(example.context(tools)), max_tokens,
+                                        call_schema(tools, example.first_step))
     except CompletionRefused as exc:
         raise EvaluationError(f"vLLM refused the evaluation of {model}: {exc}") from exc
     except InferenceUnavailable as exc:  # down, overloaded, or it lost the adapter (a restart): asked again later
@@ -49,16 +51,16 @@ def score(call: tuple[str, dict[str, Any]] | None, example: Example, tools: list
     if call is None:
         return False, False
     tool = next((t for t in tools if t.name == call[0]), None)
-    valid = tool is not None and jsonschema.Draft202012Validator(tool.parameters).is_valid(call[1])
+    valid = (call[0] in ANSWERS and call[1] == {}) or (
+        tool is not None and jsonschema.Draft202012Validator(tool.parameters).is_valid(call[1]))
     return same_call(call[0], call[1], example.tool_name, example.arguments), valid
 
 
 async def _answers(url: str, model: str, examples: list[Example], tools: list[ToolSpec], max_tokens: int,
                    concurrency: int, policy: RetryPolicy) -> list[tuple[str, dict[str, Any]] | None]:
-    schema = call_schema(tools)
     api = AsyncVllmApi(url, concurrency=concurrency, policy=policy, idempotent=True)
     try:
-        return list(await asyncio.gather(*(_ask(api, model, e, tools, schema, max_tokens) for e in examples)))
+        return list(await asyncio.gather(*(_ask(api, model, e, tools, max_tokens) for e in examples)))
     finally:
         await api.close()
 

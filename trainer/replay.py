@@ -8,6 +8,7 @@ practice (the base does not know it), and replaying it would teach the gate the 
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 
@@ -22,6 +23,7 @@ from trainer.examples import Example
 class _Step:
     prompt: str = ""
     adapter_version: str | None = None
+    unit: int = 0
     tool: str = ""
     arguments_json: str = ""
     completed: bool = False
@@ -46,6 +48,7 @@ def replay_examples(settings: Settings, company_id: str, adapter_only: bool = Tr
         step = steps.setdefault((job, int(event["step"])), _Step())
         if event.type == "step_started":
             step.prompt, step.adapter_version = str(event.data.get("prompt") or ""), event.data.get("adapter_version")
+            step.unit = int(event.data.get("unit") or 0)
         elif event.type == "tool_call_requested":
             step.tool, step.arguments_json = str(event["tool_name"]), str(event["arguments_json"])
         elif event.type == "tool_call_completed":
@@ -56,13 +59,13 @@ def replay_examples(settings: Settings, company_id: str, adapter_only: bool = Tr
         decided = bool(step.adapter_version) or not adapter_only
         if job not in finished or not step.completed or not decided or not step.tool or parsed is None:
             continue
-        task, data, notes, earlier = parsed
         try:
-            json.loads(data)
+            json.loads(parsed.payload_json)
             arguments = json.loads(step.arguments_json)
         except json.JSONDecodeError:
             continue
-        out.append(Example(task, data, step.tool, arguments, notes, earlier))
+        out.append(Example(parsed.task, parsed.payload_json, step.tool, arguments, parsed.notes, parsed.earlier,
+                           parsed.steps, group=hashlib.sha256(f"{job}/{step.unit}".encode()).hexdigest()))
     return out
 
 

@@ -53,6 +53,7 @@ from trainer.replay import held_out_replay
 from trainer.requests import bounded, config_from, exclusive
 from trainer.served import active_adapter
 from trainer.sources import request_dataset
+from trainer.steps import DONE_SHARE, with_done_steps
 from trainer.train import TrainConfig, TrainingRejected, fitted_config, train_adapter
 
 log = logging.getLogger(__name__)
@@ -114,7 +115,8 @@ class TrainerWorker:
         except BadData as exc:
             return self._failed(request, str(exc), "bad_data", exc.counts)
         memory = self.memory(company)
-        shown = training_context(dataset.train, dataset.tools, memory, self.settings, seed=dataset.content_hash)
+        shown = with_done_steps(training_context(dataset.train, dataset.tools, memory, self.settings,
+                                                 seed=dataset.content_hash), DONE_SHARE, seed=dataset.content_hash)
         try:
             result = train_adapter(str(request["base_model"]), shown, list(dataset.tools), config, work_dir,
                                    progress=self._progress(request, config.max_steps))
@@ -166,7 +168,7 @@ class TrainerWorker:
         try:
             baseline_model, baseline = self._baseline(company, loaded)
             tools = list(dataset.tools)
-            examples = serving_context(dataset.eval, tools, memory, self.settings)
+            examples = with_done_steps(serving_context(dataset.eval, tools, memory, self.settings), 1.0)
             candidate = evaluate(self.settings.vllm_url, candidate_name, examples, tools, policy=self.eval_policy)
             current = evaluate(self.settings.vllm_url, baseline_model, examples, tools, policy=self.eval_policy)
             names = {t.name for t in tools}

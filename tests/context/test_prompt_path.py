@@ -23,6 +23,7 @@ from trainer.context import paraphrase, serving_context, training_context
 from trainer.evaluate import by_kind, kinds
 from trainer.examples import Example
 from trainer.gate import rejection
+from trainer.steps import done_after, with_done_steps
 from trainer.synthetic import DEMO_TOOLS, demo_examples
 
 SETTINGS = Settings()
@@ -44,7 +45,8 @@ def _memory() -> CompanyMemory:
 
 def test_the_agents_and_the_trainer_render_the_same_context_to_the_same_bytes() -> None:
     """A job through the agent loop (its recall, its unit data) and the same record as a held-out example through
-    the trainer's path (serving context, then what `train.encode` and the gate render) give identical prompts."""
+    the trainer's path (serving context, then what `train.encode` and the gate render) give identical prompts: the
+    first step's, and the next step's (the call and its answer shown, where the trainer teaches `done`)."""
     memory = _memory()
     entries = recallable(memory, "acme", SETTINGS)
     job = JobRun(request(2), TOOLS, AgentSettings("acme"), known_company=True,
@@ -52,12 +54,18 @@ def test_the_agents_and_the_trainer_render_the_same_context_to_the_same_bytes() 
     model = FakeModel()
     asyncio.run(JobRunner(model, FakeBridge(), Log().emit).run(job))
     specs = [t.spec() for t in TOOLS.values()]
-    for i, asked in enumerate(model.asked):
+    firsts = [p for p in model.asked if "\nSteps:\n" not in p]
+    nexts = [p for p in model.asked if "\nSteps:\n" in p]
+    assert len(firsts) == len(nexts) == 2
+    for i, asked in enumerate(firsts):
         unit = json.dumps({"customer": f"c{100 + i}", "amount": i + 1})
-        example = Example("Bill the customer for the order", unit, "zx_post", {"ref": f"ACME-c{100 + i}", "cents": 100})
+        example = Example("Bill the customer for the order", unit, "zx_post",
+                          {"ref": f"ACME-c{100 + i}", "cents": (i + 1) * 100})
         [shown] = serving_context([example], specs, entries, SETTINGS)
         assert shown.notes, "the memory's relevant preference is recalled for the gate too"
         assert render(shown.context(specs)) == asked
+        [_, done] = with_done_steps([shown], 1.0)
+        assert done.tool_name == "done" and render(done_after(shown, {"id": 1}).context(specs)) == nexts[i]
 
         class Recorder:  # what `train.encode` hands the tokenizer as the prompt
             bos_token_id, eos_token_id = 1, 2
@@ -139,7 +147,7 @@ def test_a_steering_note_or_record_cannot_reach_outside_the_company_s_tools() ->
     context = PromptContext.of(steer, json.dumps({"note": steer}), DEMO_TOOLS[:1], [steer])
     assert steer in render(context)
     schema = call_schema(list(context.tools))
-    assert [b["properties"]["tool"]["const"] for b in schema["anyOf"]] == ["zx_post"]
+    assert [b["properties"]["tool"]["const"] for b in schema["anyOf"]] == ["zx_post", "none"]
 
 
 

@@ -31,7 +31,9 @@ def test_prompt_and_target_are_the_serving_format() -> None:
     assert target == json.dumps({"tool": example.tool_name, "arguments": example.arguments},
                                       separators=(",", ":"), sort_keys=False)  # compact, as guided decoding emits
     schema = call_schema(TOOLS)
-    assert [b["properties"]["tool"]["const"] for b in schema["anyOf"]] == ["kr_sync", "qv_file", "zx_post"]
+    assert [b["properties"]["tool"]["const"] for b in schema["anyOf"]] == ["kr_sync", "qv_file", "zx_post", "none"]
+    later = call_schema(TOOLS, first_step=False)  # after a call: `done` instead of `none`
+    assert [b["properties"]["tool"]["const"] for b in later["anyOf"]] == ["kr_sync", "qv_file", "zx_post", "done"]
 
 
 def test_dataset_counts_each_rejection_reason() -> None:
