@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from api.reads import JobView
-from api.schemas.jobs import JobPublic, ToolCallPublic, UnitPublic
+from api.schemas.jobs import JobPublic, ToolCallPublic, UnitCallPublic, UnitPublic
 from streams.ids import UNIT_STEPS
 
 
@@ -53,9 +53,13 @@ def _units(view: JobView) -> list[UnitPublic]:
     units = []
     for index in sorted(view.state.units):
         u = view.state.units[index]
-        status = u.outcome or ("calling" if u.decided else "deciding" if u.asked else "pending")
-        units.append(UnitPublic(unit=index, status=status, tool=u.tool, arguments=u.arguments, status_code=u.status_code,
-                                result=u.result if u.outcome == "completed" else None, error=u.error, error_kind=u.error_kind))
+        latest = u.calls[-1].outcome if u.calls else None
+        ended = "completed" if view.state.finished and latest == "completed" else None  # logs from before unit_ended
+        status = u.outcome or ended or ("calling" if u.pending_call else "deciding" if u.asked else "pending")
+        units.append(UnitPublic(unit=index, status=status, answer=u.answer,
+                                calls=[UnitCallPublic(**c.public()) for c in u.calls], tool=u.tool,
+                                arguments=u.arguments, status_code=u.status_code,
+                                result=u.result if status == "completed" else None, error=u.error, error_kind=u.error_kind))
     return units
 
 

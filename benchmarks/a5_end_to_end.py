@@ -34,7 +34,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
@@ -58,15 +58,20 @@ from trainer.examples import Example  # noqa: E402
 
 FINAL = ("completed", "failed")
 # -- the stack and the company's own API ------------------------------------------------------------
+Answer = Callable[[str, dict[str, Any]], dict[str, Any] | None]  # (path, call body) -> its own answer, or None
+
+
 @contextmanager
-def answering_api() -> Iterator[str]:
-    """A loopback HTTP server that answers every tool call 201 with an id: the companies' APIs."""
+def answering_api(answer: Answer | None = None) -> Iterator[str]:
+    """A loopback HTTP server that answers every tool call 201 with an id (or with what `answer` says for it): the
+    companies' APIs."""
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
-            self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            body = json.dumps({"id": f"R-{uuid.uuid4().hex[:8]}", "status": "ok"}).encode()
+            sent = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            own = answer(self.path, json.loads(sent or b"{}")) if answer is not None else None
+            body = json.dumps(own if own is not None else {"id": f"R-{uuid.uuid4().hex[:8]}", "status": "ok"}).encode()
             self.send_response(201)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))

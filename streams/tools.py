@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from core.prompts import ToolSpec
+from core.prompts import ANSWERS, ToolSpec
 from topics.events import Event
 
 
@@ -36,7 +36,10 @@ class Tool:
                    secret_ref=data.get("secret_ref"), timeout_ms=int(data["timeout_ms"]))
 
     def to_fields(self) -> dict[str, Any]:
-        """The fields of the `tool_registered` event that registers this tool."""
+        """The fields of the `tool_registered` event that registers this tool (`ValueError` for a reserved name)."""
+        if self.name in ANSWERS:
+            raise ValueError(f"name {self.name!r} is reserved: the model answers it (done: the record needs no further "
+                             "call; none: no tool fits the record)")
         return {"tool_name": self.name, "description": self.description,
                 # key order kept: the prompt lists a tool's arguments in its schema's property order
                 "parameters_schema_json": json.dumps(dict(self.parameters)), "method": self.method,

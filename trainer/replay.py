@@ -1,6 +1,7 @@
 """The company's own served decisions, replayed: each step an adapter decided in a completed job, with the
-prompt the agents recorded for it (its task, unit data, notes and earlier results) and the call that then
-succeeded. The gate scores a candidate on a held-out share of them, in the context they really had.
+prompt the agents recorded for it (its task, unit data, notes, earlier results and the unit's steps so far) and
+the call that then succeeded, or the `done` that ended the unit. The gate scores a candidate on a held-out
+share of them, in the context they really had.
 
 For the gate only steps an adapter decided count: a call the base made is no evidence of the company's
 practice (the base does not know it), and replaying it would teach the gate the model's own mistakes.
@@ -12,7 +13,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 
-from core.prompts import parse_prompt
+from core.prompts import DONE, parse_prompt
 from core.settings import Settings
 from topics.reads import read_to_end
 from trainer.dataset import in_eval
@@ -44,6 +45,11 @@ def replay_examples(settings: Settings, company_id: str, adapter_only: bool = Tr
             finished.add(job)
             continue
         if "step" not in event.data:
+            continue
+        if event.type == "unit_ended":  # `done` after the unit's calls is a decision as well (a decline is not
+            if event["answer"] == DONE:  # replayed: nothing the company's API did confirms it)
+                step = steps.setdefault((job, int(event["step"])), _Step())
+                step.tool, step.arguments_json, step.completed = DONE, "{}", True
             continue
         step = steps.setdefault((job, int(event["step"])), _Step())
         if event.type == "step_started":

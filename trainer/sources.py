@@ -3,9 +3,11 @@ for `FROM_HISTORY` requests, its completed jobs whose tool calls succeeded (fold
 
 from __future__ import annotations
 
+import hashlib
 import json
+from typing import Any
 
-from core.prompts import ToolSpec
+from core.prompts import ToolSpec, render_step
 from core.settings import Settings
 from topics.events import Event
 from topics.reads import read_to_end
@@ -61,9 +63,20 @@ def history_examples(settings: Settings, company_id: str) -> list[Example]:
     return examples
 
 
+def labelled_example(raw: dict[str, Any]) -> Example:
+    """A training request's record as an example: one decision, after the calls (`steps_json`) before it. The
+    decisions of one labelled unit share a group (from `unit_key`), so they fall on one side of the split."""
+    steps = json.loads(str(raw.get("steps_json") or "[]"))
+    key = str(raw.get("unit_key") or "")
+    return Example(str(raw["task"]), str(raw["payload_json"]), str(raw["tool_name"]), json.loads(raw["arguments_json"]),
+                   steps=tuple(render_step(str(s["tool"]), dict(s["arguments"]), s.get("answer")) for s in steps),
+                   group=hashlib.sha256(key.encode()).hexdigest() if key else "")
+
+
 def request_dataset(settings: Settings, request: Event, max_examples: int) -> Dataset:
     """The checked, split dataset a request trains on: its inline and stored examples, or the company's own
-    history (each step in the context its prompt recorded); `BadData` with per-reason counts."""
+    history (each step in the context its prompt recorded); `BadData` with per-reason counts (a record that
+    cannot be read counts as `invalid_arguments_json`)."""
     tools = company_tools(settings, request.company_id)
     if not tools:
         raise BadData(f"company {request.company_id} has no registered tools", {"no_tools": 1})
@@ -78,11 +91,9 @@ def request_dataset(settings: Settings, request: Event, max_examples: int) -> Da
         examples = []
         for raw in raw_examples:
             try:
-                arguments = json.loads(raw["arguments_json"])
-            except json.JSONDecodeError:
+                examples.append(labelled_example(raw))
+            except (json.JSONDecodeError, KeyError, TypeError, AttributeError):
                 unreadable += 1
-                continue
-            examples.append(Example(raw["task"], raw["payload_json"], raw["tool_name"], arguments))
     try:
         return build_dataset(examples, tools, max_examples=max_examples)
     except BadData as exc:

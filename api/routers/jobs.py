@@ -67,7 +67,7 @@ async def process(body: ProcessRequest, request: Request, caller: CompanyDep, ct
         if len(body.expected) != units:
             raise ApiError(422, f"body.expected: {len(body.expected)} expected calls for {units} records; give one per "
                                 f"record, in record order")
-        expected_json = json.dumps([c.model_dump() for c in body.expected], separators=(",", ":"), sort_keys=True)
+        expected_json = json.dumps([c.model_dump(exclude_none=True) for c in body.expected], separators=(",", ":"), sort_keys=True)
 
     def accepted(duplicate: bool) -> ProcessAccepted:
         return ProcessAccepted(job_id=job_id, request_id=request_id, status="queued", url=job_url(request, job_id),

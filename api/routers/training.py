@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request
@@ -40,8 +39,7 @@ def _examples(ctx: ContextDep, company: str, body: TrainAdapterRequest) -> dict[
     from trainer.examples_store import encode_examples, store_examples
 
     try:
-        examples = [{"task": e.task, "payload_json": json.dumps(e.data, allow_nan=False), "tool_name": e.tool,
-                     "arguments_json": json.dumps(e.arguments, allow_nan=False)} for e in body.examples]
+        examples = [record for e in body.examples for record in e.records()]
     except ValueError:
         raise ApiError(422, "body.examples: numbers must be finite (no NaN or Infinity)") from None
     if len(encode_examples(examples)) <= ctx.settings.trainer_inline_examples_bytes:

@@ -11,11 +11,24 @@ from api.schemas.common import Identifier, Request, UtcDatetime
 JobStatus = Literal["queued", "accepted", "running", "completed", "failed"]
 
 
-class ExpectedCall(Request):
-    """The right call of one record, where the sender knows it (a benchmark, the demo, a reviewed batch)."""
-
+class CallOf(Request):
     tool: Identifier
     arguments: dict[str, JsonValue] = Field(default_factory=dict)
+
+
+class ExpectedCall(Request):
+    """What is right for one record, where the sender knows it (a benchmark, the demo, a reviewed batch): one call
+    (`tool`, `arguments`), `tool: "none"` when no tool fits it, or `calls` when it takes several in order."""
+
+    tool: Identifier | None = None
+    arguments: dict[str, JsonValue] = Field(default_factory=dict)
+    calls: list[CallOf] | None = Field(default=None, min_length=1, max_length=99)
+
+    @model_validator(mode="after")
+    def _one_form(self) -> ExpectedCall:
+        if (self.tool is None) == (self.calls is None):
+            raise ValueError("give tool (with arguments; \"none\" when no tool fits) or calls (exactly one)")
+        return self
 
 
 class ProcessRequest(Request):
@@ -54,9 +67,22 @@ class ProcessAccepted(BaseModel):
     duplicate: bool = Field(description="True when this request id was seen before: nothing new was produced.")
 
 
+class UnitCallPublic(BaseModel):
+    step: int
+    tool: str
+    arguments: JsonValue = None
+    status: Literal["requested", "completed", "failed"]
+    status_code: int | None = None
+    result: JsonValue = None
+
+
 class UnitPublic(BaseModel):
     unit: int
-    status: Literal["pending", "deciding", "calling", "completed", "failed"]
+    status: Literal["pending", "deciding", "calling", "completed", "skipped", "failed"] = Field(
+        description="skipped: the model answered that no tool fits the record (nothing was sent).")
+    answer: str = Field(default="", description="What ended it: done, none (no tool fits), one_step (the base "
+                        "takes one step), step_limit.")
+    calls: list[UnitCallPublic] = Field(default_factory=list, description="Its calls in order (a lookup, then the action).")
     tool: str | None = None
     arguments: JsonValue = None
     status_code: int | None = None

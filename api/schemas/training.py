@@ -2,18 +2,65 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Literal
 
 from pydantic import BaseModel, Field, JsonValue, model_validator
 
 from api.schemas.common import Identifier, Request, UtcDatetime
+from core.prompts import DECLINE, DONE
+
+
+class LabelledCall(Request):
+    tool: Identifier
+    arguments: dict[str, JsonValue]
+    result: JsonValue = Field(description="What the tool answered (shown to the model in the next step's prompt).")
 
 
 class TrainingExample(Request):
+    """One labelled record: the right call (`tool`, `arguments`), `tool: "none"` when no tool of the company fits
+    it, or `calls` when it takes several (a lookup, then the action with what the lookup returned)."""
+
     task: str = Field(min_length=1, max_length=2000)
     data: JsonValue
-    tool: Identifier
-    arguments: dict[str, JsonValue]
+    tool: Identifier | None = None
+    arguments: dict[str, JsonValue] | None = None
+    calls: list[LabelledCall] | None = Field(default=None, min_length=1, max_length=16, description=(
+        "The record's calls in order, each with what its tool answered; the model learns each step and `done` after."))
+
+    @model_validator(mode="after")
+    def _one_answer(self) -> TrainingExample:
+        if (self.calls is None) == (self.tool is None):
+            raise ValueError("give tool (with arguments; tool \"none\" when no tool fits) or calls (exactly one)")
+        if self.tool == DECLINE:
+            if self.arguments:
+                raise ValueError("tool \"none\" (no tool fits) takes no arguments")
+        elif self.tool is not None and self.arguments is None:
+            raise ValueError("arguments: required with tool")
+        names = [self.tool] if self.tool is not None else [c.tool for c in self.calls or ()]
+        if DONE in names or (self.calls and DECLINE in names):
+            raise ValueError(f"{DONE!r} and {DECLINE!r} are the model's answers, not tools that can be called")
+        return self
+
+    def records(self) -> list[dict[str, str]]:
+        """The record as the training request carries it: one decision per step, each with the calls before it
+        (`steps_json`), `done` after the last call; the steps of one record share a `unit_key`."""
+        payload = json.dumps(self.data, allow_nan=False)
+        if self.calls is None:
+            return [{"task": self.task, "payload_json": payload, "tool_name": str(self.tool),
+                     "arguments_json": json.dumps(self.arguments or {}, allow_nan=False)}]
+        key = hashlib.sha256(json.dumps([self.task, self.data, [c.model_dump() for c in self.calls]],
+                                        sort_keys=True, allow_nan=False).encode()).hexdigest()
+        out, steps = [], []
+        for call in [*self.calls, None]:
+            tool, arguments = (call.tool, call.arguments) if call is not None else (DONE, {})
+            out.append({"task": self.task, "payload_json": payload, "tool_name": tool,
+                        "arguments_json": json.dumps(arguments, allow_nan=False),
+                        "steps_json": json.dumps(steps, allow_nan=False), "unit_key": key})
+            if call is not None:
+                steps = [*steps, {"tool": call.tool, "arguments": call.arguments, "answer": call.result}]
+        return out
 
 
 class TrainAdapterRequest(Request):

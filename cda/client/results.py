@@ -8,10 +8,11 @@ from typing import Any
 
 @dataclass(frozen=True)
 class RecordResult:
-    """One record of the data: the tool the agent called, with which arguments, and what the tool answered."""
+    """One record of the data: the tool the agent called (the last of its calls), with which arguments, and what
+    the tool answered; `calls` holds every call of the record in order (a lookup, then the action)."""
 
     unit: int
-    status: str  # completed, failed (or pending/deciding/calling while the job runs)
+    status: str  # completed, skipped (no tool fits), failed (or pending/deciding/calling while the job runs)
     tool: str | None
     arguments: Any
     answer: Any  # the company API's answer (its JSON) where the call completed
@@ -19,6 +20,8 @@ class RecordResult:
     error: str = ""
     error_kind: str = ""
     right: bool | None = None  # where the request said which call was right
+    calls: tuple[dict[str, Any], ...] = ()  # {step, tool, arguments, status, status_code, result} per call
+    ended_by: str = ""  # done, none (no tool fits), one_step (the base), step_limit
 
 
 @dataclass(frozen=True)
@@ -42,7 +45,8 @@ class AutomationResult:
     def from_job(cls, job: dict[str, Any]) -> AutomationResult:
         records = tuple(RecordResult(unit=u["unit"], status=u["status"], tool=u.get("tool"), arguments=u.get("arguments"),
                                      answer=u.get("result"), status_code=u.get("status_code"), error=u.get("error", ""),
-                                     error_kind=u.get("error_kind", ""), right=u.get("right"))
+                                     error_kind=u.get("error_kind", ""), right=u.get("right"),
+                                     calls=tuple(u.get("calls") or ()), ended_by=u.get("answer", ""))
                         for u in job.get("units") or ())
         results = job.get("results") if isinstance(job.get("results"), dict) else {}
         return cls(job_id=job["job_id"], status=job["status"], adapter_version=job.get("adapter_version"),

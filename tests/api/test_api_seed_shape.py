@@ -84,3 +84,32 @@ def test_the_client_retries_as_retry_after_says_then_gives_up_typed() -> None:
 
     asyncio.run(calls())
     assert sent == ["/company-automation/key", "/company-automation/key", "/company-automation/adapters"]
+
+
+def test_records_of_several_calls_declines_and_reserved_names_through_the_api(api: ApiStack) -> None:
+    """`calls` and `tool: "none"` in training data and in `expected` reach the log as the trainer and the agents
+    read them; a tool named like a model answer is refused naming the field."""
+    company, key = api.company()
+    unit = {"task": "Bill the customer", "data": {"email": "a@x.io", "amount": 5}, "calls": [
+        {"tool": "find_account", "arguments": {"email": "a@x.io"}, "result": {"account_id": "AC-1"}},
+        {"tool": "bill_account", "arguments": {"account_id": "AC-1", "cents": 500}, "result": {"id": 3}}]}
+    with api.client(key) as client:
+        trained = client.post("/company-automation/train-adapter", json={"examples": [
+            unit, {"task": "Translate the note", "data": {"note": "hi"}, "tool": "none"}]})
+        assert trained.status_code == 202, trained.text
+        reserved = client.post("/company-automation/register-tools", json={"tools": [{**TOOL, "name": "done"}]})
+        assert reserved.status_code == 422 and "body.tools[0]" in reserved.text and "reserved" in reserved.text
+        mixed = client.post("/company-automation/process", json={
+            "task": "bill", "data": {"records": [{"email": "a@x.io", "amount": 5}, {"note": "hi"}]},
+            "expected": [{"calls": [{"tool": "find_account", "arguments": {"email": "a@x.io"}}]}, {"tool": "none"}]})
+        assert mixed.status_code == 202, mixed.text
+        both = client.post("/company-automation/process", json={
+            "task": "bill", "data": {"records": [{"a": 1}]}, "expected": [{"tool": "x", "calls": [{"tool": "x"}]}]})
+        assert both.status_code == 422 and "body.expected" in both.text
+    training = next(e for e in events_of(api.settings, "lora_training_requests") if e.company_id == company)
+    examples = training["examples"]  # type: ignore[index]
+    assert [x["tool_name"] for x in examples] == ["find_account", "bill_account", "done", "none"]
+    assert [len(json.loads(x["steps_json"])) for x in examples] == [0, 1, 2, 0]
+    assert len({x["unit_key"] for x in examples[:3]}) == 1 and examples[3]["unit_key"] == ""
+    request = next(e for e in events_of(api.settings, "company_data") if e.company_id == company)
+    assert json.loads(str(request["expected_json"]))[1] == {"arguments": {}, "tool": "none"}

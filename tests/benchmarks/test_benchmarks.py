@@ -130,3 +130,20 @@ def test_a5_a6_go_end_to_end_through_the_api_of_a_running_stack(kafka_bootstrap:
     assert figures["held_out"] == "6" and figures["status"] == "ready" and 0 <= float(figures["e2e_exact"]) <= 1
     assert "kind_exact" not in figures["worst_kind"] and figures["worst_kind"] != "-:0.000", result.stdout  # per kind
     assert lines[2].startswith("BENCH A6 company=acme"), result.stdout
+
+
+def test_a7_a8_run_steps_and_declines_end_to_end(kafka_bootstrap: str, vllm_url: str, tiny_model: str,
+                                                 tmp_path: Path) -> None:
+    """Kestrel onboarded through the API of `cda up`, the base first, then an adapter trained on labelled units of
+    several calls and on declines: an A7 and an A8 line for each. The base takes one step per unit, so no unit
+    that needs a lookup first can be right for it."""
+    env = env_for(kafka_bootstrap=kafka_bootstrap, home=tmp_path, vllm_url=vllm_url, base_model=tiny_model)
+    result = subprocess.run([sys.executable, "benchmarks/a7_a8_steps.py", "--train", "60", "--held-out", "8",
+                             "--steps", "8", "--force"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:] + result.stdout[-3000:]
+    lines = [line.split() for line in result.stdout.splitlines() if line.startswith("BENCH A")]
+    assert [(line[1], line[2]) for line in lines] == [("A7", "model=base"), ("A8", "model=base"),
+                                                      ("A7", "model=adapter"), ("A8", "model=adapter")], result.stdout
+    figures = [dict(f.split("=", 1) for f in line[2:]) for line in lines]
+    assert float(figures[0]["multi_step_exact"]) == 0.0, result.stdout
+    assert all(0 <= float(f[k]) <= 1 for f in figures for k in ("sequence_exact", "declines_right") if k in f)

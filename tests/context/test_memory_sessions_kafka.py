@@ -56,7 +56,7 @@ def test_notes_and_session_results_reach_the_prompt_across_a_restart_and_deletio
     _run(settings, first)  # the agents stop here: the next job is read by new ones, from the log alone
     step = _step(settings, str(first["job_id"]))
     assert "- Always bill zx_post in cents" in str(step["prompt"]) and step["memory_entries"] == [note["entry_id"]]
-    assert "Earlier:" not in str(step["prompt"]) and step["prompt_version"] == 2
+    assert "Earlier:" not in str(step["prompt"]) and step["prompt_version"] == 3
 
     gone = context_events.deletion("acme", str(note["entry_id"]))
     _produce(settings, gone, tombstones=(gone,))

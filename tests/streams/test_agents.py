@@ -38,6 +38,8 @@ class ScriptedModel:
     async def decide(self, company_id: str, prompt: str, schema: dict[str, Any], use_adapter: bool) -> Decision:
         self.asked += 1
         data = json.loads(prompt.split("Data: ", 1)[1].split("\n", 1)[0])
+        if "\nSteps:\n" in prompt:  # after its call, the adapter is done
+            return Decision(True, "done", {}, '{"tool":"done","arguments":{}}', "acme@lora", "v1")
         if data.get("customer") in self.invalid:
             return Decision(False, None, None, '{"tool":"zx_post","argu', "acme@lora", "v1", "output is not JSON")
         if "zx_post" not in json.dumps(schema):  # a company without acme's tools: its first tool, with the data's x
@@ -102,7 +104,7 @@ def test_a_batch_of_invoices_reaches_the_company_api_and_the_job_completes(catal
         assert types.count("tool_call_completed") == 3
         result = json.loads(events[-1]["result_json"])
         assert result["completed"] == 3 and {u["status_code"] for u in result["units"]} == {201}
-    assert model.asked == 6
+    assert model.asked == 12  # each record: its call, then done
 
 
 def test_bad_input_gets_a_clear_record_and_the_partition_keeps_flowing(catalog: Catalog, example_api: str) -> None:
@@ -182,7 +184,8 @@ def test_a_secret_value_appears_in_no_event_log_or_table(catalog: Catalog, examp
         producer.produce_many(jobs)
     with agents_in_thread(settings, AgentService(settings, model=ScriptedModel())):
         eventually(ended(settings, *(str(j["job_id"]) for j in jobs)), 90, "both jobs ending")
-    assert [e.type for e in timeline(settings, str(jobs[0]["job_id"]))][-2:] == ["tool_call_completed", "job_completed"]
+    assert [e.type for e in timeline(settings, str(jobs[0]["job_id"]))][-4:] == [
+        "tool_call_completed", "step_started", "unit_ended", "job_completed"]
     missing = [e for e in timeline(settings, str(jobs[1]["job_id"])) if e.type == "tool_call_failed"]
     assert [e["error_kind"] for e in missing] == ["missing_secret"]
 

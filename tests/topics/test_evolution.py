@@ -43,6 +43,16 @@ def test_published_versions_are_not_edited_in_place() -> None:
     assert changed_published_versions() == []
 
 
+def known_alike(a: Any, b: Any) -> bool:
+    """Equal in every field both sides know: a nested record may gain a field with a default in a newer version
+    (a reader fills it in, an older reader leaves it out)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return all(known_alike(a[k], b[k]) for k in a.keys() & b.keys())
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(known_alike(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
+
+
 @pytest.mark.parametrize("event_type", default_store().event_types)
 def test_events_of_every_earlier_version_decode_with_the_current_reader(event_type: str) -> None:
     store = default_store()
@@ -57,7 +67,7 @@ def test_events_of_every_earlier_version_decode_with_the_current_reader(event_ty
             assert set(event.data) == current.field_names
             assert event.schema_version == writer.version
             for name in writer.field_names - {"event_id", "occurred_at"}:
-                assert event.data[name] == record[name], name
+                assert known_alike(event.data[name], record[name]), name
             for field in current.raw["fields"]:
                 if field["name"] not in writer.field_names:
                     assert event.data[field["name"]] == field["default"]
@@ -154,7 +164,7 @@ def test_an_old_consumer_reads_a_new_writers_events_through_the_registry(event_t
         payload = ConfluentSerde(RegistryClient(registry.url)).encode(event, topic)  # the upgraded producer
         read = ConfluentSerde(RegistryClient(registry.url), old_catalog).decode(payload, topic)  # the old consumer
     assert read.type == event_type and set(read.data) == previous.field_names
-    assert all(read.data[n] == event.data[n] for n in previous.field_names - {"event_id", "occurred_at"})
+    assert all(known_alike(read.data[n], event.data[n]) for n in previous.field_names - {"event_id", "occurred_at"})
     # single-object framing carries no schema: the old consumer dead-letters it, redriven after its upgrade
     with pytest.raises(SerializationError, match="fingerprint"):
         SingleObjectSerde(old_catalog).decode(SingleObjectSerde().encode(event))
