@@ -44,7 +44,7 @@ FINAL = ("completed", "failed")
 @dataclass(frozen=True)
 class DemoOptions:
     examples: int = 300
-    steps: int | None = 100  # None: the trainer's defaults fitted to the data (at least 200 steps)
+    steps: int | None = 130  # None: the trainer's defaults fitted to the data (at least 200 steps)
     force: bool = False
     retrain: bool = False
     invoices: int = 6

@@ -28,7 +28,7 @@ from tests.helpers import eventually, free_port
 from trainer.synthetic import demo_call
 
 pytestmark = [pytest.mark.kafka, pytest.mark.vllm, pytest.mark.timeout(2400)]
-STEPS = os.environ.get("CDA_TEST_DEMO_ADAPTER_STEPS", "100")  # the demo's own default: its calls must be right
+STEPS = os.environ.get("CDA_TEST_DEMO_ADAPTER_STEPS", "130")  # the demo's own default: its calls must be right
 # the demo's tasks (cda.demo_records.demo_batch) and the one tool each record of theirs goes to
 TOOL_OF_TASK = {"Bill the customer for the order": "zx_post", "Log this complaint": "qv_file",
                 "Update the customer's address": "kr_sync"}
