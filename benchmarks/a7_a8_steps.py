@@ -51,11 +51,12 @@ def kestrel_answer(path: str, body: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def sequence_right(unit: LabelledUnit, got: dict[str, Any]) -> bool:
-    """Exactly the unit's calls in order, ended by `done` — or, for a record no tool fits, skipped with no call."""
+    """Exactly the unit's calls in order, and the unit completed (the model answered `done`, or the base took its one
+    step) — or, for a record no tool fits, skipped with no call."""
     calls = got.get("calls") or []
     if unit.declined:
         return got.get("status") == "skipped" and not calls
-    return (got.get("status") == "completed" and got.get("answer") == "done" and len(calls) == len(unit.calls)
+    return (got.get("status") == "completed" and len(calls) == len(unit.calls)
             and all(same_call(c.get("tool"), c.get("arguments"), t, a) for c, (t, a, _) in zip(calls, unit.calls, strict=True)))
 
 

@@ -93,6 +93,8 @@ def test_a_job_shows_units_calls_results_adapter_and_latency_and_wait_holds_unti
         assert body["units_total"] == 2 and body["session_id"] == "s-1"
         assert [(u["unit"], u["status"], u["result"]) for u in body["units"]] == [(0, "completed", {"id": "inv-1"}),
                                                                                   (1, "failed", None)]
+        assert [[(c["step"], c["status"]) for c in u["calls"]] for u in body["units"]] == [[(0, "completed")],
+                                                                                           [(100, "failed")]]
         calls = {c["call_id"]: c for c in body["tool_calls"]}
         assert calls[f"{job['job_id']}.s0"]["status_code"] == 201
         assert calls[f"{job['job_id']}.s100"]["error_kind"] == "http_4xx" and calls[f"{job['job_id']}.s100"]["attempts"] == 2

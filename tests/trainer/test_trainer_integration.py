@@ -29,6 +29,7 @@ from topics.producer import EventProducer
 from trainer.evaluate import evaluate
 from trainer.examples import Example
 from trainer.registry import LocalAdapterRegistry
+from trainer.steps import with_done_steps
 from trainer.synthetic import DEMO_TOOLS, demo_examples
 from trainer.train import TrainConfig, train_adapter
 from trainer.worker import TrainerWorker
@@ -158,9 +159,11 @@ def picks(level: str, n: int = 40) -> list[Example]:
 
 
 def _serve_trained(settings: Settings, company_id: str, level: str) -> str:
-    """Train an adapter that always picks `level`, store it and announce it as served (`adapter_activated`)."""
-    config = TrainConfig(max_steps=30, learning_rate=5e-3, batch_size=8, rank=8)
-    result = train_adapter(settings.base_model_path, picks(level), [PICK], config, settings.home / "scratch" / company_id)
+    """Train an adapter that always picks `level` (and answers done after it, as the trainer teaches), store it and
+    announce it as served (`adapter_activated`)."""
+    config = TrainConfig(max_steps=40, learning_rate=5e-3, batch_size=8, rank=8)
+    result = train_adapter(settings.base_model_path, with_done_steps(picks(level), 0.5), [PICK], config,
+                           settings.home / "scratch" / company_id)
     stored = LocalAdapterRegistry(settings.home / "adapters").publish(company_id, result.adapter_dir, {
         "base_model": settings.base_model_path, "rank": 8, "dataset_hash": level, "request_id": f"served-{level}",
         "metrics": {}})
