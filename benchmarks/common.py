@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import atexit
 import signal
 import statistics
 import subprocess
@@ -31,10 +32,12 @@ def bench_line(bench_id: str, **figures: float | int | str) -> str:
 
 
 def ensure_broker(settings: Settings) -> None:
-    """Start the project's local broker when the configured one is the local default and does not answer."""
+    """Start the project's local broker when the configured one is the local default and does not answer; one
+    started here is stopped when the benchmark exits (a broker that already ran is left running)."""
     broker = from_settings(settings)
     if settings.kafka_bootstrap == broker.bootstrap and not broker.answers():
         broker.start()
+        atexit.register(broker.stop)
 
 
 @contextmanager
