@@ -102,6 +102,19 @@ def stack(settings: Settings, history_notes: bool) -> Iterator[None]:
         yield
 
 
+def stack_settings(tag: str) -> Settings:
+    """Settings of a scratch stack on the user's broker (started if it does not answer): its own home, topic
+    prefix and ports."""
+    base = Settings()
+    ensure_broker(base)
+    return base.model_copy(update={
+        "home": Path(tempfile.mkdtemp(prefix=f"cda-{tag}-")), "topic_prefix": f"{tag}{uuid.uuid4().hex[:6]}.",
+        "inference_url": f"http://127.0.0.1:{free_port()}", "api_port": free_port(),
+        "example_api_url": f"http://127.0.0.1:{free_port()}", "base_model": base.base_model_path,
+        # the user's broker, named so that the scratch stack takes it as external (it neither starts nor stops it)
+        "kafka_bootstrap": base.kafka_bootstrap.replace("localhost:", "127.0.0.1:")})
+
+
 class Company:
     """One company as a client of the API."""
 
@@ -142,8 +155,12 @@ class Company:
             self.call("POST", "/company-automation/memory", json={"content": fact, "kind": "fact"})
 
     def train(self, examples: tuple[Example, ...], steps: int | None, force: bool) -> tuple[dict[str, Any], float]:
-        body: dict[str, Any] = {"examples": [{"task": e.task, "data": json.loads(e.payload_json), "tool": e.tool_name,
-                                              "arguments": e.arguments} for e in examples], "force": force}
+        return self.train_records([{"task": e.task, "data": json.loads(e.payload_json), "tool": e.tool_name,
+                                    "arguments": e.arguments} for e in examples], steps, force)
+
+    def train_records(self, records: list[dict[str, Any]], steps: int | None, force: bool) -> tuple[dict[str, Any], float]:
+        """Train through `POST /train-adapter` on labelled records as the API takes them; wait until served."""
+        body: dict[str, Any] = {"examples": records, "force": force}
         if steps:
             body["steps"] = steps
         started = time.monotonic()
@@ -237,14 +254,7 @@ def main() -> None:
     parser.add_argument("--force", action="store_true", help="serve the adapter whatever the gate says")
     parser.add_argument("--history-notes", action="store_true", help="show automation history among the notes")
     args = parser.parse_args()
-    base = Settings()
-    settings = base.model_copy(update={
-        "home": Path(tempfile.mkdtemp(prefix="cda-a5-")), "topic_prefix": f"a5{uuid.uuid4().hex[:6]}.",
-        "inference_url": f"http://127.0.0.1:{free_port()}", "api_port": free_port(),
-        "example_api_url": f"http://127.0.0.1:{free_port()}", "base_model": base.base_model_path,
-        # the user's broker, named so that the scratch stack takes it as external (it neither starts nor stops it)
-        "kafka_bootstrap": base.kafka_bootstrap.replace("localhost:", "127.0.0.1:")})
-    ensure_broker(base)
+    settings = stack_settings("a5")
     cases = [company_case(name, args.train, args.held_out + args.history, args.paraphrases)
              for name in args.companies.split(",")]
     with running_vllm(settings) as served, answering_api() as tool_host, stack(served, args.history_notes):

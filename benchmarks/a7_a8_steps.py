@@ -20,9 +20,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
-import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,11 +27,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.a5_end_to_end import FINAL, Company, answering_api, stack  # noqa: E402
-from benchmarks.common import bench_line, ensure_broker, free_port, running_vllm  # noqa: E402
+from benchmarks.a5_end_to_end import FINAL, Company, answering_api, stack, stack_settings  # noqa: E402
+from benchmarks.common import bench_line, running_vllm  # noqa: E402
 from core.prompts import ToolSpec, same_call  # noqa: E402
-from core.settings import Settings  # noqa: E402
-from core.workers import wait_until  # noqa: E402
 from trainer.synthetic_steps import STEP_COMPANY, STEP_TOOLS, LabelledUnit, lookup_answer, step_units  # noqa: E402
 
 
@@ -89,20 +84,6 @@ def report(model: str, units: list[LabelledUnit], got: list[dict[str, Any]]) -> 
                foreign=len(foreign), fit=len(fit), goal_declines=0.95, goal_wrong=0.02)
 
 
-def train(company: Company, units: list[LabelledUnit], steps: int | None, force: bool) -> tuple[dict[str, Any], float]:
-    body: dict[str, Any] = {"examples": [u.training_example() for u in units], "force": force}
-    if steps:
-        body["steps"] = steps
-    started = time.monotonic()
-    asked = company.call("POST", "/company-automation/train-adapter", json=body)
-    while (run := company.call("GET", f"/company-automation/training/{asked['request_id']}"))["status"] in (
-            "requested", "training"):
-        time.sleep(2.0)
-    if run["status"] == "ready":
-        wait_until(lambda: company.call("GET", "/company-automation/adapters")["active"] == run["version"], 300, 1.0)
-    return run, time.monotonic() - started
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--train", type=int, default=400)
@@ -112,13 +93,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=None, help="override the trainer's data-sized default")
     parser.add_argument("--force", action="store_true", help="serve the adapter whatever the gate says")
     args = parser.parse_args()
-    base = Settings()
-    settings = base.model_copy(update={
-        "home": Path(tempfile.mkdtemp(prefix="cda-a7-")), "topic_prefix": f"a7{uuid.uuid4().hex[:6]}.",
-        "inference_url": f"http://127.0.0.1:{free_port()}", "api_port": free_port(),
-        "example_api_url": f"http://127.0.0.1:{free_port()}", "base_model": base.base_model_path,
-        "kafka_bootstrap": base.kafka_bootstrap.replace("localhost:", "127.0.0.1:")})
-    ensure_broker(base)
+    settings = stack_settings("a7")
     trained = step_units(args.train, "train", args.declines)
     seen = {(u.task, str(sorted(u.data.items()))) for u in trained}
     held = [u for u in step_units(args.held_out * 2, "held-out", args.declines)
@@ -127,7 +102,7 @@ def main() -> None:
         company = Company(served, StepCase(STEP_COMPANY, STEP_TOOLS), host)  # type: ignore[arg-type]
         company.onboard()
         report("base", held, process(company, held, False, args.concurrency))
-        run, train_s = train(company, trained, args.steps, args.force)
+        run, train_s = company.train_records([u.training_example() for u in trained], args.steps, args.force)
         metrics = run.get("metrics") or {}
         print(f"# gate: {run['status']} exact {metrics.get('exact_match', 0):.3f} "
               f"{run.get('reason') or ''} train_s={train_s:.0f}", flush=True)
