@@ -4,7 +4,7 @@ The agents ask again after every call, with the call and the tool's answer under
 answers `done` (`core.prompts`). A company's examples teach the first call; here each of them (a share in
 training, all of them held out) also gets its next decision: the same prompt with the call and an answer a
 company API might give, where the right answer is `done`. A unit of several labelled calls (a lookup, then
-the action with what it returned) is unrolled into one example per decision by `unroll`."""
+the action with what it returned) comes unrolled, one example per decision (`api.schemas.training`)."""
 
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ def done_after(example: Example, answer: Any) -> Example:
 
 def with_done_steps(examples: Sequence[Example], share: float, seed: int | str = 0) -> list[Example]:
     """`examples`, and after each call (a `share` of them, drawn by `seed`) the decision that ends its unit.
-    An example that is already a step of a labelled unit (`unroll`) is left alone: its unit says what follows."""
+    An example that is already a step of a labelled unit (it has a group) is left alone: its unit says what follows."""
     rng = random.Random(f"done-steps:{seed}")
     out: list[Example] = []
     for example in examples:
@@ -54,20 +54,4 @@ def with_done_steps(examples: Sequence[Example], share: float, seed: int | str =
             continue
         if rng.random() < share:
             out.append(done_after(example, plausible_answer(rng, example.arguments)))
-    return out
-
-
-def unroll(task: str, payload_json: str, calls: Sequence[tuple[str, dict[str, Any], Any]]) -> list[Example]:
-    """A labelled unit of several calls `(tool, arguments, answer)` as one example per decision: each call in the
-    prompt of the calls before it, then `done` after the last. All share one group (one side of the split)."""
-    if not calls:
-        return []
-    first = Example(task, payload_json, calls[0][0], dict(calls[0][1]))
-    group = first.content_hash
-    out: list[Example] = []
-    steps: list[str] = []
-    for tool, arguments, answer in calls:
-        out.append(Example(task, payload_json, tool, dict(arguments), steps=tuple(steps), group=group))
-        steps.append(render_step(tool, dict(arguments), answer))
-    out.append(Example(task, payload_json, DONE, {}, steps=tuple(steps), group=group))
     return out

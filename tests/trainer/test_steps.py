@@ -13,7 +13,7 @@ from core.prompts import DECLINE, DONE, call_schema, render, render_step
 from trainer.dataset import build_dataset, in_eval
 from trainer.examples import Example
 from trainer.sources import labelled_example
-from trainer.steps import done_after, plausible_answer, unroll, with_done_steps
+from trainer.steps import done_after, plausible_answer, with_done_steps
 from trainer.synthetic import DEMO_TOOLS, demo_examples
 from trainer.synthetic_steps import STEP_TOOLS, lookup_answer, step_units
 
@@ -37,10 +37,13 @@ def test_an_answer_in_a_prompt_is_capped_and_secret_fields_are_blanked() -> None
     assert line.endswith("...") and len(line) < 360
 
 
+BILL = {"task": "Bill the customer", "data": {"email": "a@x.io", "amount": 5}, "calls": [
+    {"tool": "find_account", "arguments": {"email": "a@x.io"}, "result": {"account_id": "AC-1"}},
+    {"tool": "bill_account", "arguments": {"account_id": "AC-1", "cents": 500}, "result": {"id": 3}}]}
+
+
 def test_a_labelled_unit_unrolls_into_one_decision_per_step_then_done_on_one_side_of_the_split() -> None:
-    calls = [("find_account", {"email": "a@x.io"}, {"account_id": "AC-1"}),
-             ("bill_account", {"account_id": "AC-1", "cents": 500}, {"id": 3})]
-    steps = unroll("Bill the customer", json.dumps({"email": "a@x.io", "amount": 5}), calls)
+    steps = [labelled_example(r) for r in TrainingExample.model_validate(BILL).records()]
     assert [e.tool_name for e in steps] == ["find_account", "bill_account", DONE]
     assert [len(e.steps) for e in steps] == [0, 1, 2] and len({e.group for e in steps}) == 1
     assert '-> {"account_id":"AC-1"}' in steps[1].steps[0]
@@ -49,18 +52,14 @@ def test_a_labelled_unit_unrolls_into_one_decision_per_step_then_done_on_one_sid
 
 
 def test_the_api_s_labelled_calls_reach_the_trainer_as_the_same_decisions() -> None:
-    body = TrainingExample.model_validate({"task": "Bill the customer", "data": {"email": "a@x.io", "amount": 5},
-                                           "calls": [{"tool": "find_account", "arguments": {"email": "a@x.io"},
-                                                      "result": {"account_id": "AC-1"}},
-                                                     {"tool": "bill_account", "arguments": {"account_id": "AC-1",
-                                                                                            "cents": 500},
-                                                      "result": {"id": 3}}]})
-    got = [labelled_example(r) for r in body.records()]
-    want = unroll("Bill the customer", json.dumps({"email": "a@x.io", "amount": 5}),
-                  [("find_account", {"email": "a@x.io"}, {"account_id": "AC-1"}),
-                   ("bill_account", {"account_id": "AC-1", "cents": 500}, {"id": 3})])
-    assert [(e.tool_name, e.arguments, e.steps) for e in got] == [(e.tool_name, e.arguments, e.steps) for e in want]
+    got = [labelled_example(r) for r in TrainingExample.model_validate(BILL).records()]
+    calls = [("find_account", {"email": "a@x.io"}, {"account_id": "AC-1"}),
+             ("bill_account", {"account_id": "AC-1", "cents": 500}, {"id": 3})]
+    want = [(tool, arguments, tuple(render_step(*c) for c in calls[:i])) for i, (tool, arguments, _) in enumerate(calls)]
+    want.append((DONE, {}, tuple(render_step(*c) for c in calls)))
+    assert [(e.tool_name, e.arguments, e.steps) for e in got] == want
     assert len({e.group for e in got}) == 1 and got[0].group
+    assert all(e.task == "Bill the customer" and json.loads(e.payload_json) == BILL["data"] for e in got)
 
 
 @pytest.mark.parametrize(("body", "why"), [
