@@ -32,7 +32,7 @@ def _served(event: Event) -> dict[str, Any]:
     return {**pick(_ADAPTER)(event), "request_id": event.data.get("request_id") or ""}
 
 
-_JOB = {"job_id": "", "request_id": "", "task": "", "adapter_version": None, "step": 0, "latency_ms": 0.0,
+_JOB = {"job_id": "", "request_id": "", "task": "", "adapter_version": None, "model": "", "step": 0, "latency_ms": 0.0,
         "error": "", "error_kind": ""}
 _CALL = {"job_id": "", "call_id": "", "attempt": 1, "step": 0, "tool_name": "", "status_code": None,
          "latency_ms": 0.0, "error": "", "error_kind": "", "retryable": False}

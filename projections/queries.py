@@ -10,7 +10,7 @@ from projections.store import ProjectionStore
 DASHBOARD_DIR = Path(__file__).parent / "dashboards"
 
 LISTINGS: dict[str, str] = {
-    "jobs": "SELECT company_id, job_id, status, steps, tool_calls, adapter_version, latency_ms, error, accepted_at "
+    "jobs": "SELECT company_id, job_id, status, steps, tool_calls, adapter_version, model, latency_ms, error, accepted_at "
             "FROM company_automation_jobs WHERE company_id = {company:String} ORDER BY accepted_at, job_id",
     "tools": "SELECT company_id, tool_name, method, url, secret_ref, timeout_ms, updated_at "
              "FROM company_tools WHERE company_id = {company:String} ORDER BY tool_name",

@@ -13,7 +13,10 @@ SELECT
     countIf(event_type = 'step_started') AS steps,
     countIf(event_type = 'tool_call_requested') AS tool_calls,
     countIf(event_type = 'tool_call_failed') AS tool_call_failures,
-    anyIf(adapter_version, event_type = 'job_accepted') AS adapter_version,
+    -- the latest step's model and adapter: a job is accepted before any model is chosen, and an adapter
+    -- activated mid-job serves the steps after it
+    argMaxIf(adapter_version, occurred_at, event_type = 'step_started' AND isNotNull(adapter_version)) AS adapter_version,
+    argMaxIf(model, occurred_at, event_type = 'step_started') AS model,
     maxIf(latency_ms, event_type IN ('job_completed', 'job_failed')) AS latency_ms,
     anyIf(error, event_type = 'job_failed') AS error,
     anyIf(error_kind, event_type = 'job_failed') AS error_kind

@@ -35,12 +35,12 @@ def job_story(company: str, job: str, *, fail_call: bool = False, fail_job: bool
     """A job of two steps with one tool call each; optionally a failing call and a failed job."""
     e = lambda t, s, **f: Event.new(t, company, occurred_at=at(s), job_id=job, **f)  # noqa: E731
     events = [
-        e("job_accepted", 0, request_id=f"r-{job}", task="invoice", tools=["create_invoice"], adapter_version="v1"),
-        e("step_started", 1, step=1, model="acme-v1"),
+        e("job_accepted", 0, request_id=f"r-{job}", task="invoice", tools=["create_invoice"], adapter_version=None),
+        e("step_started", 1, step=1, model="acme@lora", unit=0, adapter_version="v1", prompt_hash="p1"),
         e("tool_call_requested", 1.1, step=1, call_id="c1", tool_name="create_invoice", arguments_json="{}"),
         e("tool_call_completed", 1.3, step=1, call_id="c1", tool_name="create_invoice", status_code=201,
           result_json="{}", latency_ms=200.0),
-        e("step_started", 2, step=2, model="acme-v1"),
+        e("step_started", 2, step=2, model="acme@lora", unit=1, adapter_version="v1", prompt_hash="p2"),
         e("tool_call_requested", 2.1, step=2, call_id="c2", tool_name="send_email", arguments_json="{}"),
     ]
     if fail_call:
@@ -152,7 +152,8 @@ def test_every_projection_folds_its_events(catalog: Catalog, store: ProjectionSt
     jobs = {r["job_id"]: r for r in listing(store, "jobs", "acme")}
     assert set(jobs) == {"j1", "j2"}
     assert jobs["j1"]["status"] == "completed" and jobs["j1"]["steps"] == 2 and jobs["j1"]["tool_calls"] == 2
-    assert jobs["j1"]["adapter_version"] == "v1" and jobs["j1"]["latency_ms"] == 3000.0
+    assert jobs["j1"]["adapter_version"] == "v1" and jobs["j1"]["model"] == "acme@lora"  # from the steps, as emitted
+    assert jobs["j1"]["latency_ms"] == 3000.0
     assert jobs["j2"]["status"] == "failed" and jobs["j2"]["error"] == "gave up"
 
     calls = {(r["job_id"], r["call_id"]): r for r in listing(store, "tool-calls", "acme")}

@@ -1,0 +1,4 @@
+-- The model a job's steps were decided by (`step_started.model`): with `adapter_version`, read from the step
+-- events that know them (`job_accepted` is written before any model is chosen; views/01_company_automation_jobs.sql).
+
+ALTER TABLE job_facts ADD COLUMN IF NOT EXISTS model String DEFAULT '';
