@@ -76,6 +76,12 @@ class Settings(BaseSettings):
                                   "(beyond: the unit fails step_limit, its calls kept).")
     agent_base_steps: int = Field(default=1, ge=1, le=99, description="Decisions a unit takes when the base model "
                                   "decides (no adapter): a base not trained on the steps format never answers done.")
+    agent_jobs: int = Field(default=32, ge=1, description="Jobs the agents run at once, all companies together; "
+                            "free slots go round robin over the companies with work (`streams.scheduler`).")
+    agent_company_jobs: int = Field(default=4, ge=1, description="Jobs of one company running at once (jobs of one "
+                                    "session run one at a time, in order).")
+    agent_waiting_jobs: int = Field(default=10_000, ge=1, description="Jobs the agents hold queued before they "
+                                    "stop reading requests (what they hold in memory).")
     agent_start_timeout_s: float = Field(default=60.0, gt=0, description="Bound on reading the tools and agent "
                                          "settings tables before the agents take requests.")
 

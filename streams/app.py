@@ -1,14 +1,21 @@
 """The Faust app of the agents (`cda agents run`): one agent over `company_data`, keyed by company.
 
-At-least-once with idempotent effects, agent concurrency 1 (faust-streaming #606: concurrency > 1 can
-commit past an unfinished record), no exactly-once (its open bugs); scale by partitions and workers.
-Units of one job run concurrently inside the job. Faust is started programmatically, never through its
-click command line (faust-streaming pins click<8.4, which the ML stack's huggingface-hub rejects).
+At-least-once with idempotent effects, no exactly-once (its open bugs); scale by partitions and workers.
+One Faust agent (concurrency 1) reads the requests in log order and hands each to the fair scheduler
+(`streams.scheduler`), which runs many companies' jobs at once. Acknowledgements are manual: a record is
+acknowledged when its job has ended, and Faust commits only the acknowledged run of offsets from the start,
+so a commit never passes an unfinished record. Agent concurrency > 1 is the trap (faust-streaming #606):
+its instances commit past records another still holds. A job that ends after a rebalance began is not
+acknowledged: its partition's committed offset was dropped with the revoke, and an acknowledgement then
+would commit past records not yet done; the record comes again and its ended job returns at once.
+Faust is started programmatically, never through its click command line (faust-streaming pins click<8.4,
+which the ML stack's huggingface-hub rejects).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -21,6 +28,8 @@ from core.settings import Settings
 from streams.errors import StreamsError
 from streams.service import AgentService
 from topics.connection import topic_name
+
+log = logging.getLogger(__name__)
 
 
 class AgentsError(StreamsError):
@@ -51,11 +60,32 @@ def create_app(settings: Settings, service: AgentService) -> faust.App:
     requests = app.topic(topic_name(settings, "company_data"), key_serializer="raw", value_serializer="raw",
                          internal=False)
 
+    scheduler = service.scheduler
+
     @app.agent(requests, concurrency=1)
     async def process(stream: Any) -> None:
-        async for event in stream.events():
+        manual = stream.noack()
+        async for event in manual.events():
             msg = event.message
-            await service.handle(event.value, msg.topic, msg.partition, msg.offset, msg.key, int(msg.timestamp * 1000))
+            rebalances = app.rebalancing_count
+
+            async def finish(event: Any = event, rebalances: int = rebalances) -> None:
+                if not app.rebalancing and app.rebalancing_count == rebalances:
+                    await manual.ack(event)
+
+            work = await service.admit(event.value, msg.topic, msg.partition, msg.offset, msg.key,
+                                       int(msg.timestamp * 1000))
+            if work is None:  # dead-lettered
+                await finish()
+                continue
+            work.finish, work.origin = finish, msg.tp
+            await scheduler.submit(work)
+
+    @app.on_partitions_revoked.connect  # type: ignore[misc]
+    async def _revoked(app: faust.App, revoked: set[Any], **_: Any) -> None:
+        dropped = scheduler.discard(lambda work: work.origin not in revoked)
+        if dropped:
+            log.info("%d queued jobs of revoked partitions dropped; their records go to the new owner", dropped)
 
     @app.timer(interval=min(60.0, settings.session_idle_s / 4))  # type: ignore[misc]
     async def close_idle_sessions() -> None:

@@ -9,6 +9,7 @@ written since the last scan: a backlog of N requests costs N reads of the log, n
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -47,9 +48,14 @@ class JobLog:
                                                              "enable.auto.commit": False,
                                                              "fetch.wait.max.ms": 10}))
         self._index: dict[int, _PartitionIndex] = {}
+        self._lock = threading.Lock()  # jobs run concurrently, each asking from a thread; one consumer serves them
         self.records_read = 0
 
     def history(self, company_id: str, job_id: str, requested_at_ms: int) -> list[Event]:
+        with self._lock:
+            return self._history(company_id, job_id, requested_at_ms)
+
+    def _history(self, company_id: str, job_id: str, requested_at_ms: int) -> list[Event]:
         key = company_id.encode()
         since_ms = int((datetime.fromtimestamp(requested_at_ms / 1000, tz=timezone.utc) - CLOCK_SKEW).timestamp() * 1000)
         bounds = range_bounds(self.settings, self._consumer, "company_automation_jobs",

@@ -19,6 +19,7 @@ from streams.agent_settings import AgentSettings
 from streams.followers import CompanyTables
 from streams.gateway_model import GatewayModel
 from streams.job_log import JobLog
+from streams.scheduler import FairScheduler, Work
 from topics.async_producer import AsyncProducer
 from topics.catalog import topic as catalog_topic
 from topics.dead_letters import DeadLetters, Rejected
@@ -57,6 +58,7 @@ class AgentService:
                                                                      base_steps=settings.agent_base_steps),
                                 observer)
         self.dead_letters = DeadLetters(settings, self.group_id)
+        self.scheduler = FairScheduler(settings.agent_jobs, settings.agent_company_jobs, settings.agent_waiting_jobs)
         self.stop = threading.Event()
         self.jobs_done = 0
 
@@ -97,24 +99,36 @@ class AgentService:
     async def handle(self, value: bytes | None, topic: str, partition: int, offset: int, key: bytes | None,
                      timestamp_ms: int) -> None:
         """One record of `company_data`, processed to its job's end (or dead-lettered)."""
+        work = await self.admit(value, topic, partition, offset, key, timestamp_ms)
+        if work is not None:
+            await work.run()
+
+    async def admit(self, value: bytes | None, topic: str, partition: int, offset: int, key: bytes | None,
+                    timestamp_ms: int) -> Work | None:
+        """A record of `company_data` as a job to schedule; a bad one is dead-lettered here (None)."""
         try:
             request = self.serde.decode(value or b"", topic).check()
             if request.type not in REQUEST_TYPES:
                 raise SerializationError(f"a {request.type} event does not belong on topic company_data")
         except (SerializationError, SchemaNotFound, EventValidationError) as exc:
             await self._dead_letter(Rejected(topic, partition, offset, key, value, str(exc), type(exc).__name__))
-            return
-        job = request.data.get("job_id")
-        try:
-            await outlast_async(lambda: self._run(request, timestamp_ms),
-                                f"job {job} interrupted by an outage, resuming from its log", self.stop)
-            self.jobs_done += 1
-        except Stopped:
-            return
-        except Exception as exc:  # not transient: outlast_async waits out the rest
-            log.exception("job %s of %s cannot be run", job, request.company_id)
-            await self._dead_letter(Rejected(topic, partition, offset, key, value, f"{type(exc).__name__}: {exc}",
-                                             type(exc).__name__))
+            return None
+        job = str(request.data.get("job_id"))
+        session = request.data.get("session_id")
+
+        async def run() -> None:
+            try:
+                await outlast_async(lambda: self._run(request, timestamp_ms),
+                                    f"job {job} interrupted by an outage, resuming from its log", self.stop)
+                self.jobs_done += 1
+            except Stopped:
+                return
+            except Exception as exc:  # not transient: outlast_async waits out the rest
+                log.exception("job %s of %s cannot be run", job, request.company_id)
+                await self._dead_letter(Rejected(topic, partition, offset, key, value, f"{type(exc).__name__}: {exc}",
+                                                 type(exc).__name__))
+
+        return Work(request.company_id, str(session) if session else None, run, key=f"{request.company_id}/{job}")
 
     async def _run(self, request: Event, timestamp_ms: int) -> None:
         company = request.company_id
@@ -142,6 +156,7 @@ class AgentService:
 
     async def aclose(self) -> None:
         self.stop.set()
+        await self.scheduler.cancel()
         if self.client is not None:
             await self.client.close()
         close = getattr(self.bridge, "aclose", None)

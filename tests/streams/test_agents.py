@@ -217,3 +217,54 @@ def test_a_secret_value_appears_in_no_event_log_or_table(catalog: Catalog, examp
         assert secret not in str(db.query(f"SELECT * FROM {table}")), table
     assert secret not in caplog.text
     assert len(effects(example_api)) == 1  # the call that carried the secret did reach the API
+
+
+def committed_offsets(settings: Settings, group: str, topic: str) -> dict[int, int]:
+    """The group's committed offset and the end of each partition of `topic`, as (committed, end) pairs."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    from topics.connection import client_config
+
+    consumer = Consumer(client_config(settings, **{"group.id": group, "enable.auto.commit": False}))
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        tps = [TopicPartition(topic, p) for p in partitions]
+        committed = {tp.partition: tp.offset for tp in consumer.committed(tps, timeout=10)}
+        return {p: (committed[p], consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1])
+                for p in partitions}
+    finally:
+        consumer.close()
+
+
+def test_a_slow_company_does_not_hold_back_another_and_commits_wait_for_unfinished_jobs(
+        catalog: Catalog, example_api: str) -> None:
+    """initech's jobs call a tool that answers after 8 s; acme's job, sent after them, ends while they still
+    run, and the committed offsets stay below initech's records until they end."""
+    settings = catalog()
+    onboard(settings, example_api)
+    document, _ = load_document(f"{example_api}/openapi.json")
+    host = example_api.removeprefix("http://")
+    with EventProducer(settings) as producer:
+        for tool in tools_from_openapi(document, "initech"):
+            producer.produce(Event.new("tool_registered", "initech", **tool.to_fields()))
+        producer.produce(Event.new("agent_configured", "initech",
+                                   **AgentSettings("initech", allowed_hosts=frozenset({host})).to_fields()))
+    httpx.post(f"{example_api}/control/faults", json={"tool": "kr_sync", "slow_next": 4, "slow_ms": 8_000}
+               ).raise_for_status()
+    slow = [request("initech", f"slow-{i}", [{"customer": f"c{i}{j}", "postcode": f"10{i}{j}"} for j in range(2)])
+            for i in range(2)]
+    quick = request("acme", "quick", [{"customer": "c1", "amount": 1}])
+    topic = f"{settings.topic_prefix}company_data"
+    service = AgentService(settings, model=ScriptedModel())
+    with EventProducer(settings) as producer:
+        producer.produce_many([*slow, quick])
+    with agents_in_thread(settings, service):
+        eventually(ended(settings, str(quick["job_id"])), 60, "acme's job ending")
+        assert not ended(settings, *(str(j["job_id"]) for j in slow))()  # initech's still run: acme did not wait
+        offsets = committed_offsets(settings, service.group_id, topic)
+        assert any(committed < end for committed, end in offsets.values())  # initech's records: not committed
+        eventually(ended(settings, *(str(j["job_id"]) for j in slow)), 60, "initech's jobs ending")
+        eventually(lambda: all(c == end for c, end in committed_offsets(settings, service.group_id, topic).values()
+                               if end > 0),
+                   30, "every record committed once every job ended")
+    assert httpx.get(f"{example_api}/effects/count").json()["effects"] == 5  # each call once
