@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+from dataclasses import replace
 
 from context import events as context_events
 from context.memory import AUTOMATION, CompanyMemory, automation_content
@@ -19,7 +20,7 @@ from streams.agent_settings import AgentSettings
 from tests.streams.test_agent_loop import TOOLS, FakeBridge, FakeModel, Log, request
 from topics.events import Event
 from trainer import train
-from trainer.context import paraphrase, serving_context, training_context
+from trainer.context import paraphrase, serving_context, training_context, written_in_task
 from trainer.evaluate import by_kind, kinds
 from trainer.examples import Example
 from trainer.gate import rejection
@@ -97,13 +98,16 @@ def test_training_examples_carry_the_recalled_notes_and_notes_that_decide_nothin
     shown = training_context(examples, DEMO_TOOLS, entries, SETTINGS, seed="s")
     assert shown == training_context(examples, DEMO_TOOLS, entries, SETTINGS, seed="s")  # deterministic
     assert [(e.tool_name, e.arguments) for e in shown] == [(e.tool_name, e.arguments) for e in examples]  # the call stays
-    steered = 0
+    steered = moved = 0
     for e, o in zip(shown, examples, strict=True):  # the data stays, but for a field that tries to steer the call
-        data, before = json.loads(e.payload_json), json.loads(o.payload_json)
+        data, before = json.loads(e.payload_json), json.loads(o.payload_json)  # and a value moved into the task
         extra = {k: v for k, v in data.items() if k not in before}
-        assert {k: data[k] for k in before} == before and len(extra) <= 1
+        gone = {k: v for k, v in before.items() if k not in data}
+        assert {k: data[k] for k in before if k in data} == {k: v for k, v in before.items() if k in data}
+        assert len(extra) <= 1 and len(gone) <= 1 and all(str(v) in e.task.split() for v in gone.values())
         steered += bool(extra) and any(t.name in str(v) for v in extra.values() for t in DEMO_TOOLS)
-    assert steered
+        moved += bool(gone)
+    assert steered and 0.05 < moved / len(shown) < 0.35
     with_notes = [e for e in shown if e.notes]
     assert 0.4 < len(with_notes) / len(shown) < 0.8 and any(not e.notes for e in shown)
     assert any("Invoices go out in CHF" in " ".join(e.notes) for e in with_notes)  # the company's own memory
@@ -114,6 +118,21 @@ def test_training_examples_carry_the_recalled_notes_and_notes_that_decide_nothin
     calm = [n for n in made_up if n not in steers]
     assert calm and not any(f" {a} " in f" {n} " for n in calm for a in arguments)  # the rest decide nothing
     assert any(e.task != o.task for e, o in zip(shown, examples, strict=True))  # some tasks reworded
+
+
+def test_a_value_moves_from_the_record_into_the_task_only_where_the_call_copies_it() -> None:
+    rng = random.Random(1)
+    bill = Example("Bill the customer", json.dumps({"customer": "c222", "amount": 5}), "zx_post",
+                   {"ref": "ACME-c222", "cents": 500})
+    moved = written_in_task(bill, rng)
+    assert moved.payload_json == json.dumps({"amount": 5}) and moved.task.split()[-1] == "c222"
+    assert (moved.tool_name, moved.arguments) == (bill.tool_name, bill.arguments)
+    scaled = Example("Bill it", json.dumps({"amount": 5, "note": "late"}), "zx_post", {"cents": 500})
+    assert written_in_task(scaled, rng) == scaled  # 5 -> 500 is not a copy: nothing to move
+    twice = Example("Ship it", json.dumps({"a": "x123", "b": "x123"}), "t", {"ref": "x123"})
+    assert written_in_task(twice, rng) == twice  # which field it came from would be a guess
+    numbered = replace(bill, task="Bill order 7")
+    assert written_in_task(numbered, rng) == numbered  # the task already carries a value
 
 
 def test_a_reworded_task_keeps_every_word_that_carries_a_value() -> None:
