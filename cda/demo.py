@@ -38,7 +38,8 @@ from core.health import answers_ok
 from core.settings import Settings
 from trainer.synthetic import DEMO_COMPANY, demo_call, demo_examples
 
-FINAL = ("completed", "failed")
+FINAL = ("completed", "partially_failed", "failed")
+UNIT_FINAL = ("completed", "skipped", "failed")
 
 
 @dataclass(frozen=True)
@@ -255,7 +256,7 @@ class Demo:
                 for job_id, accepted in jobs.items():
                     if bodies.get(job_id, {}).get("status") not in FINAL:
                         bodies[job_id] = self._call("job", "GET", urlsplit(accepted["url"]).path).json()
-                bar.update(task, completed=sum(u["status"] in FINAL for b in bodies.values() for u in b.get("units", [])))
+                bar.update(task, completed=sum(u["status"] in UNIT_FINAL for b in bodies.values() for u in b.get("units", [])))
                 if time.monotonic() > deadline:
                     raise DemoError(f"process: jobs not ended after {self.options.job_timeout_s:.0f}s: "
                                     f"{ {j: b['status'] for j, b in bodies.items()} }")

@@ -22,6 +22,15 @@ def pick(defaults: Mapping[str, Any]) -> Fold:
     return lambda event: {k: event.data[k] for k in defaults if k in event.data}
 
 
+def _completed(event: Event) -> dict[str, Any]:
+    """`job_completed`: how many units failed, from its result (a job with some is `partially_failed`)."""
+    try:
+        result = json.loads(str(event.data.get("result_json") or "{}"))
+    except ValueError:
+        result = {}
+    return {**pick(_JOB)(event), "units_failed": int(result.get("failed") or 0) if isinstance(result, dict) else 0}
+
+
 def _rejected(event: Event) -> dict[str, Any]:
     return {**pick(_ADAPTER)(event), "metrics": event.data["candidate_metrics"],
             "baseline_metrics": event.data["current_metrics"]}
@@ -32,7 +41,7 @@ def _served(event: Event) -> dict[str, Any]:
     return {**pick(_ADAPTER)(event), "request_id": event.data.get("request_id") or ""}
 
 
-_JOB = {"job_id": "", "request_id": "", "task": "", "adapter_version": None, "model": "", "step": 0, "latency_ms": 0.0,
+_JOB = {"job_id": "", "request_id": "", "task": "", "adapter_version": None, "model": "", "units_failed": 0, "step": 0, "latency_ms": 0.0,
         "error": "", "error_kind": ""}
 _CALL = {"job_id": "", "call_id": "", "attempt": 1, "step": 0, "tool_name": "", "status_code": None,
          "latency_ms": 0.0, "error": "", "error_kind": "", "retryable": False}
@@ -45,7 +54,7 @@ _MEMORY = {"entry_id": "", "session_id": None, "kind": "", "content": "", "tags"
            "reason": None}
 
 JOBS = Projection("jobs", ("company_automation_jobs",), "job_facts", "company_automation_jobs", _JOB,
-                  {t: pick(_JOB) for t in JOB_EVENTS})
+                  {**{t: pick(_JOB) for t in JOB_EVENTS}, "job_completed": _completed})
 TOOL_CALLS = Projection("tool_calls", ("company_automation_jobs",), "tool_call_facts", "tool_calls", _CALL,
                         {t: pick(_CALL) for t in CALL_EVENTS},
                         ignored=frozenset(JOB_EVENTS) - frozenset(CALL_EVENTS))

@@ -5,7 +5,8 @@ For each unit, step by step: `step_started` -> the model's decision under the ca
 `tool_call_requested` (recorded and acknowledged *before* the call is sent) -> the bridge call ->
 `tool_call_completed` (its answer shown in the next step's prompt) / `tool_call_failed` (the unit ends), until the
 model answers `done` or `none` (no tool fits), or the unit runs out of steps: `unit_ended`. Then
-`job_completed` with every unit's result, or `job_failed` with the reason.
+`job_completed` with every unit's result (the job `partially_failed` when some failed), or `job_failed` with the
+reason (`units_failed` when every unit failed).
 A job resumes from the fold of its recorded events; every event id is derived from job, unit and step.
 """
 
@@ -226,6 +227,12 @@ class JobRunner:
         await self._remember(job, summaries)
         ok = sum(1 for s in summaries if s["status"] == "completed")
         skipped = sum(1 for s in summaries if s["status"] == "skipped")
+        if summaries and not ok and not skipped:  # nothing done: the job failed, whatever each unit's reason
+            first = next((s for s in summaries if s.get("error")), summaries[0])
+            await self._finish_failed(job, f"every unit failed ({len(summaries)} of {len(summaries)}); the first: "
+                                           f"{first.get('error_kind') or ''} {first.get('error') or ''}".strip()[:2000],
+                                      "units_failed")
+            return
         result: dict[str, Any] = {"units": summaries, "completed": ok, "skipped": skipped,
                                   "failed": len(summaries) - ok - skipped}
         if left_out:

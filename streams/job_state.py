@@ -104,7 +104,7 @@ class UnitProgress:
 class JobState:
     job_id: str = ""
     accepted: bool = False
-    finished: str | None = None  # "completed" | "failed"
+    finished: str | None = None  # "completed" | "partially_failed" (some units failed) | "failed"
     units: dict[int, UnitProgress] = field(default_factory=dict)
     steps: int = 0
     tool_calls: int = 0
@@ -155,9 +155,20 @@ def mutate(state: JobState, event: Event) -> JobState:
         progress.outcome, progress.answer = str(event["status"]), str(event["answer"])
         if progress.outcome != "completed":
             progress.error, progress.error_kind = str(event["reason"]), str(event["answer"])
-    elif kind in ("job_completed", "job_failed"):
-        state.finished = "completed" if kind == "job_completed" else "failed"
+    elif kind == "job_completed":
+        state.finished = "partially_failed" if failed_units(event) else "completed"
+    elif kind == "job_failed":
+        state.finished = "failed"
     return state
+
+
+def failed_units(completed: Event) -> int:
+    """How many units of a `job_completed` failed (its result counts them)."""
+    try:
+        result = json.loads(str(completed.data.get("result_json") or "{}"))
+    except ValueError:
+        return 0
+    return int(result.get("failed") or 0) if isinstance(result, dict) else 0
 
 
 def fold(events: Iterable[Event]) -> JobState:

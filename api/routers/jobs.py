@@ -114,7 +114,7 @@ async def get_job(job_id: JobId, request: Request, caller: CompanyDep, ctx: Cont
         job = await _read_job(ctx, request, caller.company_id, job_id)
         if job is None:
             raise not_found("job", job_id)
-        if job.status in ("completed", "failed") or time.monotonic() >= deadline:
+        if job.status in ("completed", "partially_failed", "failed") or time.monotonic() >= deadline:
             return job
         await asyncio.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
 
@@ -134,7 +134,7 @@ async def list_jobs(request: Request, caller: CompanyDep, ctx: ContextDep,
                                           session_id=session_id, since=since and _aware(since), limit=limit,
                                           offset=offset, order=order)
     jobs = [JobSummary(**{**row, "session_id": row["session_id"] or None,
-                          "finished_at": row["finished_at"] if row["status"] in ("completed", "failed") else None},
+                          "finished_at": row["finished_at"] if row["status"] in ("completed", "partially_failed", "failed") else None},
                        url=job_url(request, row["job_id"])) for row in rows]
     return JobPage(jobs=jobs, total=total, limit=limit, offset=offset,
                    next_offset=offset + len(jobs) if offset + len(jobs) < total else None)

@@ -57,7 +57,7 @@ async def get_session(session_id: Id, request: Request, caller: CompanyDep, ctx:
         raise not_found("session", session_id)
     return SessionPublic(session_id=session_id, jobs=[
         JobSummary(**{**r, "session_id": r["session_id"] or None,
-                      "finished_at": r["finished_at"] if r["status"] in ("completed", "failed") else None},
+                      "finished_at": r["finished_at"] if r["status"] in ("completed", "partially_failed", "failed") else None},
                    url=job_url(request, r["job_id"])) for r in rows])
 
 

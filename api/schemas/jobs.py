@@ -8,7 +8,7 @@ from pydantic import BaseModel, Field, JsonValue, model_validator
 
 from api.schemas.common import Identifier, Request, UtcDatetime
 
-JobStatus = Literal["queued", "accepted", "running", "completed", "failed"]
+JobStatus = Literal["queued", "accepted", "running", "completed", "partially_failed", "failed"]
 
 
 class CallOf(Request):

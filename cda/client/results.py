@@ -29,7 +29,7 @@ class AutomationResult:
     """A job as the API tells it: its status, the adapter version that decided it, and each record's result."""
 
     job_id: str
-    status: str  # queued, accepted, running, completed, failed
+    status: str  # queued, accepted, running, completed, partially_failed (some records failed), failed
     adapter_version: str | None
     records: tuple[RecordResult, ...]
     error: str = ""
@@ -39,7 +39,7 @@ class AutomationResult:
 
     @property
     def done(self) -> bool:
-        return self.status in ("completed", "failed")
+        return self.status in ("completed", "partially_failed", "failed")
 
     @classmethod
     def from_job(cls, job: dict[str, Any]) -> AutomationResult:

@@ -4,6 +4,6 @@ SELECT company_id,
        round(quantile(0.5)(latency_ms), 1) AS p50_ms,
        round(quantile(0.95)(latency_ms), 1) AS p95_ms
 FROM company_automation_jobs
-WHERE status IN ('completed', 'failed') AND ({company:String} = '' OR company_id = {company:String})
+WHERE status IN ('completed', 'partially_failed', 'failed') AND ({company:String} = '' OR company_id = {company:String})
 GROUP BY company_id
 ORDER BY company_id

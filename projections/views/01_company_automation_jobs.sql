@@ -4,6 +4,7 @@ SELECT
     anyIf(request_id, event_type = 'job_accepted') AS request_id,
     anyIf(task, event_type = 'job_accepted') AS task,
     multiIf(countIf(event_type = 'job_failed') > 0, 'failed',
+            maxIf(units_failed, event_type = 'job_completed') > 0, 'partially_failed',
             countIf(event_type = 'job_completed') > 0, 'completed',
             countIf(event_type != 'job_accepted') > 0, 'running',
             'accepted') AS status,

@@ -7,6 +7,8 @@ SELECT
     anyIf(session_id, event_type = 'data_process_requested') AS session_id,
     anyIf(task, event_type IN ('data_process_requested', 'job_accepted')) AS task,
     multiIf(countIf(event_type = 'job_failed') > 0, 'failed',
+            maxIf(JSONExtractUInt(JSONExtractString(event_json, 'result_json'), 'failed'),
+                  event_type = 'job_completed') > 0, 'partially_failed',
             countIf(event_type = 'job_completed') > 0, 'completed',
             countIf(event_type NOT IN ('data_process_requested', 'job_accepted')) > 0, 'running',
             countIf(event_type = 'job_accepted') > 0, 'accepted',

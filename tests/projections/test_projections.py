@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable
@@ -52,7 +53,8 @@ def job_story(company: str, job: str, *, fail_call: bool = False, fail_job: bool
     if fail_job:
         events.append(e("job_failed", 3, error="gave up", error_kind="tool", steps=2, tool_calls=2, latency_ms=3000.0))
     else:
-        events.append(e("job_completed", 3, steps=2, tool_calls=2, result_json="{}", latency_ms=3000.0))
+        events.append(e("job_completed", 3, steps=2, tool_calls=2, latency_ms=3000.0,
+                        result_json=json.dumps({"completed": 2 - fail_call, "failed": int(fail_call)})))
     return events
 
 
@@ -156,6 +158,7 @@ def test_every_projection_folds_its_events(catalog: Catalog, store: ProjectionSt
     assert jobs["j1"]["latency_ms"] == 3000.0
     assert jobs["j2"]["status"] == "failed" and jobs["j2"]["error"] == "gave up"
 
+
     calls = {(r["job_id"], r["call_id"]): r for r in listing(store, "tool-calls", "acme")}
     assert len(calls) == 4
     assert calls[("j1", "c1")]["status"] == "completed" and calls[("j1", "c1")]["status_code"] == 201
@@ -244,3 +247,12 @@ def test_unfoldable_events_and_refused_rows_go_to_dead_letters(catalog: Catalog,
     refused = next(e for e in letters if "column `attempt`" in e.data["reason"])
     assert refused.data["consumer_group"].endswith("tool_calls")
     assert serde.decode(refused.data["payload"]).data["attempt"] == 70_000  # the record itself is kept
+
+
+def test_a_completed_job_with_a_failed_unit_is_partially_failed(catalog: Catalog, store: ProjectionStore) -> None:
+    settings = catalog()
+    events = job_story("acme", "j3", fail_call=True)
+    produce(settings, events)
+    drain(settings, store, ALL, expected_reads(events))
+    [job] = listing(store, "jobs", "acme")
+    assert job["status"] == "partially_failed" and job["tool_calls"] == 2

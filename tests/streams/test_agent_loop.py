@@ -14,6 +14,7 @@ from inference.errors import InferenceUnavailable
 from streams.agent_loop import Decision, JobLimits, JobRun, JobRunner
 from streams.agent_settings import AgentSettings
 from streams.ids import idempotency_key, job_id_for
+from streams.job_state import fold
 from streams.tools import Tool
 from topics.events import Event
 
@@ -156,7 +157,28 @@ def test_invalid_model_output_is_recorded_with_the_raw_text_and_never_sent() -> 
     failed = [e for e in log.events if e.type == "tool_call_failed"]
     assert bridge.calls == [] and len(failed) == 2
     assert {e["error_kind"] for e in failed} == {"invalid_output"} and failed[0]["raw_output"] == '{"tool":"zx_po'
-    assert state.finished == "completed" and json.loads(log.events[-1]["result_json"])["failed"] == 2
+    assert state.finished == "failed"  # nothing was done: the job failed, naming why
+    assert log.events[-1].type == "job_failed" and log.events[-1]["error_kind"] == "units_failed"
+    assert "2 of 2" in log.events[-1]["error"] and "invalid_output" in log.events[-1]["error"]
+
+
+class SomeFail(FakeBridge):
+    """Answers 422 to the second record's call."""
+
+    async def call(self, tool: Tool, arguments: dict[str, Any], key: str, agent: AgentSettings) -> Outcome:
+        self.calls.append((tool.name, arguments, key))
+        if arguments["cents"] == 200:
+            return Outcome(ok=False, status_code=422, error="HTTP 422", error_kind="client_error")
+        return Outcome()
+
+
+def test_a_job_with_some_failed_units_ends_partially_failed_with_the_counts() -> None:
+    log = Log()
+    state = run(request(3), FakeModel(), SomeFail(), log)
+    assert state.finished == "partially_failed" and log.events[-1].type == "job_completed"
+    result = json.loads(log.events[-1]["result_json"])
+    assert (result["completed"], result["failed"]) == (2, 1)
+    assert fold(log.events).finished == "partially_failed"  # the fold reads the same from the log
 
 
 def test_the_job_waits_out_an_inference_outage() -> None:
@@ -279,17 +301,17 @@ def test_no_tool_fits_skips_the_unit_and_sends_nothing() -> None:
 
 def test_a_unit_that_never_answers_done_fails_step_limit_and_keeps_its_calls() -> None:
     model, bridge, log = StepModel(), StepBridge(), Log()
-    run(step_request([{"loop": "cy@x.io"}]), model, bridge, log, tools=STEP_TOOLS,
-        limits=JobLimits(model_retry_pause_s=0.01, unit_steps=3))
-    [unit] = json.loads(log.events[-1]["result_json"])["units"]
+    state = run(step_request([{"loop": "cy@x.io"}]), model, bridge, log, tools=STEP_TOOLS,
+                limits=JobLimits(model_retry_pause_s=0.01, unit_steps=3))
+    unit = state.unit(0).summary()
     assert unit["status"] == "failed" and unit["error_kind"] == "step_limit" and len(unit["calls"]) == 3
     assert len(bridge.calls) == 3 and len(model.asked) == 3
 
 
 def test_a_later_step_naming_a_tool_of_another_company_fails_invalid_output_and_sends_nothing_more() -> None:
     model, bridge, log = StepModel(), StepBridge(), Log()
-    run(step_request([{"foreign": "di@x.io", "amount": 1}]), model, bridge, log, tools=STEP_TOOLS)
-    [unit] = json.loads(log.events[-1]["result_json"])["units"]
+    state = run(step_request([{"foreign": "di@x.io", "amount": 1}]), model, bridge, log, tools=STEP_TOOLS)
+    unit = state.unit(0).summary()
     assert unit["status"] == "failed" and unit["error_kind"] == "invalid_output"
     assert [c[0] for c in bridge.calls] == ["find_account"]  # the lookup made before it is kept
 
