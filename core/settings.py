@@ -82,6 +82,10 @@ class Settings(BaseSettings):
                                     "session run one at a time, in order).")
     agent_waiting_jobs: int = Field(default=10_000, ge=1, description="Jobs the agents hold queued before they "
                                     "stop reading requests (what they hold in memory).")
+    agent_max_result_bytes: int = Field(default=65_536, ge=1_024, le=500_000, description="Most bytes of one "
+                                        "call's answer recorded on the log (larger: its size and head, `streams/sizes.py`).")
+    agent_job_deadline_s: float = Field(default=3600.0, gt=0, description="A job not ended this long after its "
+                                        "request was made fails `deadline`, whatever it is doing.")
     agent_start_timeout_s: float = Field(default=60.0, gt=0, description="Bound on reading the tools and agent "
                                          "settings tables before the agents take requests.")
 

@@ -26,6 +26,7 @@ from core.retry import outlast_async
 from streams.ids import call_id, event_id, idempotency_key, prompt_hash, step_number
 from streams.job_run import Bridge, Decision, Emit, JobLimits, JobRun, Model, Observer, UnitTiming
 from streams.job_state import CallRecord, JobState, UnitProgress, fold, mutate
+from streams.sizes import bounded_answer, bounded_results
 from streams.tools import Tool
 from streams.truth import expected_calls, judge
 from topics.events import Event
@@ -44,10 +45,32 @@ class JobRunner:
         self.limits = limits
         self.observer = observer
 
-    async def run(self, job: JobRun, history: list[Event] | None = None) -> JobState:
+    async def run(self, job: JobRun, history: list[Event] | None = None, deadline_s: float | None = None) -> JobState:
+        """Run the job from where its recorded `history` leaves it. Past `deadline_s` (seconds left of the job's
+        deadline) it fails `deadline`, whatever it was doing: a call in flight is resumed by no one."""
         job.state = fold(history or [])
         if job.state.finished:
             return job.state  # redelivered after it ended: nothing to do
+        if deadline_s is not None and deadline_s <= 0:
+            await self.fail(job, "the job passed its deadline before it could run", "deadline")
+            return job.state
+        scope = asyncio.timeout(deadline_s)
+        try:
+            async with scope:
+                return await self._run(job)
+        except TimeoutError:
+            if not scope.expired():
+                raise  # a timeout of the job's own, not its deadline
+            await self.fail(job, f"the job ran past its deadline ({deadline_s:.0f} s left when it started)", "deadline")
+            return job.state
+
+    async def fail(self, job: JobRun, error: str, kind: str) -> None:
+        """End the job `job_failed` with `error`: every way a job can end writes its end on the log."""
+        if not job.state.finished:
+            await self._accept(job)
+            await self._finish_failed(job, error[:2000], kind)
+
+    async def _run(self, job: JobRun) -> JobState:
         refusal = self._refusal(job)
         if refusal is not None:
             await self._accept(job)
@@ -153,7 +176,8 @@ class JobRunner:
             await self.emit(job, Event.new(
                 "tool_call_completed", job.company, event_id=event_id(job.job_id, "tool_call_completed", call.step),
                 job_id=job.job_id, step=call.step, call_id=call_id(job.job_id, call.step), tool_name=tool.name,
-                attempt=outcome.attempts, status_code=outcome.status_code, result_json=outcome.result_json,
+                attempt=outcome.attempts, status_code=outcome.status_code,
+                result_json=bounded_answer(outcome.result_json, self.limits.max_result_bytes),
                 latency_ms=outcome.latency_ms), wait=False)
         else:
             await self._call_failed(job, call.step, progress, outcome.error, outcome.error_kind, outcome.retryable,
@@ -243,7 +267,7 @@ class JobRunner:
         await self.emit(job, Event.new(
             "job_completed", job.company, event_id=event_id(job.job_id, "job_completed"), job_id=job.job_id,
             steps=job.state.steps, tool_calls=job.state.tool_calls,
-            result_json=json.dumps(result, separators=(",", ":"), default=str),
+            result_json=bounded_results(result, self.limits.max_event_bytes),
             latency_ms=(time.monotonic() - job.started) * 1000), wait=True)
 
     async def _remember(self, job: JobRun, summaries: list[dict[str, Any]]) -> None:

@@ -62,6 +62,8 @@ class JobLimits:
     base_steps: int = 1  # decisions per unit when the base decides (`CDA_AGENT_BASE_STEPS`)
     model_retry_pause_s: float = 0.5
     model_retry_max_pause_s: float = 10.0
+    max_result_bytes: int = 65_536  # one call's answer as recorded (`CDA_AGENT_MAX_RESULT_BYTES`)
+    max_event_bytes: int = 900_000  # a job's results in `job_completed`, under the broker's record limit
 
 
 @dataclass

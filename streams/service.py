@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 
 from context.memory import MEMORY_EVENTS, CompanyMemory
 from context.prompt_context import company_recall, recallable
@@ -19,6 +20,7 @@ from streams.agent_settings import AgentSettings
 from streams.followers import CompanyTables
 from streams.gateway_model import GatewayModel
 from streams.job_log import JobLog
+from streams.job_state import fold
 from streams.scheduler import FairScheduler, Work
 from topics.async_producer import AsyncProducer
 from topics.catalog import topic as catalog_topic
@@ -55,7 +57,8 @@ class AgentService:
         self.bridge = bridge
         self.runner = JobRunner(model, bridge, self._emit, JobLimits(max_payload_bytes=settings.agent_max_payload_bytes,
                                                                      unit_steps=settings.agent_unit_steps,
-                                                                     base_steps=settings.agent_base_steps),
+                                                                     base_steps=settings.agent_base_steps,
+                                                                     max_result_bytes=settings.agent_max_result_bytes),
                                 observer)
         self.dead_letters = DeadLetters(settings, self.group_id)
         self.scheduler = FairScheduler(settings.agent_jobs, settings.agent_company_jobs, settings.agent_waiting_jobs)
@@ -127,6 +130,7 @@ class AgentService:
                 log.exception("job %s of %s cannot be run", job, request.company_id)
                 await self._dead_letter(Rejected(topic, partition, offset, key, value, f"{type(exc).__name__}: {exc}",
                                                  type(exc).__name__))
+                await self._fail(request, f"{type(exc).__name__}: {exc}", timestamp_ms)
 
         return Work(request.company_id, str(session) if session else None, run, key=f"{request.company_id}/{job}")
 
@@ -142,7 +146,19 @@ class AgentService:
             own = [e for e in self.memory.session_results(company, job.session_id) if e.source_job_id != job.job_id]
             job.earlier = own[-settings.session_prompt_jobs:]
         history = await asyncio.to_thread(self.job_log.history, company, str(request["job_id"]), timestamp_ms)
-        await self.runner.run(job, history)
+        left_s = settings.agent_job_deadline_s - (time.time() * 1000 - timestamp_ms) / 1000
+        await self.runner.run(job, history, deadline_s=left_s)
+
+    async def _fail(self, request: Event, error: str, timestamp_ms: int) -> None:
+        """A job that cannot be run still ends: `job_failed` (kind `internal`), so it never reads running forever."""
+        job = JobRun(request, {}, AgentSettings(request.company_id), known_company=False)
+        try:
+            history = await asyncio.to_thread(self.job_log.history, request.company_id, str(request["job_id"]),
+                                              timestamp_ms)
+            job.state = fold(history)
+            await self.runner.fail(job, error, "internal")
+        except Exception:  # noqa: BLE001 - the request is in dead_letters with the reason either way
+            log.exception("job %s of %s: its failure could not be recorded", request["job_id"], request.company_id)
 
     async def _dead_letter(self, rejected: Rejected) -> None:
         log.warning("dead-lettering %s[%d]@%d: %s", rejected.topic, rejected.partition, rejected.offset, rejected.reason)

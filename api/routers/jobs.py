@@ -61,6 +61,10 @@ async def process(body: ProcessRequest, request: Request, caller: CompanyDep, ct
     split = split_payload(body.data)
     if not split.units:
         raise ApiError(422, "body.data: no records: " + "; ".join(why for _, why in split.left_out))
+    step_limit = ctx.agent_settings(company).step_limit
+    if len(split.units) > step_limit:
+        raise ApiError(413, f"data: {len(split.units)} records, more than the company's step limit of {step_limit} "
+                            f"records a job takes; send them as several jobs")
     expected_json = None
     if body.expected is not None:
         units = len(split.units)

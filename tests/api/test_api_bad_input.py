@@ -49,6 +49,8 @@ def test_bad_requests_are_4xx_naming_the_field_and_produce_nothing(api: ApiStack
         ("POST", P, {"json": {"task": "x", "data": {}, "expected": [{"tool": "bad name"}]}}, 422, "body.expected"),
         ("POST", P, {"json": {"task": "x", "data": {}}}, 422, "body.data: no records: an empty object"),
         ("POST", P, {"json": {"task": "x", "data": [1, 2]}}, 422, "body.data: no records: a list that is not of objects"),
+        ("POST", P, {"json": {"task": "x", "data": {"rows": [{"a": i} for i in range(1_001)]}}}, 413,
+         "1001 records, more than the company's step limit of 1000"),
         ("POST", P, {"json": {"data": {"invoices": [{"a": 1}]}}}, 422, "body.task"),  # neither beside nor in the data
         ("POST", P, {"json": {"task": "x", "data": {"a": 1}, "company_id": "someone-else"}}, 403, "body.company_id"),
         ("POST", T, {"json": {"tools": [GOOD_TOOL], "company_id": "someone-else"}}, 403, "body.company_id"),

@@ -329,3 +329,42 @@ def test_a_multi_step_unit_resumes_from_any_point_without_repeating_a_completed_
     assert {c[2] for c in bridge.calls} == {idempotency_key("acme", job, s) for s in (0, 1) if s not in completed}
     [unit] = json.loads([e for e in log.events + history if e.type == "job_completed"][0]["result_json"])["units"]
     assert [c["arguments"] for c in unit["calls"]] == [{"email": "ed@x.io"}, {"account": "A-ed", "cents": 200}]
+
+
+class SlowBridge(FakeBridge):
+    async def call(self, tool: Tool, arguments: dict[str, Any], key: str, agent: AgentSettings) -> Outcome:
+        self.calls.append((tool.name, arguments, key))
+        await asyncio.sleep(5)
+        return Outcome()
+
+
+def test_a_job_past_its_deadline_fails_deadline_whatever_it_was_doing() -> None:
+    log = Log()
+    job = JobRun(request(2), TOOLS, AgentSettings("acme"), True)
+    state = asyncio.run(JobRunner(FakeModel(), SlowBridge(), log.emit).run(job, None, deadline_s=0.2))
+    assert state.finished == "failed" and log.events[-1]["error_kind"] == "deadline"
+    late, late_log = JobRun(request(2), TOOLS, AgentSettings("acme"), True), Log()
+    bridge = FakeBridge()
+    asyncio.run(JobRunner(FakeModel(), bridge, late_log.emit).run(late, None, deadline_s=-1))
+    assert [e.type for e in late_log.events] == ["job_accepted", "job_failed"] and bridge.calls == []
+    assert "deadline" in late_log.events[-1]["error"]
+
+
+class HugeBridge(FakeBridge):
+    async def call(self, tool: Tool, arguments: dict[str, Any], key: str, agent: AgentSettings) -> Outcome:
+        self.calls.append((tool.name, arguments, key))
+        return Outcome(result_json=json.dumps({"blob": "x" * 200_000}))
+
+
+def test_answers_and_results_too_large_to_record_are_recorded_as_their_size() -> None:
+    log = Log()
+    limits = JobLimits(model_retry_pause_s=0.01, max_result_bytes=10_000, max_event_bytes=3_000)
+    state = run(request(40), FakeModel(), HugeBridge(), log, limits=limits)
+    answers = [json.loads(e["result_json"]) for e in log.events if e.type == "tool_call_completed"]
+    assert len(answers) == 40 and all(a["truncated"] and a["bytes"] > 200_000 for a in answers)
+    assert all(len(e["result_json"].encode()) <= 10_000 for e in log.events if e.type == "tool_call_completed")
+    completed = log.events[-1]
+    assert completed.type == "job_completed" and len(completed["result_json"].encode()) <= 3_000
+    result = json.loads(completed["result_json"])
+    assert result["completed"] == 40 and result["results_truncated"] and result["units_shown"] < 40
+    assert state.finished == "completed"

@@ -38,6 +38,8 @@ class ScriptedModel:
     async def decide(self, company_id: str, prompt: str, schema: dict[str, Any], use_adapter: bool) -> Decision:
         self.asked += 1
         data = json.loads(prompt.split("Data: ", 1)[1].split("\n", 1)[0])
+        if data.get("customer") == "explode":  # a fault in the agents' own code: not transient
+            raise RuntimeError("the model stand-in broke")
         if "\nSteps:\n" in prompt:  # after its call, the adapter is done
             return Decision(True, "done", {}, '{"tool":"done","arguments":{}}', "acme@lora", "v1")
         if data.get("customer") in self.invalid:
@@ -118,6 +120,7 @@ def test_bad_input_gets_a_clear_record_and_the_partition_keeps_flowing(catalog: 
         "invalid_and_4xx": request("acme", "i1", [{"customer": "bad", "amount": 1}, {"customer": "c7", "severity": "x"},
                                                   {"customer": "c8", "amount": 2}, {"customer": "c9", "postcode": "1234"}]),
         "too_large": request("acme", "big", [{"customer": "c1", "amount": 1, "pad": "x" * 2_000}]),
+        "internal": request("acme", "x1", [{"customer": "explode", "amount": 1}]),
     }
     httpx.post(f"{example_api}/control/faults", json={"tool": "kr_sync", "fail_next": 1, "status": 404}).raise_for_status()
     with EventProducer(settings) as producer:
@@ -131,6 +134,8 @@ def test_bad_input_gets_a_clear_record_and_the_partition_keeps_flowing(catalog: 
     assert last["unknown"]["error_kind"] == "unknown_company"
     assert last["foreign_tool"]["error_kind"] == "unknown_tool" and "zx_post" in last["foreign_tool"]["error"]
     assert last["too_large"]["error_kind"] == "payload_too_large"
+    assert last["internal"].type == "job_failed" and last["internal"]["error_kind"] == "internal"  # it still ends
+    assert "the model stand-in broke" in last["internal"]["error"]
     blocked = [e for e in timeline(settings, str(cases["blocked"]["job_id"])) if e.type == "tool_call_failed"]
     assert [e["error_kind"] for e in blocked] == ["blocked_address"]
     mixed = timeline(settings, str(cases["invalid_and_4xx"]["job_id"]))
@@ -142,7 +147,7 @@ def test_bad_input_gets_a_clear_record_and_the_partition_keeps_flowing(catalog: 
     assert [e.type for e in mixed].count("tool_call_completed") == 1 and last["invalid_and_4xx"].type == "job_completed"
     assert len(effects(example_api)) == 1  # only the good invoice had an effect
     assert httpx.get(f"{example_api}/effects/count").json()["calls"] == 2  # the 404 and the good one: nothing else sent
-    assert service.dead_letters.count == 1  # the record that is no event
+    assert service.dead_letters.count == 2  # the record that is no event, and the job the agents could not run
 
 
 def test_a_secret_value_appears_in_no_event_log_or_table(catalog: Catalog, example_api: str, store: object,
