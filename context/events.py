@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uuid
 
-from context.memory import KINDS, PREFERENCE, MemoryEntry
+from context.memory import AUTOMATION, KINDS, PREFERENCE, MemoryEntry
 from core.errors import CdaError
 from topics.events import Event
 from topics.identifiers import check_identifier
@@ -50,6 +50,15 @@ def memory_entry(company_id: str, content: str, max_chars: int, kind: str = PREF
 
 def deletion(company_id: str, entry_id: str, reason: str = "deleted by the company") -> Event:
     return Event.new("memory_deleted", company_id, entry_id=entry_id, reason=reason)
+
+
+def retention(entries: list[MemoryEntry], kept: int) -> list[Event]:
+    """A `memory_deleted` for each automation entry older than the company's latest `kept` (oldest first)."""
+    history = [e for e in entries if e.kind == AUTOMATION]
+    return [Event.new("memory_deleted", e.company_id, event_id=str(uuid.uuid5(uuid.NAMESPACE_URL,
+                                                                             f"retention/{e.company_id}/{e.entry_id}")),
+                      entry_id=e.entry_id, reason=f"retention: older than the latest {kept} automation entries")
+            for e in history[:max(0, len(history) - kept)]]
 
 
 def forget(entries: list[MemoryEntry], reason: str = "the company's memory was forgotten") -> list[Event]:

@@ -95,6 +95,9 @@ class Settings(BaseSettings):
     memory_prompt_notes: int = Field(default=4, ge=0, description="Most memory entries one prompt shows.")
     memory_recall_automation: int = Field(default=500, ge=0, description="Latest automation entries (the "
                                           "company's job history) recall ranks, beside every preference and fact.")
+    memory_automation_kept: int = Field(default=500, ge=1, description="Automation entries (the company's job "
+                                        "history) kept per company; older ones are deleted with a tombstone on "
+                                        "the compacted topic, so memory stays bounded as jobs accumulate.")
     memory_history_notes: bool = Field(default=False, description="Show an automation-history entry (what an "
                                        "earlier job did) among a prompt's notes. Off: measured, it decides no "
                                        "argument and recalls the model's own mistakes as practice (README, BENCH A5).")

@@ -9,6 +9,7 @@ import logging
 import threading
 import time
 
+from context.events import retention
 from context.memory import MEMORY_EVENTS, CompanyMemory
 from context.prompt_context import company_recall, recallable
 from context.sessions import CompanySessions, idle_close_event
@@ -61,6 +62,7 @@ class AgentService:
                                                                      max_result_bytes=settings.agent_max_result_bytes),
                                 observer)
         self.dead_letters = DeadLetters(settings, self.group_id)
+        self._retaining = asyncio.Lock()
         self.scheduler = FairScheduler(settings.agent_jobs, settings.agent_company_jobs, settings.agent_waiting_jobs)
         self.stop = threading.Event()
         self.jobs_done = 0
@@ -124,6 +126,8 @@ class AgentService:
                 await outlast_async(lambda: self._run(request, timestamp_ms),
                                     f"job {job} interrupted by an outage, resuming from its log", self.stop)
                 self.jobs_done += 1
+                await outlast_async(lambda: self._retain(request.company_id),
+                                    f"memory retention of {request.company_id} waits for the broker", self.stop)
             except Stopped:
                 return
             except Exception as exc:  # not transient: outlast_async waits out the rest
@@ -148,6 +152,16 @@ class AgentService:
         history = await asyncio.to_thread(self.job_log.history, company, str(request["job_id"]), timestamp_ms)
         left_s = settings.agent_job_deadline_s - (time.time() * 1000 - timestamp_ms) / 1000
         await self.runner.run(job, history, deadline_s=left_s)
+
+    async def _retain(self, company: str) -> None:
+        """Keep the company's latest `memory_automation_kept` automation entries: the older are deleted, with a
+        tombstone each on the compacted topic, so neither the topic nor the agents' memory grows with every job."""
+        async with self._retaining:  # jobs ending together must not each delete the same entries
+            deletions = retention(self.memory.entries_of(company), self.settings.memory_automation_kept)
+            if deletions:
+                await self.emitter.send(deletions, tombstones=deletions)
+                for event in deletions:
+                    self.memory.apply(event)
 
     async def _fail(self, request: Event, error: str, timestamp_ms: int) -> None:
         """A job that cannot be run still ends: `job_failed` (kind `internal`), so it never reads running forever."""

@@ -109,3 +109,35 @@ def test_an_idle_session_is_closed_by_the_agents_once(catalog: Catalog) -> None:
         asyncio.run(service.aclose())
     closed = [e for e in events_of(settings, "company_sessions") if e.type == "session_closed"]
     assert [(e["session_id"], e["reason"]) for e in closed] == [(idle["session_id"], "idle")]
+
+
+def test_the_automation_history_keeps_the_latest_entries_and_tombstones_the_older(
+        catalog: Catalog, example_api: str) -> None:
+    from tests.api.api_support import events_of
+
+    settings = catalog().model_copy(update={"memory_automation_kept": 3})
+    onboard(settings, example_api)
+    preference = context_events.memory_entry("acme", "Always bill zx_post in cents", 2_000)
+    _produce(settings, preference)
+    jobs = [request("acme", f"kept-{i}", [{"customer": f"c{i}0", "amount": 1}, {"customer": f"c{i}1", "amount": 2}])
+            for i in range(3)]
+    service = AgentService(settings, model=ScriptedModel())
+    _produce(settings, *jobs)
+    with agents_in_thread(settings, service):
+        eventually(ended(settings, *(str(j["job_id"]) for j in jobs)), 90, "the jobs ending")
+        eventually(lambda: len([e for e in service.memory.entries_of("acme") if e.kind == "automation"]) == 3, 30,
+                   "the history cut to its latest 3")
+    kept = service.memory.entries_of("acme")
+    assert preference["entry_id"] in {e.entry_id for e in kept}  # a company's own entries are never cut
+    assert {e.entry_id for e in kept if e.kind == "automation"} == {f"job-{jobs[2]['job_id']}-{u}" for u in (0, 1)} | \
+        {f"job-{jobs[1]['job_id']}-1"}  # the 3 latest of 6, oldest first cut
+    deleted = [e for e in events_of(settings, "company_memory") if e.type == "memory_deleted"]
+    assert len(deleted) == 3 and all("retention" in str(e["reason"]) for e in deleted)
+    fresh = AgentService(settings, model=ScriptedModel())  # a restarted worker folds the same bounded memory
+    fresh.start()
+    try:
+        assert [e.entry_id for e in fresh.memory.entries_of("acme")] == [e.entry_id for e in kept]
+    finally:
+        import asyncio
+
+        asyncio.run(fresh.aclose())
