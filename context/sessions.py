@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass
 
 from topics.events import Event
@@ -30,11 +31,18 @@ def idle_close_event(company_id: str, session_id: str) -> Event:
                      session_id=session_id, reason="idle")
 
 
-class CompanySessions:
-    """Sessions by (company, id); thread-safe, idempotent."""
+CLOSED_KEPT = 100_000  # closed sessions remembered (to refuse their jobs by name); older ones read as unknown
 
-    def __init__(self) -> None:
+
+class CompanySessions:
+    """Sessions by (company, id); thread-safe, idempotent. Open sessions are all kept (the agents close the
+    idle ones); of the closed, the latest `closed_kept`, so what the agents hold does not grow with every
+    session ever opened: a job naming a session closed long ago is refused as unknown rather than closed."""
+
+    def __init__(self, closed_kept: int = CLOSED_KEPT) -> None:
         self._sessions: dict[tuple[str, str], Session] = {}
+        self._closed: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self.closed_kept = closed_kept
         self._lock = threading.Lock()
 
     def apply(self, event: Event) -> None:
@@ -46,6 +54,9 @@ class CompanySessions:
                 known = self._sessions.get(key)
                 opened = known.opened_ms if known else int(event.occurred_at.timestamp() * 1000)
                 self._sessions[key] = Session(*key, opened, True, event.data.get("reason"))
+                self._closed[key] = None
+                while len(self._closed) > self.closed_kept:
+                    self._sessions.pop(self._closed.popitem(last=False)[0], None)
 
     def get(self, company_id: str, session_id: str) -> Session | None:
         with self._lock:

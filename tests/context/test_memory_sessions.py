@@ -113,6 +113,20 @@ def test_bad_memory_and_session_requests_name_the_field() -> None:
     assert sessions.refusal("acme", sid)[1] == "session_closed"  # type: ignore[index]
 
 
+
+def test_closed_sessions_are_remembered_up_to_a_bound_open_ones_always() -> None:
+    sessions = CompanySessions(closed_kept=2)
+    opened = [context_events.session_opened("acme") for _ in range(4)]
+    for event in opened:
+        sessions.apply(event)
+    ids = [str(e["session_id"]) for e in opened]
+    for sid in ids[:3]:
+        sessions.apply(context_events.session_closed("acme", sid))
+    assert sessions.refusal("acme", ids[0])[1] == "unknown_session"  # type: ignore[index]  # the oldest closed: forgotten
+    assert [sessions.refusal("acme", sid)[1] for sid in ids[1:3]] == ["session_closed"] * 2  # type: ignore[index]
+    assert sessions.refusal("acme", ids[3]) is None and len(sessions.open_sessions()) == 1
+
+
 def _run(job: JobRun, model: FakeModel) -> Log:
     log = Log()
     asyncio.run(JobRunner(model, FakeBridge(), log.emit).run(job))
