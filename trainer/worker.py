@@ -47,6 +47,7 @@ from trainer.context import serving_context, training_context
 from trainer.dataset import BadData, Dataset
 from trainer.errors import BadRequest, RequestBusy, TrainerError
 from trainer.evaluate import DEFAULT_POLICY, EvaluationError, evaluate
+from trainer.examples_store import release_examples
 from trainer.gate import rejection
 from trainer.registry import AdapterVersion, LocalAdapterRegistry, UnknownVersion
 from trainer.replay import held_out_replay
@@ -92,10 +93,17 @@ class TrainerWorker:
             return self._failed(request, str(exc), "bad_request")
         try:
             with exclusive(work_dir.with_name(f"{work_dir.name}.lock")):
-                return self._handle_locked(request, work_dir)
+                outcome = self._handle_locked(request, work_dir)
         except RequestBusy:
             self.busy += 1
             raise
+        self.release(request)
+        return outcome
+
+    def release(self, request: Event) -> None:
+        """The request has ended: its stored examples file goes once no other request holds it."""
+        if ref := request.data.get("examples_ref"):
+            release_examples(self.settings, request.company_id, str(ref), str(request["request_id"]))
 
     def _handle_locked(self, request: Event, work_dir: Path) -> Event:
         company, request_id = request.company_id, str(request["request_id"])
@@ -262,6 +270,7 @@ class TrainerWorker:
             log.exception("training request %s of %s failed", event.data.get("request_id"), event.company_id)
             try:  # tell whoever follows the request; the record itself goes to dead_letters with the reason
                 self._failed(event, f"{type(exc).__name__}: {exc}", "internal")
+                self.release(event)
             except Exception as report:
                 if is_transient(report):
                     raise

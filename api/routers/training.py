@@ -32,7 +32,7 @@ def _check_bounds(body: TrainAdapterRequest, ctx: ContextDep) -> None:
             raise ApiError(422, f"body.{field}: expected a value from {low:g} to {high:g}, got {value!r}")
 
 
-def _examples(ctx: ContextDep, company: str, body: TrainAdapterRequest) -> dict[str, Any]:
+def _examples(ctx: ContextDep, company: str, body: TrainAdapterRequest, request_id: str) -> dict[str, Any]:
     """Inline examples, or a reference to them stored under CDA_HOME when too large for one record (as `cda train`)."""
     if body.examples is None:
         return {"examples": []}
@@ -44,7 +44,7 @@ def _examples(ctx: ContextDep, company: str, body: TrainAdapterRequest) -> dict[
         raise ApiError(422, "body.examples: numbers must be finite (no NaN or Infinity)") from None
     if len(encode_examples(examples)) <= ctx.settings.trainer_inline_examples_bytes:
         return {"examples": examples}
-    return {"examples": [], "examples_ref": store_examples(ctx.settings, company, examples)}
+    return {"examples": [], "examples_ref": store_examples(ctx.settings, company, examples, request_id)}
 
 
 @router.post("/train-adapter", status_code=202, response_model=TrainingAccepted,
@@ -60,7 +60,7 @@ async def train_adapter(body: TrainAdapterRequest, request: Request, caller: Com
     if idempotency_key and (ctx.recent.get(company, "training", request_id) is not None or
                             await run_in_threadpool(reads.training_run, ctx.store, company, request_id) is not None):
         return accepted
-    inline = await run_in_threadpool(_examples, ctx, company, body)
+    inline = await run_in_threadpool(_examples, ctx, company, body, request_id)
     event = Event.new("lora_training_requested", company, request_id=request_id, base_model=ctx.settings.base_model_path,
                       source="FROM_HISTORY" if body.from_history else "INLINE", method=body.method,
                       allow_fallback=body.allow_fallback, force=body.force, rank=body.rank, max_steps=body.steps,

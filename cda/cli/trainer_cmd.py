@@ -60,14 +60,15 @@ def _read_examples(path: Path) -> list[dict[str, str]]:
     return examples
 
 
-def _examples_fields(config: Settings, company: str, examples: list[dict[str, str]]) -> dict[str, object]:
+def _examples_fields(config: Settings, company: str, examples: list[dict[str, str]], request_id: str
+                     ) -> dict[str, object]:
     """Inline examples, or a reference to a stored file when they would make a record too large for the broker."""
     from trainer.examples_store import encode_examples, examples_root, store_examples
 
     size = len(encode_examples(examples))
     if size <= config.trainer_inline_examples_bytes:
         return {"examples": examples}
-    ref = store_examples(config, company, examples)
+    ref = store_examples(config, company, examples, request_id)
     out.print(f"{len(examples)} examples ({size / 1e6:.1f} MB) are too large for one record: stored as {ref} "
               f"under {examples_root(config) / company}")
     return {"examples": [], "examples_ref": ref}
@@ -104,7 +105,7 @@ def train(
             raise ValueError("give --examples FILE or --from-history")
         config = settings()
         request_id = str(uuid.uuid4())
-        inline = _examples_fields(config, company, _read_examples(examples)) if examples else {"examples": []}
+        inline = _examples_fields(config, company, _read_examples(examples), request_id) if examples else {"examples": []}
         request = Event.new("lora_training_requested", company, request_id=request_id, base_model=config.base_model_path,
                             source="FROM_HISTORY" if from_history else "INLINE", method=method.upper(),
                             allow_fallback=not no_fallback, force=force, rank=rank, max_steps=steps,

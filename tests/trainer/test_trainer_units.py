@@ -193,8 +193,8 @@ def test_examples_too_large_for_a_record_are_stored_by_content(tmp_path: Path) -
 
     settings = Settings(home=tmp_path / "home")
     rows = [{"task": f"t{i}", "payload_json": "{}", "tool_name": "zx_post", "arguments_json": "{}"} for i in range(3)]
-    ref = store_examples(settings, "acme", rows)
-    assert store_examples(settings, "acme", rows) == ref and load_examples(settings, "acme", ref) == rows
+    ref = store_examples(settings, "acme", rows, "r1")
+    assert store_examples(settings, "acme", rows, "r1") == ref and load_examples(settings, "acme", ref) == rows
     with pytest.raises(BadRequest, match="examples_ref"):
         load_examples(settings, "globex", ref)  # another company's examples are not this one's
     for bad in ("../../../etc/passwd", "..", "a/b"):
@@ -204,6 +204,21 @@ def test_examples_too_large_for_a_record_are_stored_by_content(tmp_path: Path) -
     path.write_text(path.read_text().replace("t1", "t9"))
     with pytest.raises(BadRequest, match="changed"):
         load_examples(settings, "acme", ref)
+
+
+def test_a_stored_examples_file_goes_once_no_request_holds_it(tmp_path: Path) -> None:
+    from trainer.examples_store import load_examples, release_examples, store_examples
+
+    settings = Settings(home=tmp_path / "home")
+    rows = [{"task": "t", "payload_json": "{}", "tool_name": "zx_post", "arguments_json": "{}"}]
+    ref = store_examples(settings, "acme", rows, "first")
+    assert store_examples(settings, "acme", rows, "second") == ref  # the same contents, held twice
+    assert not release_examples(settings, "acme", ref, "first")  # "second" still needs it
+    assert load_examples(settings, "acme", ref) == rows
+    assert release_examples(settings, "acme", ref, "second")  # the last hold gone: so is the file
+    assert not (tmp_path / "home" / "trainer" / "examples" / "acme" / f"{ref}.jsonl").exists()
+    assert not release_examples(settings, "acme", ref, "second")  # released twice: nothing more to do
+    assert not release_examples(settings, "acme", "../x", "y")
 
 
 def test_the_gate() -> None:

@@ -158,6 +158,9 @@ def test_examples_over_the_record_limit_travel_by_reference(trainer_settings: Se
     assert sent["examples"] == [] and sent["examples_ref"]
     dataset = request_dataset(settings, sent, max_examples=10_000)
     assert len(dataset.train) + len(dataset.eval) == len(rows) and not dataset.rejected
+    from trainer.examples_store import release_examples
+
+    assert release_examples(settings, name, str(sent["examples_ref"]), str(sent["request_id"]))  # held by the request
 
 
 def _stored(settings: Settings, company_id: str, content: bytes, request_id: str) -> str:
