@@ -39,6 +39,10 @@ class Recent:
         with self._lock:
             return self._items.get((company_id, kind, name))
 
+    def names(self, company_id: str, kind: str) -> list[str]:
+        with self._lock:
+            return [n for (c, k, n) in self._items if c == company_id and k == kind]
+
 
 @dataclass
 class ApiContext:

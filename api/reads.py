@@ -88,6 +88,13 @@ def adapter_runs(store: ProjectionStore, company_id: str) -> list[dict[str, Any]
                              f"ORDER BY created_at, request_id", {"company": company_id})
 
 
+def training_runs_open(store: ProjectionStore, company_id: str) -> dict[str, str]:
+    """The company's training runs not yet ended (requested or training), by request id."""
+    rows = store.query_dicts("SELECT request_id, status FROM lora_adapters WHERE company_id = {company:String}",
+                             {"company": company_id})
+    return {str(r["request_id"]): str(r["status"]) for r in rows}
+
+
 def training_run(store: ProjectionStore, company_id: str, request_id: str) -> dict[str, Any] | None:
     rows = store.query_dicts(f"SELECT {ADAPTER_COLUMNS} FROM lora_adapters WHERE company_id = {{company:String}} "
                              f"AND request_id = {{request:String}}", {"company": company_id, "request": request_id})

@@ -90,6 +90,8 @@ class Settings(BaseSettings):
                                          "settings tables before the agents take requests.")
 
     # -- REST API (api, `cda api serve`, issue 12) ------------------------------------------------------
+    api_training_quota: int = Field(default=2, ge=1, description="Training requests one company may have in flight "
+                                    "(queued or training); past it `POST /train-adapter` answers 429 with Retry-After.")
     memory_prompt_tokens: int = Field(default=200, ge=0, description="Token budget of the notes recalled from "
                                       "memory into one prompt.")
     memory_prompt_notes: int = Field(default=4, ge=0, description="Most memory entries one prompt shows.")

@@ -47,6 +47,18 @@ def _examples(ctx: ContextDep, company: str, body: TrainAdapterRequest, request_
     return {"examples": [], "examples_ref": store_examples(ctx.settings, company, examples, request_id)}
 
 
+async def _within_quota(ctx: ContextDep, company: str) -> None:
+    """A company has at most `api_training_quota` training requests in flight (queued or training): the one
+    trainer queue is shared, and past the quota a company would hold every other company's training back."""
+    known = await run_in_threadpool(reads.training_runs_open, ctx.store, company)
+    open_runs = {r for r, status in known.items() if status in ("requested", "training")}
+    open_runs |= {r for r in ctx.recent.names(company, "training") if r not in known}  # not folded yet
+    quota = ctx.settings.api_training_quota
+    if len(open_runs) >= quota:
+        raise ApiError(429, f"company {company} has {len(open_runs)} training requests in flight, its quota is "
+                            f"{quota}; send this one when one of them has ended", {"Retry-After": "60"})
+
+
 @router.post("/train-adapter", status_code=202, response_model=TrainingAccepted,
              responses=OTHER_COMPANY, summary="Train the company's adapter")
 async def train_adapter(body: TrainAdapterRequest, request: Request, caller: CompanyDep, ctx: ContextDep,
@@ -60,6 +72,7 @@ async def train_adapter(body: TrainAdapterRequest, request: Request, caller: Com
     if idempotency_key and (ctx.recent.get(company, "training", request_id) is not None or
                             await run_in_threadpool(reads.training_run, ctx.store, company, request_id) is not None):
         return accepted
+    await _within_quota(ctx, company)
     inline = await run_in_threadpool(_examples, ctx, company, body, request_id)
     event = Event.new("lora_training_requested", company, request_id=request_id, base_model=ctx.settings.base_model_path,
                       source="FROM_HISTORY" if body.from_history else "INLINE", method=body.method,

@@ -176,3 +176,25 @@ def test_training_request_progress_and_the_gate_and_adapters_with_rollback(api: 
         assert client.post("/company-automation/adapters/v9/activate").status_code == 404
     ready = [e for e in events_of(api.settings, "lora_adapter_ready") if e.company_id == company]
     assert [e["version"] for e in ready] == ["v1", "v1"] and ready[1]["uri"] == uri
+
+
+def test_a_company_past_its_training_quota_gets_429_and_another_company_does_not(api: ApiStack) -> None:
+    company, key = api.company()
+    other, other_key = api.company()
+    example = {"task": "bill", "data": {"customer": "c1"}, "tool": "create_invoice", "arguments": {"customer": "c1"}}
+    body = {"examples": [example] * 3, "rank": 4, "steps": 5}
+    quota = api.settings.api_training_quota
+    with api.client(key) as client:
+        ids = [client.post("/company-automation/train-adapter", json=body).json()["request_id"] for _ in range(quota)]
+        refused = client.post("/company-automation/train-adapter", json=body)
+        assert refused.status_code == 429 and refused.headers["Retry-After"], refused.text
+        assert f"its quota is {quota}" in refused.json()["error"]
+        with api.client(other_key) as elsewhere:  # one company's queue is not another's
+            assert elsewhere.post("/company-automation/train-adapter", json=body).status_code == 202
+        produce(api.settings, [Event.new("training_failed", company, request_id=ids[0], error="x", error_kind="internal",
+                                         reason_counts={})])
+        eventually(lambda: client.get(f"/company-automation/training/{ids[0]}").json()["status"] == "failed", 30,
+                   "the first request ended")
+        assert client.post("/company-automation/train-adapter", json=body).status_code == 202  # room again
+    asked = [e for e in events_of(api.settings, "lora_training_requests") if e.company_id == company]
+    assert len(asked) == quota + 1  # the refused request produced nothing
