@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from core.prompts import DONE
 from core.settings import Settings
 from examples.company_api import run_in_thread
 from streams.agent_loop import Decision, Model
@@ -27,13 +28,16 @@ TASK = "Bill the customer for the order"
 
 
 class SimulatedModel:
-    """Answers like acme's adapter after `latency_ms`: the same model for the agents and the direct loop."""
+    """Answers like acme's adapter after `latency_ms` (its call, then `done` once the call's answer is shown):
+    the same model for the agents and the direct loop."""
 
     def __init__(self, latency_ms: float) -> None:
         self.latency_s = latency_ms / 1000
 
     async def decide(self, company_id: str, prompt: str, schema: dict[str, Any], use_adapter: bool) -> Decision:
         await asyncio.sleep(self.latency_s)
+        if "\nSteps:\n" in prompt:  # its call was made: the unit is done, as a trained adapter answers
+            return Decision(True, DONE, {}, json.dumps({"tool": DONE, "arguments": {}}), "acme@lora", "bench")
         data = json.loads(prompt.split("Data: ", 1)[1].split("\n", 1)[0])
         arguments = {"ref": f"ACME-{data['customer']}", "cents": int(data["amount"]) * 100}
         return Decision(True, "zx_post", arguments, json.dumps(arguments), "acme@lora", "bench")

@@ -8,6 +8,7 @@ gateway with --model gateway) and the same bridge calling the example API on loo
 from __future__ import annotations
 
 import asyncio
+import json
 import statistics
 import sys
 import time
@@ -18,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.agents_common import TASK, invoice_jobs, onboarded_acme, pick_model  # noqa: E402
 from benchmarks.common import bench_line, ensure_broker, options, scratch_topics  # noqa: E402
 from context.units import split_units  # noqa: E402
-from core.prompts import call_schema, render_prompt  # noqa: E402
+from core.prompts import PromptContext, call_schema, render, render_prompt, render_step  # noqa: E402
 from core.settings import Settings  # noqa: E402
 from core.workers import wait_until  # noqa: E402
 from streams.agent_loop import Model  # noqa: E402
@@ -42,14 +43,22 @@ async def direct(settings: Settings, model: Model, tools: dict[str, Tool], agent
     slots = asyncio.Semaphore(concurrency)
 
     async def unit(job: Event, index: int, data_json: str) -> None:
-        async with slots:
+        async with slots:  # the call, then the decision after seeing its answer (done): what a unit of the agents asks
             decision = await model.decide("acme", render_prompt(TASK, data_json, specs), schema, True)
             key = idempotency_key("acme", f"direct-{job['job_id']}", index)
-            await bridge.call(tools[str(decision.tool)], decision.arguments or {}, key, agent)
+            outcome = await bridge.call(tools[str(decision.tool)], decision.arguments or {}, key, agent)
+            step = render_step(str(decision.tool), decision.arguments or {}, json.loads(outcome.result_json or "null"))
+            await model.decide("acme", render(PromptContext.of(TASK, data_json, specs, steps=(step,))),
+                               call_schema(specs, first_step=False), True)
 
-    started = time.perf_counter()
-    for job in jobs:  # job by job, units of a job concurrently: what the agents do
-        await asyncio.gather(*(unit(job, u.index, u.data_json) for u in split_units(str(job["payload_json"]))))
+    jobs_at_once = asyncio.Semaphore(settings.agent_company_jobs)
+
+    async def one(job: Event) -> None:
+        async with jobs_at_once:
+            await asyncio.gather(*(unit(job, u.index, u.data_json) for u in split_units(str(job["payload_json"]))))
+
+    started = time.perf_counter()  # the company's jobs concurrently, units of a job concurrently: what the agents do
+    await asyncio.gather(*(one(job) for job in jobs))
     elapsed = time.perf_counter() - started
     await bridge.aclose()
     return sum(len(split_units(str(j["payload_json"]))) for j in jobs) / elapsed

@@ -39,6 +39,7 @@ def test_p1_prints_its_figures(kafka_bootstrap: str, tmp_path: Path) -> None:
         ("p6_pipeline_overhead.py", ["--jobs", "3", "--units", "2"], 1),
         ("p9_agents_throughput.py", ["--jobs", "3", "--units", "2", "--concurrency", "2"], 1),
         ("p10_api.py", ["--rate", "20", "--seconds", "2", "--warmup", "0.5"], 1),
+        ("p11_fairness.py", ["--flood-records", "20", "--tool-ms", "300", "--small-jobs", "6", "--small-rate", "6"], 1),
     ],
 )
 def test_broker_store_agent_and_api_benchmarks_print_their_figures(
