@@ -69,6 +69,9 @@ class Settings(BaseSettings):
 
     agents_group: str = Field(default="cda-agents", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$",
                               description="Consumer group (Faust app id) of the agents; the topic prefix is prepended.")
+    agents_session_timeout_s: float = Field(default=30.0, ge=3, le=300, description="How long the group waits for a "
+                                            "silent agents worker before its partitions go to the others (heartbeats "
+                                            "every tenth of it): after a crash, its jobs resume this much later.")
     agent_max_payload_bytes: int = Field(default=1_000_000, ge=1, description="Largest payload a job accepts "
                                          "(larger: job_failed payload_too_large).")
     agent_unit_steps: int = Field(default=4, ge=1, le=99, description="Decisions one unit (record) may take: "

@@ -26,6 +26,7 @@ import faust
 
 from core.settings import Settings
 from streams.errors import StreamsError
+from streams.job_run import Model
 from streams.service import AgentService
 from topics.connection import topic_name
 
@@ -53,6 +54,8 @@ def create_app(settings: Settings, service: AgentService) -> faust.App:
         consumer_auto_offset_reset="earliest",
         broker_commit_interval=0.5,
         broker_commit_every=50,
+        broker_session_timeout=settings.agents_session_timeout_s,
+        broker_heartbeat_interval=settings.agents_session_timeout_s / 10,
         stream_wait_empty=False,
         producer_acks=-1,
         loghandlers=[],
@@ -98,9 +101,10 @@ def create_app(settings: Settings, service: AgentService) -> faust.App:
     return app
 
 
-def run_agents(settings: Settings, loglevel: str = "warning") -> None:
-    """Start the tables, then the Faust worker in the foreground until SIGINT/SIGTERM."""
-    service = AgentService(settings)
+def run_agents(settings: Settings, loglevel: str = "warning", model: Model | None = None) -> None:
+    """Start the tables, then the Faust worker in the foreground until SIGINT/SIGTERM (`model`: the gateway's
+    unless given, e.g. a benchmark's stand-in)."""
+    service = AgentService(settings, model=model)
     service.start()
     app = create_app(settings, service)
     worker = faust.Worker(app, loglevel=loglevel, quiet=True)

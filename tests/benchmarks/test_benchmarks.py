@@ -54,6 +54,18 @@ def test_broker_store_agent_and_api_benchmarks_print_their_figures(
     assert "UnknownTopic" not in result.stdout + result.stderr, result.stderr[-3000:]  # every table the agents follow
 
 
+def test_r1b_kills_two_agents_workers_and_loses_doubles_and_strands_nothing(kafka_bootstrap: str, tmp_path: Path) -> None:
+    env = env_for(kafka_bootstrap=kafka_bootstrap, home=tmp_path, clickhouse_url=None)
+    result = subprocess.run([sys.executable, "benchmarks/r1b_agents_kills.py", "--companies", "6", "--kills", "3",
+                             "--rate", "4", "--min-gap-s", "1", "--max-gap-s", "2"], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    [line] = [line for line in result.stdout.splitlines() if line.startswith("BENCH R1b ")]
+    figures = dict(part.split("=", 1) for part in line.split()[2:])
+    assert (figures["lost"], figures["doubled"], figures["stuck"], figures["ended_both_ways"]) == ("0", "0", "0", "0"), line
+    assert int(figures["jobs"]) > 0
+
+
 @pytest.mark.vllm
 @pytest.mark.parametrize(
     ("script", "args"),
