@@ -147,9 +147,18 @@ def main() -> None:
                 w.stop()
         import httpx
 
+        ended = ends()
+        stuck_ids = [str(e["job_id"]) for e in sent if str(e["job_id"]) not in ended]
+        if stuck_ids:  # what the log holds of each: where it stopped
+            seen: dict[str, list[str]] = {}
+            for r in read_to_end(scoped, "company_automation_jobs", "r1b"):
+                if str(r.event.data.get("job_id")) in stuck_ids:
+                    seen.setdefault(str(r.event["job_id"]), []).append(r.event.type)
+            where = {str(r.event["job_id"]): (r.partition, r.offset) for r in read_to_end(scoped, "company_data", "r1b")}
+            for job_id in stuck_ids:
+                print(f"stuck {job_id} at company_data{where.get(job_id)}: {seen.get(job_id, [])}", file=sys.stderr)
         effects = httpx.get(f"{url}/effects", params={"limit": 100_000}).json()
         replayed = httpx.get(f"{url}/effects/count").json()["replayed"]
-        ended = ends()
     per_record: dict[str, int] = {}
     for effect in effects:
         ref = str(effect["arguments"]["ref"])

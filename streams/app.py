@@ -2,12 +2,12 @@
 
 At-least-once with idempotent effects, no exactly-once (its open bugs); scale by partitions and workers.
 One Faust agent (concurrency 1) reads the requests in log order and hands each to the fair scheduler
-(`streams.scheduler`), which runs many companies' jobs at once. Acknowledgements are manual: a record is
-acknowledged when its job has ended, and Faust commits only the acknowledged run of offsets from the start,
-so a commit never passes an unfinished record. Agent concurrency > 1 is the trap (faust-streaming #606):
-its instances commit past records another still holds. A job that ends after a rebalance began is not
-acknowledged: its partition's committed offset was dropped with the revoke, and an acknowledgement then
-would commit past records not yet done; the record comes again and its ended job returns at once.
+(`streams.scheduler`), which runs many companies' jobs at once. Acknowledgements are manual and in offset
+order (`streams.acks`): a record is acknowledged once its job and the jobs of every record read before it on
+its partition have ended, so a commit never passes an unfinished record (Faust's own commit would: it
+commits the first run of acknowledged offsets wherever it starts, which is faust-streaming #606 with agent
+concurrency > 1). A job that ends after a rebalance began acknowledges nothing: its record comes again from
+the committed offset, and its ended job returns at once.
 Faust is started programmatically, never through its click command line (faust-streaming pins click<8.4,
 which the ML stack's huggingface-hub rejects).
 """
@@ -25,6 +25,7 @@ from typing import Any
 import faust
 
 from core.settings import Settings
+from streams.acks import OrderedAcks
 from streams.errors import StreamsError
 from streams.job_run import Model
 from streams.service import AgentService
@@ -68,13 +69,13 @@ def create_app(settings: Settings, service: AgentService) -> faust.App:
     @app.agent(requests, concurrency=1)
     async def process(stream: Any) -> None:
         manual = stream.noack()
+        acks = OrderedAcks(manual.ack, lambda: None if app.rebalancing else app.rebalancing_count)
         async for event in manual.events():
             msg = event.message
-            rebalances = app.rebalancing_count
+            epoch = acks.read(msg.tp, msg.offset, event)
 
-            async def finish(event: Any = event, rebalances: int = rebalances) -> None:
-                if not app.rebalancing and app.rebalancing_count == rebalances:
-                    await manual.ack(event)
+            async def finish(tp: Any = msg.tp, offset: int = msg.offset, epoch: int | None = epoch) -> None:
+                await acks.ended(tp, offset, epoch)
 
             work = await service.admit(event.value, msg.topic, msg.partition, msg.offset, msg.key,
                                        int(msg.timestamp * 1000))
