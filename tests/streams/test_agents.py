@@ -200,6 +200,8 @@ def test_a_secret_value_appears_in_no_event_log_or_table(catalog: Catalog, examp
                for p in PROJECTIONS.values()]
     try:
         eventually(lambda: db.query("SELECT count() FROM tool_call_facts FINAL")[0][0] >= 2, 60, "the calls in the views")
+        eventually(lambda: db.query("SELECT countIf(status IN ('completed', 'failed')) FROM company_automation_jobs")[0][0]
+                   == 2, 60, "both jobs' ends in the views")
     finally:
         stop.set()
         for r in runners:
@@ -222,6 +224,12 @@ def test_a_secret_value_appears_in_no_event_log_or_table(catalog: Catalog, examp
         assert secret not in str(db.query(f"SELECT * FROM {table}")), table
     assert secret not in caplog.text
     assert len(effects(example_api)) == 1  # the call that carried the secret did reach the API
+    from projections.queries import listing
+
+    [acme_job] = listing(db, "jobs", "acme")  # folded from the events the agents emitted, not made-up ones
+    assert (acme_job["status"], acme_job["adapter_version"], acme_job["model"]) == ("completed", "v1", "acme@lora")
+    [initech_job] = listing(db, "jobs", "initech")
+    assert initech_job["status"] == "failed"  # its one call failed (missing_secret): nothing was done
 
 
 def committed_offsets(settings: Settings, group: str, topic: str) -> dict[int, int]:
