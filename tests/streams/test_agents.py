@@ -57,14 +57,17 @@ class ScriptedModel:
         return Decision(True, tool, arguments, json.dumps({"tool": tool, "arguments": arguments}), "acme@lora", "v1")
 
 
-def onboard(settings: Settings, api_url: str) -> None:
+def onboard(settings: Settings, api_url: str, company: str = "acme") -> None:
+    """`company` gets the example API's tools and may reach it; with acme, globex is onboarded too."""
     document, _ = load_document(f"{api_url}/openapi.json")
     host = api_url.removeprefix("http://")
     with EventProducer(settings) as producer:
-        for tool in tools_from_openapi(document, "acme"):
-            producer.produce(Event.new("tool_registered", "acme", **tool.to_fields()))
-        producer.produce(Event.new("agent_configured", "acme",
-                                   **AgentSettings("acme", allowed_hosts=frozenset({host})).to_fields()))
+        for tool in tools_from_openapi(document, company):
+            producer.produce(Event.new("tool_registered", company, **tool.to_fields()))
+        producer.produce(Event.new("agent_configured", company,
+                                   **AgentSettings(company, allowed_hosts=frozenset({host})).to_fields()))
+        if company != "acme":
+            return
         # globex: a company whose only tool points at a private address it did not allow
         producer.produce(Event.new("tool_registered", "globex", tool_name="g_post", description="Globex post",
                                    parameters_schema_json='{"type":"object","properties":{"x":{"type":"string"}}}',
@@ -255,13 +258,7 @@ def test_a_slow_company_does_not_hold_back_another_and_commits_wait_for_unfinish
     run, and the committed offsets stay below initech's records until they end."""
     settings = catalog()
     onboard(settings, example_api)
-    document, _ = load_document(f"{example_api}/openapi.json")
-    host = example_api.removeprefix("http://")
-    with EventProducer(settings) as producer:
-        for tool in tools_from_openapi(document, "initech"):
-            producer.produce(Event.new("tool_registered", "initech", **tool.to_fields()))
-        producer.produce(Event.new("agent_configured", "initech",
-                                   **AgentSettings("initech", allowed_hosts=frozenset({host})).to_fields()))
+    onboard(settings, example_api, "initech")
     httpx.post(f"{example_api}/control/faults", json={"tool": "kr_sync", "slow_next": 4, "slow_ms": 8_000}
                ).raise_for_status()
     slow = [request("initech", f"slow-{i}", [{"customer": f"c{i}{j}", "postcode": f"10{i}{j}"} for j in range(2)])
