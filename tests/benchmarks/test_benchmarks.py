@@ -40,6 +40,7 @@ def test_p1_prints_its_figures(kafka_bootstrap: str, tmp_path: Path) -> None:
         ("p9_agents_throughput.py", ["--jobs", "3", "--units", "2", "--concurrency", "2"], 1),
         ("p10_api.py", ["--rate", "20", "--seconds", "2", "--warmup", "0.5"], 1),
         ("p11_fairness.py", ["--flood-records", "20", "--tool-ms", "300", "--small-jobs", "6", "--small-rate", "6"], 1),
+        ("p12_many_companies.py", ["--companies", "20", "--notes", "10", "--seconds", "3", "--rate", "5", "--part", "agents"], 1),
     ],
 )
 def test_broker_store_agent_and_api_benchmarks_print_their_figures(
@@ -70,7 +71,8 @@ def test_r1b_kills_two_agents_workers_and_loses_doubles_and_strands_nothing(kafk
 @pytest.mark.parametrize(
     ("script", "args"),
     [("p4_multi_lora.py", ["--requests", "8", "--tokens", "4", "--adapters", "2", "--runs", "1"]),
-     ("p5_adapter_ready.py", ["--companies", "2"])],
+     ("p5_adapter_ready.py", ["--companies", "2"]),
+     ("p12_many_companies.py", ["--companies", "12", "--inference-seconds", "5", "--part", "inference"])],
 )
 def test_inference_benchmarks_print_their_figures(
     kafka_bootstrap: str, vllm_url: str, tiny_model: str, tmp_path: Path, script: str, args: list[str]
