@@ -13,8 +13,10 @@ the words that carry a value of the call, so the adapter learns to read the data
 The edits know nothing of any company or test phrasing.
 
 Users also write a value in the task rather than the record ("... for INV-0042"), and a record often holds
-other values of the same shape. Some examples have one value of their call moved from the record into the
-task text, so the adapter learns that the value written in the task is the one to send.
+other values of the same shape. Where the company's own examples show that habit, some more examples have
+one value of their call moved from the record into the task text, so the adapter learns that the value
+written in the task is the one to send (a company whose tasks never carry a value is left as it is: the
+move would only thin out what its own data teaches).
 
 And some records and notes carry text that tells the model to call another tool with a made-up value, the
 right call still the label: what a record or a note says never overrides the company's data and tools."""
@@ -93,6 +95,15 @@ def written_in_task(example: Example, rng: random.Random) -> Example:
     return replace(example, task=task, payload_json=json.dumps(data))
 
 
+def writes_values_in_tasks(examples: Sequence[Example]) -> bool:
+    """Whether the company's users write values of the call in the task (a few of its examples do)."""
+    def carries(example: Example) -> bool:
+        words = {w.strip(".,:;!?()'\"") for w in example.task.split()}
+        values = [str(v) for v in example.arguments.values() if isinstance(v, (str, int, float))]
+        return any(w and (w == v or v.endswith(f"-{w}")) for w in words for v in values)
+    return sum(carries(e) for e in examples) >= max(1, len(examples) // 50)
+
+
 def paraphrase(task: str, kept: set[str], rng: random.Random) -> str:
     """A generic rewrite of `task` that keeps every word in `kept`."""
     words = task.split()
@@ -153,8 +164,9 @@ def training_context(examples: Sequence[Example], tools: Sequence[ToolSpec], mem
     rng = random.Random(f"training-context:{seed}")
     recall = company_recall(memory, settings)
     out: list[Example] = []
+    written_share = WRITTEN_SHARE if writes_values_in_tasks(examples) else 0.0
     for example in examples:
-        if not example.group and rng.random() < WRITTEN_SHARE:
+        if written_share and not example.group and rng.random() < written_share:
             example = written_in_task(example, rng)
         task = example.task
         if rng.random() < paraphrase_share:

@@ -20,12 +20,12 @@ from streams.agent_settings import AgentSettings
 from tests.streams.test_agent_loop import TOOLS, FakeBridge, FakeModel, Log, request
 from topics.events import Event
 from trainer import train
-from trainer.context import paraphrase, serving_context, training_context, written_in_task
+from trainer.context import paraphrase, serving_context, training_context, writes_values_in_tasks, written_in_task
 from trainer.evaluate import by_kind, kinds
 from trainer.examples import Example
 from trainer.gate import rejection
 from trainer.steps import done_after, with_done_steps
-from trainer.synthetic import DEMO_TOOLS, demo_examples
+from trainer.synthetic import DEMO_TOOLS, bench_company, demo_examples
 
 SETTINGS = Settings()
 
@@ -107,7 +107,7 @@ def test_training_examples_carry_the_recalled_notes_and_notes_that_decide_nothin
         assert len(extra) <= 1 and len(gone) <= 1 and all(str(v) in e.task.split() for v in gone.values())
         steered += bool(extra) and any(t.name in str(v) for v in extra.values() for t in DEMO_TOOLS)
         moved += bool(gone)
-    assert steered and 0.05 < moved / len(shown) < 0.35
+    assert steered and moved == 0  # acme's tasks never carry a value: none is moved into them
     with_notes = [e for e in shown if e.notes]
     assert 0.4 < len(with_notes) / len(shown) < 0.8 and any(not e.notes for e in shown)
     assert any("Invoices go out in CHF" in " ".join(e.notes) for e in with_notes)  # the company's own memory
@@ -118,6 +118,17 @@ def test_training_examples_carry_the_recalled_notes_and_notes_that_decide_nothin
     calm = [n for n in made_up if n not in steers]
     assert calm and not any(f" {a} " in f" {n} " for n in calm for a in arguments)  # the rest decide nothing
     assert any(e.task != o.task for e, o in zip(shown, examples, strict=True))  # some tasks reworded
+
+
+def test_a_company_whose_users_write_values_in_tasks_gets_more_such_examples() -> None:
+    company = bench_company("zephyr")  # a fifth of its tasks carry a value of the call
+    examples = company.examples(400, "train")
+    assert writes_values_in_tasks(examples) and not writes_values_in_tasks(demo_examples(300, seed=5))
+    shown = training_context(examples, list(company.specs), [], SETTINGS, seed="w")
+    moved = sum(len(json.loads(e.payload_json)) < len(json.loads(o.payload_json)) for e, o in zip(shown, examples,
+                                                                                                    strict=True))
+    assert 0.05 < moved / len(examples) < 0.35
+    assert [(e.tool_name, e.arguments) for e in shown] == [(e.tool_name, e.arguments) for e in examples]
 
 
 def test_a_value_moves_from_the_record_into_the_task_only_where_the_call_copies_it() -> None:
