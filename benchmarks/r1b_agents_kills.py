@@ -98,6 +98,25 @@ def feed(settings: Settings, companies: list[str], rate: float, stop: threading.
             stop.wait(1 / rate)
 
 
+def uncommitted(settings: Settings, group: str) -> int:
+    """Records of `company_data` past the group's committed offsets (0 once every ended job was acknowledged)."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    from topics.connection import client_config, topic_name
+
+    topic = topic_name(settings, "company_data")
+    consumer = Consumer(client_config(settings, **{"group.id": group, "enable.auto.commit": False}))
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.list_topics(topic, timeout=10).topics[topic].partitions]
+        left = 0
+        for tp in consumer.committed(partitions, timeout=10):
+            low, high = consumer.get_watermark_offsets(tp, timeout=10)
+            left += high - (tp.offset if tp.offset >= 0 else low)
+        return left
+    finally:
+        consumer.close()
+
+
 def main() -> None:
     if "--worker" in sys.argv:  # a worker process this script started
         worker(float(sys.argv[sys.argv.index("--model-latency-ms") + 1]))
@@ -141,6 +160,9 @@ def main() -> None:
             started = time.perf_counter()
             wait_until(lambda: wanted <= set(ends()), args.drain_s, 1.0)
             drain_s = time.perf_counter() - started
+            group = f"{scoped.topic_prefix}{scoped.agents_group}"
+            wait_until(lambda: uncommitted(scoped, group) == 0, 60, 1.0)  # every record's acknowledgement committed
+            left = uncommitted(scoped, group)
         finally:
             stop.set()
             for w in workers:
@@ -169,7 +191,7 @@ def main() -> None:
     stuck = sum(1 for e in sent if str(e["job_id"]) not in ended)
     ended_twice = sum(1 for events in ended.values() if len({ev.type for ev in events}) > 1)
     failed = sum(1 for events in ended.values() if events[-1].type == "job_failed")
-    bench_line("R1b", lost=lost, doubled=doubled, stuck=stuck, ended_both_ways=ended_twice, failed_jobs=failed,
+    bench_line("R1b", lost=lost, doubled=doubled, stuck=stuck, ended_both_ways=ended_twice, uncommitted=left, failed_jobs=failed,
                jobs=len(sent), records=len(records), replayed_calls=replayed, kills=args.kills, companies=args.companies,
                drain_s=round(drain_s, 1), session_timeout_s=args.session_timeout_s, goal="0/0/0")
 

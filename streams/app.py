@@ -6,8 +6,8 @@ One Faust agent (concurrency 1) reads the requests in log order and hands each t
 order (`streams.acks`): a record is acknowledged once its job and the jobs of every record read before it on
 its partition have ended, so a commit never passes an unfinished record (Faust's own commit would: it
 commits the first run of acknowledged offsets wherever it starts, which is faust-streaming #606 with agent
-concurrency > 1). A job that ends after a rebalance began acknowledges nothing: its record comes again from
-the committed offset, and its ended job returns at once.
+concurrency > 1). A job read in an earlier consumer generation acknowledges nothing: its record comes again
+from the committed offset, and its ended job returns at once. Nothing is acknowledged mid-rebalance.
 Faust is started programmatically, never through its click command line (faust-streaming pins click<8.4,
 which the ML stack's huggingface-hub rejects).
 """
@@ -69,13 +69,14 @@ def create_app(settings: Settings, service: AgentService) -> faust.App:
     @app.agent(requests, concurrency=1)
     async def process(stream: Any) -> None:
         manual = stream.noack()
-        acks = OrderedAcks(manual.ack, lambda: None if app.rebalancing else app.rebalancing_count)
+        acks = OrderedAcks(manual.ack, lambda: app.consumer_generation_id, lambda: bool(app.rebalancing))
         async for event in manual.events():
             msg = event.message
-            epoch = acks.read(msg.tp, msg.offset, event)
+            acks.read(msg.tp, msg.offset, event, msg.generation_id)
+            await acks.flush()  # ends that came during a rebalance
 
-            async def finish(tp: Any = msg.tp, offset: int = msg.offset, epoch: int | None = epoch) -> None:
-                await acks.ended(tp, offset, epoch)
+            async def finish(tp: Any = msg.tp, offset: int = msg.offset, generation: int = msg.generation_id) -> None:
+                await acks.ended(tp, offset, generation)
 
             work = await service.admit(event.value, msg.topic, msg.partition, msg.offset, msg.key,
                                        int(msg.timestamp * 1000))
