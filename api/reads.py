@@ -88,10 +88,13 @@ def adapter_runs(store: ProjectionStore, company_id: str) -> list[dict[str, Any]
                              f"ORDER BY created_at, request_id", {"company": company_id})
 
 
-def training_runs_open(store: ProjectionStore, company_id: str) -> dict[str, str]:
-    """The company's training runs not yet ended (requested or training), by request id."""
-    rows = store.query_dicts("SELECT request_id, status FROM lora_adapters WHERE company_id = {company:String}",
-                             {"company": company_id})
+def training_runs_open(store: ProjectionStore, company_id: str, within_s: float) -> dict[str, str]:
+    """The company's training runs by request id, with their status; runs requested more than `within_s` ago
+    that never ended are left out (a request the trainer lost must not hold the company's quota for ever)."""
+    rows = store.query_dicts("SELECT request_id, status FROM lora_adapters WHERE company_id = {company:String} "
+                             "AND (status NOT IN ('requested', 'training') "
+                             "OR created_at >= now64(3) - toIntervalSecond({within:UInt32}))",
+                             {"company": company_id, "within": int(within_s)})
     return {str(r["request_id"]): str(r["status"]) for r in rows}
 
 

@@ -52,9 +52,11 @@ def deletion(company_id: str, entry_id: str, reason: str = "deleted by the compa
     return Event.new("memory_deleted", company_id, entry_id=entry_id, reason=reason)
 
 
-def retention(entries: list[MemoryEntry], kept: int) -> list[Event]:
-    """A `memory_deleted` for each automation entry older than the company's latest `kept` (oldest first)."""
-    history = [e for e in entries if e.kind == AUTOMATION]
+def retention(entries: list[MemoryEntry], kept: int, open_sessions: set[str] | frozenset[str] = frozenset()
+              ) -> list[Event]:
+    """A `memory_deleted` for each automation entry older than the company's latest `kept` (oldest first); the
+    results of a session still open are its jobs' `Earlier:` lines, and stay until it closes."""
+    history = [e for e in entries if e.kind == AUTOMATION and e.session_id not in open_sessions]
     return [Event.new("memory_deleted", e.company_id, event_id=str(uuid.uuid5(uuid.NAMESPACE_URL,
                                                                              f"retention/{e.company_id}/{e.entry_id}")),
                       entry_id=e.entry_id, reason=f"retention: older than the latest {kept} automation entries")

@@ -65,11 +65,19 @@ def create_app(settings: Settings, service: AgentService) -> faust.App:
                          internal=False)
 
     scheduler = service.scheduler
+    # one per app, not per agent run: an agent Faust restarts after an error finds the records still open (a
+    # fresh one would acknowledge later offsets past a record that never ended)
+    reading: list[Any] = []  # the agent's current stream, whose ack also tells Faust's sensors
+
+    async def ack(event: Any) -> None:
+        await reading[-1].ack(event)
+
+    acks = OrderedAcks(ack, lambda: app.consumer_generation_id, lambda: bool(app.rebalancing))
 
     @app.agent(requests, concurrency=1)
     async def process(stream: Any) -> None:
         manual = stream.noack()
-        acks = OrderedAcks(manual.ack, lambda: app.consumer_generation_id, lambda: bool(app.rebalancing))
+        reading[:] = [manual]
         async for event in manual.events():
             msg = event.message
             acks.read(msg.tp, msg.offset, event, msg.generation_id)

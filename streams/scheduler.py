@@ -8,7 +8,7 @@ of the one before it. A job's own units run concurrently inside it (`AgentSettin
 
 `submit` waits while the queues hold `max_waiting` jobs: that bounds what the agents hold in memory, and is
 where reading the log pauses. What a job's `finish` does (acknowledge its record, so its offset may be
-committed) is the caller's; it runs once the job ended, however it ended.
+committed) is the caller's; it runs once the job's body returned, and never when it raised or was cancelled.
 """
 
 from __future__ import annotations
@@ -154,10 +154,9 @@ class FairScheduler:
         try:
             await work.run()
             ended = True
-        except Exception:  # noqa: BLE001 - the job's own code records its failures; this keeps the slot honest
-            log.exception("job of %s ended with an error", work.company)
-            ended = True
-        finally:  # a cancelled job (the agents stopping) did not end: it is not finished, its record comes again
+        except Exception:  # noqa: BLE001 - its record stays open (never acknowledged): it comes again
+            log.exception("job of %s raised; its record is left open", work.company)
+        finally:  # a job cancelled or raising (the agents stopping) did not end: not finished, its record comes again
             self._running[work.company] -= 1
             if not self._running[work.company]:
                 del self._running[work.company]

@@ -126,15 +126,21 @@ class AgentService:
                 await outlast_async(lambda: self._run(request, timestamp_ms),
                                     f"job {job} interrupted by an outage, resuming from its log", self.stop)
                 self.jobs_done += 1
-                await outlast_async(lambda: self._retain(request.company_id),
-                                    f"memory retention of {request.company_id} waits for the broker", self.stop)
             except Stopped:
-                return
+                raise asyncio.CancelledError from None  # the agents stop: the job did not end, its record comes again
             except Exception as exc:  # not transient: outlast_async waits out the rest
                 log.exception("job %s of %s cannot be run", job, request.company_id)
                 await self._dead_letter(Rejected(topic, partition, offset, key, value, f"{type(exc).__name__}: {exc}",
                                                  type(exc).__name__))
                 await self._fail(request, f"{type(exc).__name__}: {exc}", timestamp_ms)
+                return
+            try:  # after the job's end, and no part of it: a failure here neither fails nor dead-letters the job
+                await outlast_async(lambda: self._retain(request.company_id),
+                                    f"memory retention of {request.company_id} waits for the broker", self.stop)
+            except Stopped:
+                return
+            except Exception:  # noqa: BLE001 - retention runs again after the company's next job
+                log.exception("memory retention of %s failed", request.company_id)
 
         return Work(request.company_id, str(session) if session else None, run, key=f"{request.company_id}/{job}")
 
@@ -157,7 +163,8 @@ class AgentService:
         """Keep the company's latest `memory_automation_kept` automation entries: the older are deleted, with a
         tombstone each on the compacted topic, so neither the topic nor the agents' memory grows with every job."""
         async with self._retaining:  # jobs ending together must not each delete the same entries
-            deletions = retention(self.memory.entries_of(company), self.settings.memory_automation_kept)
+            open_sessions = {x.session_id for x in self.sessions.open_sessions() if x.company_id == company}
+            deletions = retention(self.memory.entries_of(company), self.settings.memory_automation_kept, open_sessions)
             if deletions:
                 await self.emitter.send(deletions, tombstones=deletions)
                 for event in deletions:

@@ -93,17 +93,21 @@ class TrainerWorker:
             return self._failed(request, str(exc), "bad_request")
         try:
             with exclusive(work_dir.with_name(f"{work_dir.name}.lock")):
-                outcome = self._handle_locked(request, work_dir)
+                return self._handle_locked(request, work_dir)
         except RequestBusy:
             self.busy += 1
             raise
-        self.release(request)
-        return outcome
 
     def release(self, request: Event) -> None:
-        """The request has ended: its stored examples file goes once no other request holds it."""
-        if ref := request.data.get("examples_ref"):
+        """The request has ended and its offset is committed (it will not come again): its stored examples file
+        goes once no other request holds it. A failure here is logged; it changes no outcome."""
+        if not (ref := request.data.get("examples_ref")):
+            return
+        try:
             release_examples(self.settings, request.company_id, str(ref), str(request["request_id"]))
+        except OSError:
+            log.warning("could not release the examples of request %s of %s", request.data.get("request_id"),
+                        request.company_id, exc_info=True)
 
     def _handle_locked(self, request: Event, work_dir: Path) -> Event:
         company, request_id = request.company_id, str(request["request_id"])
@@ -270,7 +274,6 @@ class TrainerWorker:
             log.exception("training request %s of %s failed", event.data.get("request_id"), event.company_id)
             try:  # tell whoever follows the request; the record itself goes to dead_letters with the reason
                 self._failed(event, f"{type(exc).__name__}: {exc}", "internal")
-                self.release(event)
             except Exception as report:
                 if is_transient(report):
                     raise
@@ -298,3 +301,5 @@ class TrainerWorker:
                     consumer.commit()
                 except KafkaException as exc:
                     raise GroupLost(f"could not commit the request's offset (the group moved on): {exc}") from exc
+                for received in batch:  # ended and committed: it will not be read again
+                    self.release(received.event)

@@ -47,10 +47,14 @@ def _examples(ctx: ContextDep, company: str, body: TrainAdapterRequest, request_
     return {"examples": [], "examples_ref": store_examples(ctx.settings, company, examples, request_id)}
 
 
+QUOTA_WINDOW_S = 24 * 3600  # a request not ended after a day no longer counts (the trainer lost it)
+
+
 async def _within_quota(ctx: ContextDep, company: str) -> None:
     """A company has at most `api_training_quota` training requests in flight (queued or training): the one
-    trainer queue is shared, and past the quota a company would hold every other company's training back."""
-    known = await run_in_threadpool(reads.training_runs_open, ctx.store, company)
+    trainer queue is shared, and past the quota a company would hold every other company's training back.
+    Checked per API process against the views, so two requests at the same instant may both pass."""
+    known = await run_in_threadpool(reads.training_runs_open, ctx.store, company, QUOTA_WINDOW_S)
     open_runs = {r for r, status in known.items() if status in ("requested", "training")}
     open_runs |= {r for r in ctx.recent.names(company, "training") if r not in known}  # not folded yet
     quota = ctx.settings.api_training_quota

@@ -180,3 +180,17 @@ def test_an_adapter_trained_for_another_prompt_version_is_refused(tmp_path: obje
     with pytest.raises(AdapterInvalid) as refused:
         check_prompt_version(folder, PROMPT_VERSION)
     assert refused.value.kind == "wrong_prompt_version" and "prompt version 1" in str(refused.value)
+
+
+def test_retention_cuts_the_oldest_history_but_never_an_open_session_s_results() -> None:
+    from context.memory import MemoryEntry
+
+    def entry(i: int, session: str | None) -> MemoryEntry:
+        return MemoryEntry("acme", f"job-{i}", "automation", "{}", (), session, f"j{i}", 1000 + i)
+
+    entries = [entry(0, "open-s"), entry(1, None), entry(2, "closed-s"), entry(3, None), entry(4, None),
+               MemoryEntry("acme", "pref", "preference", "Bill in CHF", (), None, None, 999)]
+    deleted = [str(e["entry_id"]) for e in context_events.retention(entries, 2, {"open-s"})]
+    assert deleted == ["job-1", "job-2"]  # the oldest two of the four that may go; the open session's stays
+    assert context_events.retention(entries, 10) == []
+
