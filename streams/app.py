@@ -94,6 +94,12 @@ def create_app(settings: Settings, service: AgentService) -> faust.App:
             work.finish, work.origin = finish, msg.tp
             await scheduler.submit(work)
 
+    @app.timer(interval=1.0)  # type: ignore[misc]
+    async def acknowledge_quiet_partitions() -> None:
+        """Ends that came mid-rebalance, on a partition that reads nothing more: acknowledged all the same."""
+        if reading:
+            await acks.flush()
+
     @app.on_partitions_revoked.connect  # type: ignore[misc]
     async def _revoked(app: faust.App, revoked: set[Any], **_: Any) -> None:
         dropped = scheduler.discard(lambda work: work.origin not in revoked)

@@ -31,4 +31,8 @@ def bounded_results(result: dict[str, Any], limit: int) -> str:
     while len(text.encode()) > limit and shown:
         shown //= 2
         text = json.dumps({**slim, "units": units[:shown], "units_shown": shown}, separators=(",", ":"), default=str)
+    if len(text.encode()) > limit:  # even the counts and the left-out parts are too large: the counts alone
+        counts = {k: v for k, v in result.items() if isinstance(v, (int, float, bool))}
+        text = json.dumps({**counts, "units": [], "units_shown": 0, "results_truncated": True,
+                           "bytes": len(json.dumps(result, default=str).encode())}, separators=(",", ":"))
     return text
