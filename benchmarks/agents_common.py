@@ -4,6 +4,7 @@ answers with acme's convention after a fixed latency (or the real gateway), and 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import random
 import tempfile
@@ -23,6 +24,7 @@ from streams.openapi_document import load_document
 from streams.tools import Tool
 from topics.events import Event
 from topics.producer import EventProducer
+from topics.reads import read_to_end
 
 TASK = "Bill the customer for the order"
 
@@ -76,4 +78,32 @@ def invoice_jobs(count: int, units: int, tag: str, seed: int = 0) -> list[Event]
         out.append(Event.new("data_process_requested", "acme", request_id=request_id,
                              job_id=job_id_for("acme", request_id), task=TASK,
                              payload_json=json.dumps({"invoices": records})))
+    return out
+
+
+def company_tools(document: dict[str, Any], company: str, tool_ms: int = 0, more: int = 0) -> list[Tool]:
+    """The example API's tools for `company`, answering `tool_ms` late (`X-Slow-Ms`), plus `more` of them again
+    under other names (a company with more tools)."""
+    tools = tools_from_openapi(document, company)
+    tools += [dataclasses.replace(t, name=f"{t.name}_{i}") for i, t in enumerate(tools * 2)][:more]
+    return [dataclasses.replace(t, headers={"X-Slow-Ms": str(tool_ms)}) if tool_ms else t for t in tools]
+
+
+def onboard_companies(settings: Settings, url: str, tools: dict[str, list[Tool]]) -> None:
+    """Register each company's tools and agent settings (allowed to reach the example API at `url`)."""
+    host = url.removeprefix("http://")
+    with EventProducer(settings) as producer:
+        for company, listed in tools.items():
+            for tool in listed:
+                producer.produce(Event.new("tool_registered", company, **tool.to_fields()))
+            producer.produce(Event.new("agent_configured", company,
+                                       **AgentSettings(company, allowed_hosts=frozenset({host})).to_fields()))
+
+
+def job_ends(settings: Settings, reader: str) -> dict[str, list[Event]]:
+    """Every `job_completed` / `job_failed` on the log so far, by job id (a job ended twice has two)."""
+    out: dict[str, list[Event]] = {}
+    for received in read_to_end(settings, "company_automation_jobs", reader):
+        if received.event.type in ("job_completed", "job_failed"):
+            out.setdefault(str(received.event["job_id"]), []).append(received.event)
     return out

@@ -132,6 +132,11 @@ def cda_run(settings: Settings, *args: str, timeout_s: float = 7200) -> subproce
                           capture_output=True, text=True, timeout=timeout_s)
 
 
+def p99(values: list[float]) -> float:
+    """The 99th percentile (the value itself for a single one)."""
+    return statistics.quantiles(values, n=100)[98] if len(values) > 1 else values[0]
+
+
 def options(doc: str | None, **defaults: int | float | str | tuple[str, ...]) -> argparse.Namespace:
     """The script's command line: `--name` for each default (`lag_seconds` is `--lag-seconds`), typed as its
     default (a tuple: the choices, the first by default), the script's docstring as help."""

@@ -10,7 +10,6 @@ after a fixed latency, as in P6.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import statistics
 import sys
@@ -20,37 +19,20 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.agents_common import TASK, SimulatedModel  # noqa: E402
-from benchmarks.common import bench_line, ensure_broker, options, scratch_topics  # noqa: E402
+from benchmarks.agents_common import TASK, SimulatedModel, company_tools, job_ends, onboard_companies  # noqa: E402
+from benchmarks.common import bench_line, ensure_broker, options, p99, scratch_topics  # noqa: E402
 from core.settings import Settings  # noqa: E402
 from core.workers import wait_until  # noqa: E402
 from examples.company_api import run_in_thread  # noqa: E402
-from streams.agent_settings import AgentSettings  # noqa: E402
 from streams.app import agents_in_thread  # noqa: E402
 from streams.ids import job_id_for  # noqa: E402
-from streams.openapi import tools_from_openapi  # noqa: E402
 from streams.openapi_document import load_document  # noqa: E402
 from streams.service import AgentService  # noqa: E402
 from topics.events import Event  # noqa: E402
 from topics.producer import EventProducer  # noqa: E402
-from topics.reads import read_to_end  # noqa: E402
 
 FLOOD = "flood"
 SMALL = tuple(f"small{i}" for i in range(1, 10))
-
-
-def onboard(settings: Settings, url: str, tool_ms: int) -> None:
-    """Every company gets the example API's tools; the flood's answer `tool_ms` late."""
-    document, _ = load_document(f"{url}/openapi.json")
-    host = url.removeprefix("http://")
-    with EventProducer(settings) as producer:
-        for company in (FLOOD, *SMALL):
-            for tool in tools_from_openapi(document, company):
-                if company == FLOOD:
-                    tool = dataclasses.replace(tool, headers={"X-Slow-Ms": str(tool_ms)})
-                producer.produce(Event.new("tool_registered", company, **tool.to_fields()))
-            producer.produce(Event.new("agent_configured", company,
-                                       **AgentSettings(company, allowed_hosts=frozenset({host})).to_fields()))
 
 
 def job(company: str, request_id: str, records: int) -> Event:
@@ -65,8 +47,7 @@ def flood_jobs(tag: str, records: int, per_job: int) -> list[Event]:
 
 def ended(settings: Settings) -> dict[str, Event]:
     """Every job's end so far, by job id."""
-    return {str(r.event["job_id"]): r.event for r in read_to_end(settings, "company_automation_jobs", "p11")
-            if r.event.type in ("job_completed", "job_failed")}
+    return {job_id: ends[-1] for job_id, ends in job_ends(settings, "p11").items()}
 
 
 def send_small(producer: EventProducer, tag: str, count: int, rate: float) -> list[Event]:
@@ -89,10 +70,6 @@ def latencies_ms(settings: Settings, jobs: list[Event]) -> list[float]:
     return [(ends[str(j["job_id"])].occurred_at - j.occurred_at).total_seconds() * 1000 for j in jobs]
 
 
-def p99(values: list[float]) -> float:
-    return statistics.quantiles(values, n=100)[98] if len(values) > 1 else values[0]
-
-
 def main() -> None:
     args = options(__doc__, flood_records=500, records_per_job=10, tool_ms=2000, small_rate=2.0, small_jobs=60,
                    model_latency_ms=20.0)
@@ -102,7 +79,9 @@ def main() -> None:
     with scratch_topics(settings, "company_data", "company_automation_jobs", "company_tools", "company_agents",
                         "company_memory", "company_sessions", "dead_letters") as scoped, \
             run_in_thread(folder / "api.sqlite3") as url:
-        onboard(scoped, url, args.tool_ms)
+        document, _ = load_document(f"{url}/openapi.json")
+        onboard_companies(scoped, url, {company: company_tools(document, company, args.tool_ms if company == FLOOD else 0)
+                                        for company in (FLOOD, *SMALL)})
         service = AgentService(scoped, model=SimulatedModel(args.model_latency_ms))
         with agents_in_thread(scoped, service), EventProducer(scoped) as producer:
             quiet = send_small(producer, "quiet", args.small_jobs, args.small_rate)  # 1. the small jobs alone

@@ -16,7 +16,6 @@ Goals: cold p99 < 2 s on this CPU, the agents' RSS < 1.5 GB, 0 lost and 0 double
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import random
 import statistics
@@ -28,20 +27,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.agents_common import TASK  # noqa: E402
-from benchmarks.common import bench_line, ensure_broker, options, random_adapters, running_vllm, scratch_topics  # noqa: E402
+from benchmarks.agents_common import TASK, company_tools, job_ends, onboard_companies  # noqa: E402
+from benchmarks.common import bench_line, ensure_broker, options, p99, random_adapters, running_vllm, scratch_topics  # noqa: E402
 from benchmarks.r1b_agents_kills import Worker  # noqa: E402
 from context import events as context_events  # noqa: E402
 from core.settings import Settings, settings_env  # noqa: E402
 from core.workers import wait_until  # noqa: E402
 from examples.company_api import run_in_thread  # noqa: E402
-from streams.agent_settings import AgentSettings  # noqa: E402
 from streams.ids import job_id_for  # noqa: E402
-from streams.openapi import tools_from_openapi  # noqa: E402
 from streams.openapi_document import load_document  # noqa: E402
 from topics.events import Event  # noqa: E402
 from topics.producer import EventProducer  # noqa: E402
-from topics.reads import read_to_end  # noqa: E402
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -66,15 +62,9 @@ def zipf_weights(n: int, s: float) -> list[float]:
 def onboard(settings: Settings, url: str, companies: list[str], notes: int, rng: random.Random) -> None:
     """Each company: 3-8 tools (the example API's, some under more names), its settings, `notes` memory entries."""
     document, _ = load_document(f"{url}/openapi.json")
-    host = url.removeprefix("http://")
+    onboard_companies(settings, url, {c: company_tools(document, c, more=rng.randint(0, 5)) for c in companies})
     with EventProducer(settings) as producer:
         for company in companies:
-            tools = tools_from_openapi(document, company)
-            extra = [dataclasses.replace(t, name=f"{t.name}_{i}") for i, t in enumerate(tools * 2)]
-            for tool in tools + extra[:rng.randint(0, 5)]:
-                producer.produce(Event.new("tool_registered", company, **tool.to_fields()))
-            producer.produce(Event.new("agent_configured", company,
-                                       **AgentSettings(company, allowed_hosts=frozenset({host})).to_fields()))
             producer.produce_many([context_events.memory_entry(company, f"Note {i} of {company}: prefer route "
                                                                         f"{rng.randint(1, 99)} on weekdays", 2_000)
                                    for i in range(notes)])
@@ -94,8 +84,7 @@ def agents_part(settings: Settings, args: object, rng: random.Random) -> dict[st
         weights = zipf_weights(len(companies), 1.1)
 
         def ends() -> dict[str, Event]:
-            return {str(r.event["job_id"]): r.event for r in read_to_end(scoped, "company_automation_jobs", "p12")
-                    if r.event.type in ("job_completed", "job_failed")}
+            return {job_id: ended[-1] for job_id, ended in job_ends(scoped, "p12").items()}
 
         try:
             with EventProducer(scoped) as producer:  # a first job, so the worker is up before the clock starts
@@ -132,13 +121,9 @@ def agents_part(settings: Settings, args: object, rng: random.Random) -> dict[st
     for effect in effects:
         per_ref[str(effect["arguments"]["ref"])] = per_ref.get(str(effect["arguments"]["ref"]), 0) + 1
     lost = sum(1 for e in sent if per_ref.get(f"ACME-n{e['request_id'].split('-')[1]}", 0) == 0)
-    return {"jobs": len(sent), "job_p50_ms": statistics.median(latencies), "job_p99_ms": _p99(latencies),
+    return {"jobs": len(sent), "job_p50_ms": statistics.median(latencies), "job_p99_ms": p99(latencies),
             "agents_rss_mb": rss, "lost": lost, "doubled": sum(n - 1 for n in per_ref.values() if n > 1),
             "stuck": len(sent) - len(latencies)}
-
-
-def _p99(values: list[float]) -> float:
-    return statistics.quantiles(values, n=100)[98] if len(values) > 1 else values[0]
 
 
 async def _ask(url: str, names: list[str], weights: list[float], seconds: float, cache: int, rng: random.Random
@@ -187,9 +172,9 @@ def inference_part(settings: Settings, args: object, rng: random.Random) -> dict
         rss = sum(peak_rss_mb(int(p.name)) for p in vllm_pids if not _has_vllm_parent(p))
         for name in names:
             api.unload_adapter(name)
-    return {"cold_p50_ms": statistics.median(cold) if cold else 0.0, "cold_p99_ms": _p99(cold) if cold else 0.0,
+    return {"cold_p50_ms": statistics.median(cold) if cold else 0.0, "cold_p99_ms": p99(cold) if cold else 0.0,
             "cold_requests": len(cold), "warm_p50_ms": statistics.median(warm) if warm else 0.0,
-            "warm_p99_ms": _p99(warm) if warm else 0.0, "adapters_loaded_s": load_s, "inference_rss_mb": rss,
+            "warm_p99_ms": p99(warm) if warm else 0.0, "adapters_loaded_s": load_s, "inference_rss_mb": rss,
             "max_loras": served.vllm_max_loras, "max_cpu_loras": served.vllm_max_cpu_loras}
 
 

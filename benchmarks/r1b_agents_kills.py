@@ -10,7 +10,6 @@ After each kill the worker is started again at once, so the group rebalances twi
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import random
 import subprocess
@@ -22,14 +21,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.agents_common import TASK, SimulatedModel  # noqa: E402
+from benchmarks.agents_common import TASK, SimulatedModel, company_tools, job_ends, onboard_companies  # noqa: E402
 from benchmarks.common import bench_line, ensure_broker, options, scratch_topics  # noqa: E402
 from core.settings import Settings, settings_env  # noqa: E402
 from core.workers import wait_until  # noqa: E402
 from examples.company_api import run_in_thread  # noqa: E402
-from streams.agent_settings import AgentSettings  # noqa: E402
 from streams.ids import job_id_for  # noqa: E402
-from streams.openapi import tools_from_openapi  # noqa: E402
 from streams.openapi_document import load_document  # noqa: E402
 from topics.events import Event  # noqa: E402
 from topics.producer import EventProducer  # noqa: E402
@@ -65,19 +62,6 @@ class Worker:
                 self.process.wait(60)
             except subprocess.TimeoutExpired:
                 self.kill()
-
-
-def onboard(settings: Settings, url: str, companies: list[str], tool_ms: int) -> None:
-    """Every company gets the example API's tools, answering `tool_ms` late (so kills land mid-call)."""
-    document, _ = load_document(f"{url}/openapi.json")
-    host = url.removeprefix("http://")
-    with EventProducer(settings) as producer:
-        for company in companies:
-            for tool in tools_from_openapi(document, company):
-                tool = dataclasses.replace(tool, headers={"X-Slow-Ms": str(tool_ms)})
-                producer.produce(Event.new("tool_registered", company, **tool.to_fields()))
-            producer.produce(Event.new("agent_configured", company,
-                                       **AgentSettings(company, allowed_hosts=frozenset({host})).to_fields()))
 
 
 def feed(settings: Settings, companies: list[str], rate: float, stop: threading.Event, sent: list[Event],
@@ -131,7 +115,8 @@ def main() -> None:
     with scratch_topics(settings, "company_data", "company_automation_jobs", "company_tools", "company_agents",
                         "company_memory", "company_sessions", "dead_letters") as scoped, \
             run_in_thread(folder / "api.sqlite3") as url:
-        onboard(scoped, url, companies, args.tool_ms)
+        document, _ = load_document(f"{url}/openapi.json")
+        onboard_companies(scoped, url, {c: company_tools(document, c, args.tool_ms) for c in companies})
         env = settings_env(scoped.model_copy(update={"home": folder}))
         workers = [Worker(env, args.model_latency_ms, folder / f"worker{i}.log") for i in range(2)]
         sent: list[Event] = []
@@ -151,11 +136,7 @@ def main() -> None:
             wanted = {str(e["job_id"]) for e in sent}
 
             def ends() -> dict[str, list[Event]]:
-                out: dict[str, list[Event]] = {}
-                for r in read_to_end(scoped, "company_automation_jobs", "r1b"):
-                    if r.event.type in ("job_completed", "job_failed"):
-                        out.setdefault(str(r.event["job_id"]), []).append(r.event)
-                return out
+                return job_ends(scoped, "r1b")
 
             started = time.perf_counter()
             wait_until(lambda: wanted <= set(ends()), args.drain_s, 1.0)

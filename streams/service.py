@@ -101,13 +101,6 @@ class AgentService:
                 closed += 1
         return closed
 
-    async def handle(self, value: bytes | None, topic: str, partition: int, offset: int, key: bytes | None,
-                     timestamp_ms: int) -> None:
-        """One record of `company_data`, processed to its job's end (or dead-lettered)."""
-        work = await self.admit(value, topic, partition, offset, key, timestamp_ms)
-        if work is not None:
-            await work.run()
-
     async def admit(self, value: bytes | None, topic: str, partition: int, offset: int, key: bytes | None,
                     timestamp_ms: int) -> Work | None:
         """A record of `company_data` as a job to schedule; a bad one is dead-lettered here (None)."""
