@@ -88,7 +88,8 @@ class Settings(BaseSettings):
     agent_max_result_bytes: int = Field(default=65_536, ge=1_024, le=500_000, description="Most bytes of one "
                                         "call's answer recorded on the log (larger: its size and head, `streams/sizes.py`).")
     agent_job_deadline_s: float = Field(default=3600.0, gt=0, description="A job not ended this long after its "
-                                        "request was made fails `deadline`, whatever it is doing.")
+                                        "request was made fails `deadline`, whatever it is doing; a company's own "
+                                        "`job_deadline_s` (agent settings) replaces it.")
     agent_start_timeout_s: float = Field(default=60.0, gt=0, description="Bound on reading the tools and agent "
                                          "settings tables before the agents take requests.")
 

@@ -149,7 +149,8 @@ class AgentService:
             own = [e for e in self.memory.session_results(company, job.session_id) if e.source_job_id != job.job_id]
             job.earlier = own[-settings.session_prompt_jobs:]
         history = await asyncio.to_thread(self.job_log.history, company, str(request["job_id"]), timestamp_ms)
-        left_s = settings.agent_job_deadline_s - (time.time() * 1000 - timestamp_ms) / 1000
+        deadline_s = job.agent.job_deadline_s or settings.agent_job_deadline_s
+        left_s = deadline_s - (time.time() * 1000 - timestamp_ms) / 1000
         await self.runner.run(job, history, deadline_s=left_s)
 
     async def _retain(self, company: str) -> None:

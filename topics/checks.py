@@ -99,6 +99,7 @@ def _training_requested(record: Record) -> None:
 def _agent_configured(record: Record) -> None:
     check_range(record, "step_limit", 1, 100_000)
     check_range(record, "concurrency", 1, 256)
+    check_range(record, "job_deadline_s", 1, 7 * 24 * 3600)
     for i, host in enumerate(record["allowed_hosts"]):
         if not host or any(c in host for c in "/@ \t\r\n") or len(host) > 261:
             raise _fail(f"allowed_hosts[{i}]", f"expected a host name or IP, optionally with :port, got {host!r}")

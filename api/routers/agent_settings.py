@@ -1,5 +1,6 @@
 """A company's own agent settings: read them, and change what the operator's policy lets a company change itself
-(default `use_adapter`, concurrency, its own hosts and secret references). Each change is an `agent_configured`
+(default `use_adapter`, concurrency, its own hosts and secret references, a job deadline no longer than the
+operator's). Each change is an `agent_configured`
 event, as `cda agents configure` makes."""
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ def _public(settings: Settings, current: AgentSettings) -> AgentSettingsPublic:
         "max_concurrency": settings.api_company_max_concurrency}
     return AgentSettingsPublic(use_adapter=current.use_adapter, concurrency=current.concurrency,
                                step_limit=current.step_limit, allowed_hosts=sorted(current.allowed_hosts),
-                               allowed_secrets=sorted(current.allowed_secrets), policy=policy)
+                               allowed_secrets=sorted(current.allowed_secrets),
+                               job_deadline_s=round(current.job_deadline_s or settings.agent_job_deadline_s),
+                               policy=policy)
 
 
 @router.get("/agent-settings", response_model=AgentSettingsPublic, summary="The company's agent settings")
@@ -42,6 +45,9 @@ async def put_agent_settings(body: AgentSettingsUpdate, caller: CompanyDep, ctx:
     if body.concurrency is not None and body.concurrency > max(ctx.settings.api_company_max_concurrency,
                                                                 current.concurrency):
         raise ApiError(422, f"body.concurrency: at most {ctx.settings.api_company_max_concurrency}")
+    if body.job_deadline_s is not None and body.job_deadline_s > max(ctx.settings.agent_job_deadline_s,
+                                                                      current.job_deadline_s or 0):
+        raise ApiError(422, f"body.job_deadline_s: at most {ctx.settings.agent_job_deadline_s:.0f}")
     for i, host in enumerate(body.allowed_hosts or ()):
         reason = None if host in current.allowed_hosts else host_refusal(ctx.settings, host)
         if reason:
@@ -55,7 +61,8 @@ async def put_agent_settings(body: AgentSettingsUpdate, caller: CompanyDep, ctx:
               "concurrency": current.concurrency if body.concurrency is None else body.concurrency,
               "allowed_hosts": sorted(current.allowed_hosts if body.allowed_hosts is None else set(body.allowed_hosts)),
               "allowed_secrets": sorted(current.allowed_secrets if body.allowed_secrets is None
-                                        else set(body.allowed_secrets))}
+                                        else set(body.allowed_secrets)),
+              "job_deadline_s": current.job_deadline_s if body.job_deadline_s is None else body.job_deadline_s}
     event = Event.new("agent_configured", caller.company_id, **wanted)
     await ctx.producer.send([event])
     ctx.apply_agent_event(event)

@@ -13,6 +13,7 @@ class AgentSettingsPublic(BaseModel):
     step_limit: int = Field(description="Most units one job may take (the operator's).")
     allowed_hosts: list[str] = Field(description="Private or loopback hosts the company's tools may reach.")
     allowed_secrets: list[str] = Field(description="Secret references the company's tools may use.")
+    job_deadline_s: int = Field(description="Seconds one job may run from its request before it fails `deadline`.")
     policy: dict[str, list[str] | int] = Field(description="What the company may allow itself: networks, host "
                                                            "suffixes, secret prefixes, max_concurrency.")
 
@@ -24,3 +25,5 @@ class AgentSettingsUpdate(Request):
     concurrency: int | None = Field(default=None, ge=1, le=1024)
     allowed_hosts: list[str] | None = Field(default=None, max_length=64)
     allowed_secrets: list[str] | None = Field(default=None, max_length=64)
+    job_deadline_s: int | None = Field(default=None, ge=1, le=7 * 24 * 3600,
+                                       description="Seconds one job may run, at most the operator's default.")

@@ -35,11 +35,13 @@ def configure(
     concurrency: int = typer.Option(4, help="Units (and API calls) of one job in flight at once."),
     allow_host: list[str] = typer.Option([], "--allow-host", help="A host its tools may reach although it is private."),
     allow_secret: list[str] = typer.Option([], "--allow-secret", help="A secret reference its tools may use."),
+    job_deadline_s: int | None = typer.Option(None, help="Seconds one job may run (default: CDA_AGENT_JOB_DEADLINE_S)."),
 ) -> None:
     """Set a company's agent settings (an `agent_configured` event)."""
     with failing_clearly():
         event = Event.new("agent_configured", company, use_adapter=use_adapter, step_limit=step_limit,
-                          concurrency=concurrency, allowed_hosts=allow_host, allowed_secrets=allow_secret)
+                          concurrency=concurrency, allowed_hosts=allow_host, allowed_secrets=allow_secret,
+                          job_deadline_s=job_deadline_s)
         with EventProducer(settings()) as producer:
             producer.produce(event)
     out.print(f"agent settings of {company} recorded")

@@ -27,14 +27,17 @@ def test_a_company_sets_its_own_agents_within_the_operators_policy(catalog, stor
             assert changed.status_code == 200, changed.text
             assert client.get("/company-automation/agent-settings").json()["allowed_hosts"] == sorted(
                 ["10.1.2.3:8080", "billing.corp.example", "[fd00::1]:9000"])  # read your writes
-            kept = client.put("/company-automation/agent-settings", json={"concurrency": 2}).json()
+            kept = client.put("/company-automation/agent-settings", json={"concurrency": 2, "job_deadline_s": 600}).json()
             assert kept["use_adapter"] is False and kept["allowed_secrets"] == [secret]  # left out: kept
+            assert kept["job_deadline_s"] == 600 and other_client.get(
+                "/company-automation/agent-settings").json()["job_deadline_s"] == 3600  # the operator's default
 
             refused = {
                 "allowed_hosts[0]": {"allowed_hosts": ["192.168.1.5"]},
                 "allowed_hosts[1]": {"allowed_hosts": ["api.corp.example", "evil.example"]},
                 "allowed_secrets[0]": {"allowed_secrets": [f"env:{env_prefix(other)}TOKEN"]},
                 "concurrency": {"concurrency": 9},
+                "job_deadline_s": {"job_deadline_s": 3601},
             }
             for where, body in refused.items():
                 answer = client.put("/company-automation/agent-settings", json=body)
@@ -46,5 +49,5 @@ def test_a_company_sets_its_own_agents_within_the_operators_policy(catalog, stor
         assert len(configured) == 2  # one event per accepted change, none for the refusals
         final = AgentSettings.from_event(configured[-1])
         assert (final.use_adapter, final.concurrency, final.step_limit) == (False, 2, 1000)
-        assert final.allowed_secrets == frozenset({secret})
+        assert final.allowed_secrets == frozenset({secret}) and final.job_deadline_s == 600
         assert not [e for e in events_of(stack.settings, "company_agents") if e.company_id == other]

@@ -57,7 +57,7 @@ class ScriptedModel:
         return Decision(True, tool, arguments, json.dumps({"tool": tool, "arguments": arguments}), "acme@lora", "v1")
 
 
-def onboard(settings: Settings, api_url: str, company: str = "acme") -> None:
+def onboard(settings: Settings, api_url: str, company: str = "acme", job_deadline_s: int | None = None) -> None:
     """`company` gets the example API's tools and may reach it; with acme, globex is onboarded too."""
     document, _ = load_document(f"{api_url}/openapi.json")
     host = api_url.removeprefix("http://")
@@ -65,7 +65,8 @@ def onboard(settings: Settings, api_url: str, company: str = "acme") -> None:
         for tool in tools_from_openapi(document, company):
             producer.produce(Event.new("tool_registered", company, **tool.to_fields()))
         producer.produce(Event.new("agent_configured", company,
-                                   **AgentSettings(company, allowed_hosts=frozenset({host})).to_fields()))
+                                   **AgentSettings(company, allowed_hosts=frozenset({host}),
+                                                   job_deadline_s=job_deadline_s).to_fields()))
         if company != "acme":
             return
         # globex: a company whose only tool points at a private address it did not allow
@@ -255,10 +256,12 @@ def committed_offsets(settings: Settings, group: str, topic: str) -> dict[int, i
 def test_a_slow_company_does_not_hold_back_another_and_commits_wait_for_unfinished_jobs(
         catalog: Catalog, example_api: str) -> None:
     """initech's jobs call a tool that answers after 8 s; acme's job, sent after them, ends while they still
-    run, and the committed offsets stay below initech's records until they end."""
+    run, and the committed offsets stay below initech's records until they end. hooli's own deadline (1 s) fails
+    its job on a slow call, while initech's jobs, on the operator's hour, run on."""
     settings = catalog()
     onboard(settings, example_api)
     onboard(settings, example_api, "initech")
+    onboard(settings, example_api, "hooli", job_deadline_s=1)
     httpx.post(f"{example_api}/control/faults", json={"tool": "kr_sync", "slow_next": 4, "slow_ms": 8_000}
                ).raise_for_status()
     slow = [request("initech", f"slow-{i}", [{"customer": f"c{i}{j}", "postcode": f"10{i}{j}"} for j in range(2)])
@@ -271,10 +274,19 @@ def test_a_slow_company_does_not_hold_back_another_and_commits_wait_for_unfinish
     with agents_in_thread(settings, service):
         eventually(ended(settings, str(quick["job_id"])), 60, "acme's job ending")
         assert not ended(settings, *(str(j["job_id"]) for j in slow))()  # initech's still run: acme did not wait
+        httpx.post(f"{example_api}/control/faults", json={"tool": "zx_post", "slow_next": 1, "slow_ms": 8_000}
+                   ).raise_for_status()
+        late = request("hooli", "late", [{"customer": "h1", "amount": 1}])
+        with EventProducer(settings) as producer:
+            producer.produce(late)
+        eventually(ended(settings, str(late["job_id"])), 30, "hooli's job ending")
+        [failed] = [e for e in timeline(settings, str(late["job_id"])) if e.type == "job_failed"]
+        assert failed["error_kind"] == "deadline"
+        assert not ended(settings, *(str(j["job_id"]) for j in slow))()  # the operator's deadline is theirs
         offsets = committed_offsets(settings, service.group_id, topic)
         assert any(committed < end for committed, end in offsets.values())  # initech's records: not committed
         eventually(ended(settings, *(str(j["job_id"]) for j in slow)), 60, "initech's jobs ending")
         eventually(lambda: all(c == end for c, end in committed_offsets(settings, service.group_id, topic).values()
                                if end > 0),
                    30, "every record committed once every job ended")
-    assert httpx.get(f"{example_api}/effects/count").json()["effects"] == 5  # each call once
+    assert httpx.get(f"{example_api}/effects/count", params={"tool": "kr_sync"}).json()["effects"] == 4  # once each
