@@ -4,9 +4,11 @@ followed by a tombstone for the entry's key, so the compacted topic eventually h
 
 from __future__ import annotations
 
+import json
 import uuid
+from collections import Counter
 
-from context.memory import AUTOMATION, KINDS, PREFERENCE, MemoryEntry
+from context.memory import AUTOMATION, KINDS, PREFERENCE, SESSION, MemoryEntry
 from core.errors import CdaError
 from topics.events import Event
 from topics.identifiers import check_identifier
@@ -61,6 +63,27 @@ def retention(entries: list[MemoryEntry], kept: int, open_sessions: set[str] | f
                                                                              f"retention/{e.company_id}/{e.entry_id}")),
                       entry_id=e.entry_id, reason=f"retention: older than the latest {kept} automation entries")
             for e in history[:max(0, len(history) - kept)]]
+
+
+def session_fold(company_id: str, session_id: str, results: list[MemoryEntry]) -> tuple[Event, list[Event]]:
+    """A closed session's results folded: one `session` entry with what its jobs did (jobs, units by status,
+    calls by tool, first and last use; no argument or answer values), and a `memory_deleted` per result. Ids are
+    derived from the session, so two workers folding it write the same facts."""
+    records = [r.automation or {} for r in results]
+    summary = {"session_id": session_id, "jobs": len({r.source_job_id for r in results}), "units": len(results),
+               "by_status": dict(Counter(str(r.get("status", "")) for r in records)),
+               "calls_by_tool": dict(Counter(str(r["tool"]) for r in records if r.get("tool"))),
+               "first_ms": min((r.written_ms for r in results), default=0),
+               "last_ms": max((r.written_ms for r in results), default=0)}
+    entry_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"session-summary/{company_id}/{session_id}"))
+    folded = Event.new("memory_written", company_id, event_id=entry_id, entry_id=entry_id, kind=SESSION,
+                       content=json.dumps(summary, sort_keys=True, separators=(",", ":")), tags=["session"],
+                       session_id=session_id)
+    deletions = [Event.new("memory_deleted", company_id, event_id=str(uuid.uuid5(
+                     uuid.NAMESPACE_URL, f"session-fold/{company_id}/{r.entry_id}")),
+                           entry_id=r.entry_id, reason=f"session {session_id} closed: folded to entry {entry_id}")
+                 for r in results]
+    return folded, deletions
 
 
 def forget(entries: list[MemoryEntry], reason: str = "the company's memory was forgotten") -> list[Event]:

@@ -14,7 +14,8 @@ from topics.events import Event
 
 PREFERENCE = "preference"
 AUTOMATION = "automation"
-KINDS = (PREFERENCE, AUTOMATION, "fact")
+KINDS = (PREFERENCE, AUTOMATION, "fact")  # what a company may write
+SESSION = "session"  # a closed session's results folded to one entry by the agents; never recalled into a prompt
 MEMORY_EVENTS = ("memory_written", "memory_deleted")
 
 
@@ -96,10 +97,12 @@ class CompanyMemory:
             return list(self._entries)
 
     def recallable(self, company_id: str, automation_kept: int | None = None) -> list[MemoryEntry]:
-        """What recall may choose from: everything but a session's own results (those are `Earlier:`), and of
+        """What recall may choose from: everything but a session's own results (those are `Earlier:`) and closed
+        sessions' summaries, and of
         the automation history only the latest `automation_kept` entries (it grows by one per unit; recall
         shows at most one of them, and an index over all of it would cost each decision more every day)."""
-        entries = [e for e in self.entries_of(company_id) if e.session_id is None or e.kind != AUTOMATION]
+        entries = [e for e in self.entries_of(company_id)
+                   if (e.session_id is None or e.kind != AUTOMATION) and e.kind != SESSION]
         if automation_kept is None:
             return entries
         history = [i for i, e in enumerate(entries) if e.kind == AUTOMATION]

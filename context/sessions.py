@@ -1,7 +1,8 @@
 """Company sessions as the agents hold them: the fold of `company_sessions` (opened, closed), per company.
 A job that names a session is accepted only while that session of *its* company is open; within it, each
 decision also sees the results of the session's earlier jobs (`context.memory`). A session nobody used for
-`session_idle_s` is closed by the agents (`session_closed`, reason `idle`)."""
+`session_idle_s` is closed by the agents (`session_closed`, reason `idle`); a closed session's results are then
+folded to one summary entry (`context.events.session_fold`)."""
 
 from __future__ import annotations
 
@@ -42,6 +43,7 @@ class CompanySessions:
     def __init__(self, closed_kept: int = CLOSED_KEPT) -> None:
         self._sessions: dict[tuple[str, str], Session] = {}
         self._closed: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._unfolded: set[tuple[str, str]] = set()  # closed, their results not yet folded (`take_closed`)
         self.closed_kept = closed_kept
         self._lock = threading.Lock()
 
@@ -55,12 +57,25 @@ class CompanySessions:
                 opened = known.opened_ms if known else int(event.occurred_at.timestamp() * 1000)
                 self._sessions[key] = Session(*key, opened, True, event.data.get("reason"))
                 self._closed[key] = None
+                self._unfolded.add(key)
                 while len(self._closed) > self.closed_kept:
                     self._sessions.pop(self._closed.popitem(last=False)[0], None)
 
     def get(self, company_id: str, session_id: str) -> Session | None:
         with self._lock:
             return self._sessions.get((company_id, session_id))
+
+    def take_closed(self) -> list[tuple[str, str]]:
+        """The (company, session)s closed since the last call (all closed ones after a restart): the agents fold
+        their results (`context.events.session_fold`); one with nothing left to fold costs a lookup."""
+        with self._lock:
+            taken, self._unfolded = sorted(self._unfolded), set()
+            return taken
+
+    def fold_later(self, keys: list[tuple[str, str]]) -> None:
+        """Taken sessions not folded after all (the broker away): the next `take_closed` returns them again."""
+        with self._lock:
+            self._unfolded.update(keys)
 
     def open_sessions(self) -> list[Session]:
         with self._lock:

@@ -52,6 +52,8 @@ class Settings(BaseSettings):
     trainer_gate_patience_s: float = Field(default=1800.0, ge=0, description="How long a trained candidate waits for "
                                            "vLLM to gate it (over redeliveries) before it is rejected as gate_unavailable: "
                                            "a gate that cannot run never passes by default.")
+    trainer_read_ahead: int = Field(default=100, ge=1, description="Training requests read ahead of the one in "
+                                    "training, to take them round robin by company (`trainer/queue.py`).")
     trainer_max_steps: int = Field(default=20_000, ge=1, description="Most training steps a request may ask for.")
     trainer_max_examples: int = Field(default=50_000, ge=1, description="Most examples a request may ask to use.")
     trainer_max_learning_rate: float = Field(default=0.05, gt=0, description="Largest learning rate a request may ask for.")

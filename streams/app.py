@@ -108,7 +108,11 @@ def create_app(settings: Settings, service: AgentService) -> faust.App:
 
     @app.timer(interval=min(60.0, settings.session_idle_s / 4))  # type: ignore[misc]
     async def close_idle_sessions() -> None:
-        await service.close_idle_sessions(int(time.time() * 1000))
+        try:
+            await service.close_idle_sessions(int(time.time() * 1000))
+            await service.fold_closed_sessions()
+        except Exception:  # noqa: BLE001 - the broker away: the next tick tries again (closed ones: after a restart)
+            log.exception("closing or folding sessions failed")
 
     @app.on_before_shutdown.connect  # type: ignore[misc]
     async def _close(app: faust.App, **_: Any) -> None:

@@ -9,8 +9,8 @@ import logging
 import threading
 import time
 
-from context.events import retention
-from context.memory import MEMORY_EVENTS, CompanyMemory
+from context.events import retention, session_fold
+from context.memory import AUTOMATION, MEMORY_EVENTS, CompanyMemory, MemoryEntry
 from context.prompt_context import company_recall, recallable
 from context.sessions import CompanySessions, idle_close_event
 from core.retry import Stopped, outlast_async
@@ -100,6 +100,31 @@ class AgentService:
                 self.sessions.apply(event)
                 closed += 1
         return closed
+
+    async def fold_closed_sessions(self) -> int:
+        """Fold the results of each session closed since the last call into one summary entry, the results
+        deleted with tombstones: a closed session is never an `Earlier:` again, and its detail need not be held."""
+        by_company: dict[str, set[str]] = {}
+        for company, session in self.sessions.take_closed():
+            by_company.setdefault(company, set()).add(session)
+        folded = 0
+        for company, closed in by_company.items():
+            results: dict[str, list[MemoryEntry]] = {}
+            for entry in self.memory.entries_of(company):
+                if entry.kind == AUTOMATION and entry.session_id is not None and entry.session_id in closed:
+                    results.setdefault(entry.session_id, []).append(entry)
+            try:
+                for session, entries in results.items():
+                    summary, deletions = session_fold(company, session, entries)
+                    async with self._retaining:
+                        await self.emitter.send([summary, *deletions], tombstones=deletions)
+                        for event in (summary, *deletions):
+                            self.memory.apply(event)
+                    folded += 1
+            except BaseException:
+                self.sessions.fold_later([(c, s) for c, sessions in by_company.items() for s in sessions])
+                raise
+        return folded
 
     async def admit(self, value: bytes | None, topic: str, partition: int, offset: int, key: bytes | None,
                     timestamp_ms: int) -> Work | None:

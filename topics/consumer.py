@@ -3,7 +3,7 @@ and keeps going, and commits offsets only when asked (after the caller stored it
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -80,10 +80,18 @@ class EventConsumer:
         self._carries: dict[str, tuple[str, frozenset[str]]] = {}  # physical topic -> (catalog name, event types)
 
     # -- where to read ----------------------------------------------------------------------------
-    def subscribe(self, names: list[str]) -> None:
-        """Join the consumer group on these catalog topics; positions come from the group's commits."""
+    def subscribe(self, names: list[str], on_revoke: Callable[[set[tuple[str, int]]], None] | None = None) -> None:
+        """Join the consumer group on these catalog topics; positions come from the group's commits.
+        `on_revoke` hears which (topic, partition)s a rebalance takes away, inside `poll`, before they go."""
         self._check_topics(names)
-        self._consumer.subscribe([topic_name(self.settings, n) for n in names])
+        topics = [topic_name(self.settings, n) for n in names]
+        if on_revoke is None:
+            self._consumer.subscribe(topics)
+            return
+
+        def revoked(_: Consumer, partitions: list[TopicPartition]) -> None:
+            on_revoke({(tp.topic, tp.partition) for tp in partitions})
+        self._consumer.subscribe(topics, on_revoke=revoked, on_lost=revoked)
 
     def assign(self, name: str, start: Position, *, until_end: bool = False, follow: bool = False) -> int:
         """Read every partition of one catalog topic from `start`; with `until_end`, stop at today's end.
@@ -150,10 +158,21 @@ class EventConsumer:
         while not self.finished:
             yield from self.poll()
 
-    def commit(self) -> None:
-        """Flush dead letters, then commit the positions of everything polled so far (synchronously)."""
+    def positions(self) -> dict[tuple[str, int], int]:
+        """The next offset this consumer reads, per assigned partition it has read from."""
+        return {(tp.topic, tp.partition): tp.offset for tp in self._consumer.position(self._consumer.assignment())
+                if tp.offset >= 0}
+
+    def commit(self, offsets: dict[tuple[str, int], int] | None = None) -> None:
+        """Flush dead letters, then commit `offsets` (topic, partition -> next offset to read), or the positions
+        of everything polled so far (synchronously)."""
         self.dead_letters.flush()
         try:
+            if offsets is not None:
+                if offsets:
+                        self._consumer.commit(offsets=[TopicPartition(t, p, o) for (t, p), o in offsets.items()],
+                                          asynchronous=False)
+                return
             self._consumer.commit(asynchronous=False)
         except KafkaException as exc:
             error = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None

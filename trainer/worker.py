@@ -49,6 +49,7 @@ from trainer.errors import BadRequest, RequestBusy, TrainerError
 from trainer.evaluate import DEFAULT_POLICY, EvaluationError, evaluate
 from trainer.examples_store import release_examples
 from trainer.gate import rejection
+from trainer.queue import TrainingQueue
 from trainer.registry import AdapterVersion, LocalAdapterRegistry, UnknownVersion
 from trainer.replay import held_out_replay
 from trainer.requests import bounded, config_from, exclusive
@@ -281,7 +282,8 @@ class TrainerWorker:
             raise
 
     def run(self, stop: threading.Event, group_id: str = GROUP_ID) -> None:
-        """Train requests one at a time until `stop`; a request is committed once its outcome is out.
+        """Train requests one at a time, round robin by company (`trainer.queue`), until `stop`; offsets are
+        committed below the lowest request not ended once each outcome is out.
 
         Outages (vLLM during the evaluation, the broker, a request held by another worker) leave the
         request uncommitted: the worker joins again after a pause and the request comes back, resuming
@@ -290,16 +292,22 @@ class TrainerWorker:
         run_until_stopped(stop, lambda s: self._session(s, group_id), name="trainer")
 
     def _session(self, stop: threading.Event, group_id: str) -> None:
+        queue = TrainingQueue(self.settings.trainer_read_ahead)
         with EventConsumer(self.settings, group_id, **{"max.poll.interval.ms": MAX_POLL_INTERVAL_MS}) as consumer:
-            consumer.subscribe(["lora_training_requests"])
+            consumer.subscribe(["lora_training_requests"], on_revoke=queue.drop)
             while not stop.is_set():
-                batch = consumer.poll(0.5, max_records=1)
-                if not batch:
+                if queue.room:  # a short look when requests wait, so reading ahead never delays training
+                    for received in consumer.poll(0.5 if not len(queue) else 0.05, max_records=queue.room):
+                        queue.add(received)
+                received = queue.take()
+                if received is None:
                     continue
-                handle_each(consumer, batch, self.handle_record)
+                handle_each(consumer, [received], self.handle_record)
+                queue.ended(received)
+                offsets = queue.committable(consumer.positions())
                 try:
-                    consumer.commit()
+                    consumer.commit(offsets)
                 except KafkaException as exc:
                     raise GroupLost(f"could not commit the request's offset (the group moved on): {exc}") from exc
-                for received in batch:  # ended and committed: it will not be read again
-                    self.release(received.event)
+                for behind in queue.committed(offsets):  # it will not be read again
+                    self.release(behind.event)

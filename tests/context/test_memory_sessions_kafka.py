@@ -145,3 +145,37 @@ def test_the_automation_history_keeps_the_latest_entries_and_tombstones_the_olde
         import asyncio
 
         asyncio.run(fresh.aclose())
+
+
+def test_a_closed_sessions_results_are_folded_to_one_summary_once(catalog: Catalog) -> None:
+    """Two results of a session closed by request become one `session` entry (counts, no values) and two
+    tombstoned deletions on the compacted topic; the summary is never recalled; folding again writes nothing."""
+    import asyncio
+
+    from context.memory import SESSION, automation_content
+    from context.reads import read_memory
+    from tests.api.api_support import events_of
+
+    settings = catalog()
+    session = context_events.session_opened("acme")
+    results = [Event.new("memory_written", "acme", entry_id=f"job-{i}-0", kind="automation", source_job_id=f"job-{i}",
+                         session_id=str(session["session_id"]),
+                         content=automation_content("Bill", "zx_post", {"ref": f"ACME-c{i}"}, status, {"ok": True}))
+               for i, status in enumerate(("completed", "failed"))]
+    _produce(settings, session, *results, context_events.session_closed("acme", str(session["session_id"])))
+    service = AgentService(settings, model=ScriptedModel())
+    service.start()
+    try:
+        assert asyncio.run(service.fold_closed_sessions()) == 1
+        assert asyncio.run(service.fold_closed_sessions()) == 0
+        assert service.memory.session_results("acme", str(session["session_id"])) == []
+        assert all(e.kind != SESSION for e in service.memory.recallable("acme"))
+    finally:
+        asyncio.run(service.aclose())
+    [summary] = [e for e in read_memory(settings).entries_of("acme") if e.kind == SESSION]
+    folded = json.loads(summary.content)
+    assert (folded["jobs"], folded["units"], folded["by_status"], folded["calls_by_tool"]) == (
+        2, 2, {"completed": 1, "failed": 1}, {"zx_post": 2})
+    assert "ACME-c0" not in summary.content  # counts, not values
+    deleted = [e for e in events_of(settings, "company_memory") if e.type == "memory_deleted"]
+    assert sorted(e["entry_id"] for e in deleted) == ["job-0-0", "job-1-0"]

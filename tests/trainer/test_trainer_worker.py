@@ -222,3 +222,28 @@ def test_the_gate_refuses_an_adapter_below_the_floor_even_when_it_beats_the_base
     assert refused["reason"].startswith("below_floor: exact match 0.395 is under the floor 0.800"), refused["reason"]
     assert refused["floor"] == 0.8 and dict(refused["candidate_metrics"])["exact_match"] == 0.395
     assert served.type == "lora_adapter_ready", served.to_json()
+
+
+class RecordingWorker(TrainerWorker):
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        self.order: list[str] = []
+
+    def handle(self, request: Event) -> Event:
+        self.order.append(request.company_id)
+        return super().handle(request)
+
+
+def test_the_queue_is_fair_across_companies_and_commits_every_request_once_ended(trainer_settings: Settings) -> None:
+    """Five requests of one company produced straight to the topic, then one of another: the other's is not
+    trained fifth, each request is handled once, and every offset is committed at the end."""
+    settings = trainer_settings
+    flood, small = f"notools{uuid.uuid4().hex[:6]}", f"notools{uuid.uuid4().hex[:6]}"
+    ids = [request(settings, flood) for _ in range(5)] + [request(settings, small)]
+    worker = RecordingWorker(settings)
+    with running(worker.run, "trainer"):
+        for request_id in ids:
+            assert outcome(settings, request_id)["error_kind"] == "bad_data"  # no tools: fails fast
+        eventually(lambda: sum(committed(settings)) == len(ids), 30, "every request committed")
+    assert sorted(worker.order) == sorted([flood] * 5 + [small])  # each once
+    assert worker.order.index(small) <= 2, worker.order  # its turn came behind at most two of the flood's
