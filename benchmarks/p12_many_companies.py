@@ -3,7 +3,9 @@
 1. The agents. N companies (default 1,000), each with 3-8 tools, 200 memory entries and its agent settings,
    send one-record jobs with Zipf-distributed popularity for `--seconds`. An agents worker (`cda agents run`'s
    own code in its own process, the model a fixed-latency stand-in as in P6) serves them through the real bridge
-   to the example API. Printed: job latency p50/p99, the worker's peak RSS, lost and doubled effects.
+   to the example API. The jobs come through `POST /process` of `cda api serve` (its own process, projections
+   in it), each with its company's own key. Printed: job latency p50/p99 (from the HTTP request to the job's
+   end), the worker's and the API's peak RSS, lost and doubled effects.
 2. Inference. vLLM serving the tiny base with as many random rank-8 adapters as there are companies, loaded by
    name, of which it holds `CDA_VLLM_MAX_LORAS` at once and `CDA_VLLM_MAX_CPU_LORAS` in its CPU cache (LRU).
    Completions are asked with the same Zipf popularity; a request whose adapter was not among the last
@@ -16,9 +18,9 @@ Goals: cold p99 < 2 s on this CPU, the agents' RSS < 1.5 GB, 0 lost and 0 double
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -27,15 +29,25 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from api.keys import issue_key  # noqa: E402
 from benchmarks.agents_common import TASK, company_tools, job_ends, onboard_companies  # noqa: E402
-from benchmarks.common import bench_line, ensure_broker, options, p99, random_adapters, running_vllm, scratch_topics  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    bench_line,
+    ensure_broker,
+    free_port,
+    options,
+    p99,
+    random_adapters,
+    running_vllm,
+    scratch_topics,
+)
 from benchmarks.r1b_agents_kills import Worker  # noqa: E402
 from context import events as context_events  # noqa: E402
 from core.settings import Settings, settings_env  # noqa: E402
 from core.workers import wait_until  # noqa: E402
 from examples.company_api import run_in_thread  # noqa: E402
-from streams.ids import job_id_for  # noqa: E402
 from streams.openapi_document import load_document  # noqa: E402
+from topics.catalog import CATALOG  # noqa: E402
 from topics.events import Event  # noqa: E402
 from topics.producer import EventProducer  # noqa: E402
 
@@ -70,60 +82,91 @@ def onboard(settings: Settings, url: str, companies: list[str], notes: int, rng:
                                    for i in range(notes)])
 
 
+class ApiProcess:
+    """`cda api serve` in its own process (projections in it, on an embedded chDB under `home`), for its RSS."""
+
+    def __init__(self, env: dict[str, str], port: int, log: Path) -> None:
+        self.url = f"http://127.0.0.1:{port}"
+        with log.open("ab") as out:
+            self.process = subprocess.Popen([sys.executable, "-m", "cda.cli.main", "api", "serve", "--port", str(port)],
+                                            env=env, stdout=out, stderr=subprocess.STDOUT)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
 def agents_part(settings: Settings, args: object, rng: random.Random) -> dict[str, float]:
+    """Jobs sent through `POST /process` with each company's own key, run by an agents worker."""
+    import httpx
+
     companies = [f"co{i:04d}" for i in range(args.companies)]  # type: ignore[attr-defined]
     folder = Path(tempfile.mkdtemp(prefix="cda-bench-p12-"))
-    with scratch_topics(settings, "company_data", "company_automation_jobs", "company_tools", "company_agents",
-                        "company_memory", "company_sessions", "dead_letters") as scoped, \
+    keys = {c: issue_key(c) for c in companies}
+    with scratch_topics(settings, *(spec.name for spec in CATALOG)) as scoped, \
             run_in_thread(folder / "api.sqlite3") as url:
         onboard(scoped, url, companies, args.notes, rng)  # type: ignore[attr-defined]
-        worker = Worker(settings_env(scoped.model_copy(update={"home": folder})), args.model_latency_ms,  # type: ignore[attr-defined]
-                        folder / "worker.log")
+        with EventProducer(scoped) as producer:
+            producer.produce_many([k.event for k in keys.values()])
+        env = settings_env(scoped.model_copy(update={"home": folder}))
+        worker = Worker(env, args.model_latency_ms, folder / "worker.log")  # type: ignore[attr-defined]
         worker.start()
-        sent: list[Event] = []
+        api = ApiProcess(env, free_port(), folder / "api.log")
+        sent: list[tuple[str, str, float]] = []  # (job id, customer, when sent)
         weights = zipf_weights(len(companies), 1.1)
 
         def ends() -> dict[str, Event]:
             return {job_id: ended[-1] for job_id, ended in job_ends(scoped, "p12").items()}
 
+        def send(http: httpx.Client, company: str, customer: str) -> None:
+            when = time.time()
+            answer = http.post("/company-automation/process", headers={"Authorization": f"Bearer {keys[company].key}"},
+                               json={"task": TASK, "data": {"invoices": [{"customer": customer, "amount": 1}]}})
+            answer.raise_for_status()
+            sent.append((str(answer.json()["job_id"]), customer, when))
+
         try:
-            with EventProducer(scoped) as producer:  # a first job, so the worker is up before the clock starts
-                warmup = Event.new("data_process_requested", companies[0], request_id="warmup",
-                                   job_id=job_id_for(companies[0], "warmup"), task=TASK,
-                                   payload_json=json.dumps({"invoices": [{"customer": "warmup", "amount": 1}]}))
-                producer.produce(warmup)
-                producer.flush()
-                wait_until(lambda: str(warmup["job_id"]) in ends(), 300, 0.5)
+            with httpx.Client(base_url=api.url, timeout=60) as http:
+                last = companies[-1]  # the API knows every key once it knows the last one produced
+                if not wait_until(lambda: _answers(http, f"Bearer {keys[last].key}"), 300, 0.5):
+                    raise RuntimeError(f"the API did not know the keys within 300 s: see {folder / 'api.log'}")
+                send(http, companies[0], "warmup")  # the worker up before the clock starts
+                wait_until(lambda: sent[0][0] in ends(), 300, 0.5)
+                sent.clear()
                 started = time.perf_counter()
                 while time.perf_counter() - started < args.seconds:  # type: ignore[attr-defined]
-                    company = rng.choices(companies, weights)[0]
-                    request_id = f"p12-{len(sent)}"
-                    event = Event.new("data_process_requested", company, request_id=request_id,
-                                      job_id=job_id_for(company, request_id), task=TASK,
-                                      payload_json=json.dumps({"invoices": [{"customer": f"n{len(sent)}",
-                                                                             "amount": 1}]}))
-                    producer.produce(event)
-                    producer.flush()
-                    sent.append(event)
+                    send(http, rng.choices(companies, weights)[0], f"n{len(sent)}")
                     time.sleep(max(0.0, started + len(sent) / args.rate - time.perf_counter()))  # type: ignore[attr-defined]
-            wanted = {str(e["job_id"]) for e in sent}
+            wanted = {job for job, _, _ in sent}
             wait_until(lambda: wanted <= set(ends()), 600, 1.0)
             rss = peak_rss_mb(worker.process.pid) if worker.process else 0.0
+            api_rss = peak_rss_mb(api.process.pid)
         finally:
+            api.stop()
             worker.stop()
-        import httpx
-
         effects = httpx.get(f"{url}/effects", params={"limit": 100_000}).json()
         ended = ends()
-    latencies = [(ended[str(e["job_id"])].occurred_at - e.occurred_at).total_seconds() * 1000 for e in sent
-                 if str(e["job_id"]) in ended]
+    latencies = [(ended[job].occurred_at.timestamp() - when) * 1000 for job, _, when in sent if job in ended]
     per_ref: dict[str, int] = {}
     for effect in effects:
         per_ref[str(effect["arguments"]["ref"])] = per_ref.get(str(effect["arguments"]["ref"]), 0) + 1
-    lost = sum(1 for e in sent if per_ref.get(f"ACME-n{e['request_id'].split('-')[1]}", 0) == 0)
+    lost = sum(1 for _, customer, _ in sent if per_ref.get(f"ACME-{customer}", 0) == 0)
     return {"jobs": len(sent), "job_p50_ms": statistics.median(latencies), "job_p99_ms": p99(latencies),
-            "agents_rss_mb": rss, "lost": lost, "doubled": sum(n - 1 for n in per_ref.values() if n > 1),
-            "stuck": len(sent) - len(latencies)}
+            "agents_rss_mb": rss, "api_rss_mb": api_rss, "lost": lost,
+            "doubled": sum(n - 1 for n in per_ref.values() if n > 1), "stuck": len(sent) - len(latencies)}
+
+
+def _answers(http: object, authorization: str) -> bool:
+    import httpx
+
+    try:
+        return http.get("/company-automation/tools", headers={"Authorization": authorization}).status_code == 200  # type: ignore[attr-defined]
+    except httpx.HTTPError:
+        return False
 
 
 async def _ask(url: str, names: list[str], weights: list[float], seconds: float, cache: int, rng: random.Random
