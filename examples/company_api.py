@@ -28,9 +28,11 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
+from jsonschema.protocols import Validator
 from pydantic import BaseModel, Field
 
 from core.errors import CdaError
+from core.json_schemas import validator as schema_validator
 from core.prompts import ToolSpec
 from core.workers import wait_until
 from examples.store import ANY_TOOL, ExampleStore, Staged
@@ -61,7 +63,7 @@ def _error(status: int, loc: list[str | int], msg: str) -> JSONResponse:
     return JSONResponse({"detail": [{"loc": ["body", *loc], "msg": msg}]}, status_code=status)
 
 
-def _invalid(validator: jsonschema.Draft202012Validator, body: Any) -> JSONResponse | None:
+def _invalid(validator: Validator, body: Any) -> JSONResponse | None:
     """422 naming the field of the first schema violation (the missing or unexpected one, for those errors)."""
     error = jsonschema.exceptions.best_match(validator.iter_errors(body))
     if error is None:
@@ -102,7 +104,7 @@ def _key(request: Request) -> str | None:
 
 
 def _add_tool(app: FastAPI, store: ExampleStore, tool: ToolSpec) -> None:
-    validator = jsonschema.Draft202012Validator(tool.parameters)
+    validator = schema_validator(tool.parameters)
 
     async def operation(request: Request) -> JSONResponse:
         try:

@@ -10,7 +10,9 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-import jsonschema
+from core.json_schemas import check_local_refs
+from core.json_schemas import check_schema as check_json_schema
+from core.json_schemas import errors as schema_errors
 
 
 @dataclass(frozen=True)
@@ -21,8 +23,10 @@ class ToolCallOutcome:
 
 
 def check_schema(schema: dict[str, Any]) -> None:
-    """Raise `jsonschema.SchemaError` when `schema` is not a valid JSON Schema."""
-    jsonschema.Draft202012Validator.check_schema(schema)
+    """Raise `jsonschema.SchemaError` when `schema` is not a valid JSON Schema, `RemoteReference` when it refers
+    to another document (never fetched)."""
+    check_json_schema(schema)
+    check_local_refs(schema, "json_schema")
 
 
 def parse_tool_call(text: str, schema: dict[str, Any], finish_reason: str = "stop") -> ToolCallOutcome:
@@ -31,9 +35,9 @@ def parse_tool_call(text: str, schema: dict[str, Any], finish_reason: str = "sto
     except json.JSONDecodeError as exc:
         cut = " (cut off by the token limit)" if finish_reason == "length" else ""
         return ToolCallOutcome(False, None, f"output is not JSON{cut}: {exc.msg} at {exc.pos}")
-    errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(arguments), key=lambda e: list(e.path))
-    if errors:
-        first = errors[0]
+    found = schema_errors(schema, arguments)
+    if found:
+        first = found[0]
         where = "/".join(str(p) for p in first.path) or "<root>"
         return ToolCallOutcome(False, None, f"output fails the tool schema at {where}: {first.message}")
     if not isinstance(arguments, dict):

@@ -104,7 +104,8 @@ def create_app(settings: Settings, service: AgentService) -> faust.App:
     async def _revoked(app: faust.App, revoked: set[Any], **_: Any) -> None:
         dropped = scheduler.discard(lambda work: work.origin not in revoked)
         if dropped:
-            log.info("%d queued jobs of revoked partitions dropped; their records go to the new owner", dropped)
+            log.info("%d jobs of revoked partitions dropped or stopped; the new owner resumes them from their logs",
+                     dropped)
 
     @app.timer(interval=min(60.0, settings.session_idle_s / 4))  # type: ignore[misc]
     async def close_idle_sessions() -> None:

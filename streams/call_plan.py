@@ -18,15 +18,14 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 from jsonschema import exceptions as schema_errors
-from jsonschema.protocols import Validator
-from jsonschema.validators import Draft202012Validator, validator_for
 
+from core.json_schemas import cached_validator
+from core.json_schemas import errors as schema_errors_of
 from streams.errors import BadUrl, InvalidArguments, MissingSecret
 from streams.secrets import SecretValue
 from streams.tools import Tool
@@ -51,14 +50,6 @@ class PlannedCall:
     json_body: dict[str, Any] | None
 
 
-@lru_cache(maxsize=1024)
-def _validator(schema_json: str) -> Validator:
-    schema = json.loads(schema_json)
-    cls = validator_for(schema, default=Draft202012Validator)
-    cls.check_schema(schema)
-    return cls(schema)
-
-
 def _field(error: schema_errors.ValidationError) -> str:
     return "arguments" + "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in error.absolute_path)
 
@@ -72,13 +63,13 @@ def validate_arguments(tool: Tool, arguments: Mapping[str, Any]) -> None:
     except (TypeError, ValueError) as exc:
         raise InvalidArguments(f"tool {tool.name!r}: arguments are not JSON: {exc}") from None
     try:
-        validator = _validator(json.dumps(dict(tool.parameters), sort_keys=True))
+        validator = cached_validator(json.dumps(dict(tool.parameters), sort_keys=True))
     except schema_errors.SchemaError as exc:
         raise InvalidArguments(f"tool {tool.name!r} has an invalid arguments schema: {exc.message[:200]}") from None
-    errors = sorted(validator.iter_errors(dict(arguments)), key=lambda e: (list(map(str, e.absolute_path)), e.message))
-    if errors:
-        details = "; ".join(f"{_field(e)}: {e.message[:200]}" for e in errors[:_MAX_REPORTED_ERRORS])
-        more = f" (and {len(errors) - _MAX_REPORTED_ERRORS} more)" if len(errors) > _MAX_REPORTED_ERRORS else ""
+    found = schema_errors_of(validator, dict(arguments))
+    if found:
+        details = "; ".join(f"{_field(e)}: {e.message[:200]}" for e in found[:_MAX_REPORTED_ERRORS])
+        more = f" (and {len(found) - _MAX_REPORTED_ERRORS} more)" if len(found) > _MAX_REPORTED_ERRORS else ""
         raise InvalidArguments(f"tool {tool.name!r}: {details}{more}")
 
 

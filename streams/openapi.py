@@ -21,6 +21,7 @@ from urllib.parse import urljoin, urlsplit
 import jsonschema
 
 from core.identifiers import is_identifier
+from core.json_schemas import RemoteReference, check_local_refs, check_schema
 from streams.openapi_document import (
     _PLACEHOLDER,
     _TEMPLATE,
@@ -133,9 +134,12 @@ def _arguments(item: Mapping[str, Any], operation: Mapping[str, Any], method: st
     if nullable:
         schema = _nullable_to_type(schema)
     try:
-        jsonschema.Draft202012Validator.check_schema(schema)
+        check_schema(schema)
+        check_local_refs(schema, f"{where}: its arguments")
     except jsonschema.SchemaError as exc:
         raise OpenApiError(f"{where}: its arguments are not a valid JSON Schema: {exc.message}") from None
+    except RemoteReference as exc:
+        raise OpenApiError(str(exc)) from None
     return schema, template
 
 

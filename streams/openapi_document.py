@@ -4,9 +4,11 @@ components inlined (a tool's schema travels alone in its event), and its version
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 import re
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -16,12 +18,16 @@ import httpx
 
 from core.errors import TransientError
 from core.retry import RetryPolicy, http_transient, raise_for_retry
-from streams.errors import StreamsError
+from streams.addresses import SystemResolver, checked_addresses
+from streams.errors import BlockedAddress, StreamsError, UnresolvedHost
 
 METHODS = ("get", "put", "post", "delete", "patch")  # what a tool can call (topics.checks.HTTP_METHODS)
 BODY_METHODS = frozenset({"put", "post", "patch"})
 MAX_DOCUMENT_BYTES = 10_000_000
 MAX_REF_DEPTH = 64
+MAX_INLINED_NODES = 200_000  # schema nodes written out for one document, references inlined
+MAX_INLINE_SECONDS = 5.0
+MAX_REDIRECTS = 3
 _TEMPLATE = re.compile(r"\{([^{}]+)\}")
 _PLACEHOLDER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # what the bridge fills (streams/call_plan.py)
 
@@ -51,20 +57,49 @@ def load_document(source: str, timeout_s: float = 10.0) -> tuple[dict[str, Any],
     return _parse(text, source, yaml_hint=path.suffix in (".yaml", ".yml")), None
 
 
+def redirect_refusal(origin: str, target: httpx.URL) -> str | None:
+    """Why a redirect from `origin` to `target` is not followed (None: it is): only http(s), and only to the
+    same host and port or to an address the bridge would reach for a company (`streams.addresses`), so a
+    document's server cannot bounce the import to a loopback, private or metadata address."""
+    if target.scheme not in ("http", "https"):
+        return f"a redirect to {target.scheme}: is not followed"
+    start = httpx.URL(origin)
+    port = target.port or (443 if target.scheme == "https" else 80)
+    if (target.host, port) == (start.host, start.port or (443 if start.scheme == "https" else 80)):
+        return None
+    try:
+        asyncio.run(checked_addresses(target.host, port, (), SystemResolver()))
+    except (BlockedAddress, UnresolvedHost) as exc:
+        return f"a redirect to {target.host}:{port} is not followed: {exc}"
+    return None
+
+
 def _fetch(url: str, timeout_s: float) -> tuple[str, str]:
     def attempt(remaining_s: float) -> tuple[str, str]:
-        with httpx.Client(timeout=min(timeout_s, remaining_s), follow_redirects=True, max_redirects=3) as client:
-            with client.stream("GET", url, headers={"Accept": "application/json, application/yaml;q=0.9"}) as response:
-                if response.status_code >= 400:
-                    response.read()  # an error answer is small; its text goes into the message
-                    raise_for_retry(response)
-                    raise OpenApiError(f"GET {url} answered HTTP {response.status_code}")
-                body = bytearray()
-                for chunk in response.iter_bytes():
-                    body += chunk
-                    if len(body) > MAX_DOCUMENT_BYTES:
-                        raise OpenApiError(f"GET {url}: the document is larger than {MAX_DOCUMENT_BYTES} bytes")
-                return body.decode(response.encoding or "utf-8", errors="replace"), response.headers.get("content-type", "")
+        current = httpx.URL(url)
+        with httpx.Client(timeout=min(timeout_s, remaining_s), follow_redirects=False) as client:
+            for _ in range(MAX_REDIRECTS + 1):
+                with client.stream("GET", current, headers={"Accept": "application/json, application/yaml;q=0.9"}
+                                   ) as response:
+                    if response.is_redirect:
+                        target = current.join(response.headers.get("location", ""))
+                        refusal = redirect_refusal(url, target)
+                        if refusal is not None:
+                            raise OpenApiError(f"GET {url}: {refusal}")
+                        current = target
+                        continue
+                    if response.status_code >= 400:
+                        response.read()  # an error answer is small; its text goes into the message
+                        raise_for_retry(response)
+                        raise OpenApiError(f"GET {current} answered HTTP {response.status_code}")
+                    body = bytearray()
+                    for chunk in response.iter_bytes():
+                        body += chunk
+                        if len(body) > MAX_DOCUMENT_BYTES:
+                            raise OpenApiError(f"GET {current}: the document is larger than {MAX_DOCUMENT_BYTES} bytes")
+                    return (body.decode(response.encoding or "utf-8", errors="replace"),
+                            response.headers.get("content-type", ""))
+        raise OpenApiError(f"GET {url}: more than {MAX_REDIRECTS} redirects")
 
     try:
         return RetryPolicy(attempts=3, deadline_s=timeout_s, backoff_s=0.2).call(attempt, retry_if=http_transient(True))
@@ -98,12 +133,23 @@ def _parse_yaml(text: str, source: str) -> Any:
 # -- $ref --------------------------------------------------------------------------------------------
 class _Refs:
     """Inlines local `$ref`s (`#/components/...`); a reference reached again inside itself is refused, since
-    a recursive schema cannot be written out whole."""
+    a recursive schema cannot be written out whole. What inlining writes out is bounded in nodes and time:
+    a few KB of references to references (each used many times) would otherwise expand to gigabytes."""
 
-    def __init__(self, document: Mapping[str, Any]) -> None:
+    def __init__(self, document: Mapping[str, Any], max_nodes: int = MAX_INLINED_NODES,
+                 max_seconds: float = MAX_INLINE_SECONDS) -> None:
         self.document = document
+        self.max_nodes = max_nodes
+        self.nodes = 0
+        self.deadline = time.monotonic() + max_seconds
+        self.max_seconds = max_seconds
 
     def inline(self, node: Any, where: str, stack: tuple[str, ...] = ()) -> Any:
+        self.nodes += 1
+        if self.nodes > self.max_nodes:
+            raise OpenApiError(f"{where}: its $refs expand to more than {self.max_nodes} schema nodes")
+        if self.nodes % 1024 == 0 and time.monotonic() > self.deadline:
+            raise OpenApiError(f"{where}: inlining its $refs took longer than {self.max_seconds:g} s")
         if isinstance(node, list):
             return [self.inline(item, where, stack) for item in node]
         if not isinstance(node, dict):

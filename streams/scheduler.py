@@ -50,6 +50,7 @@ class FairScheduler:
         self._lanes: set[tuple[str, str]] = set()
         self._by_key: dict[str, Work] = {}  # queued or running, by key
         self._tasks: set[asyncio.Task[None]] = set()
+        self._working: dict[asyncio.Task[None], Work] = {}  # running, by its task
         self._room = asyncio.Event()
         self._room.set()
         self.started = 0
@@ -85,8 +86,16 @@ class FairScheduler:
         self._dispatch()
 
     def discard(self, keep: Callable[[Work], bool]) -> int:
-        """Drop queued (not running) work that `keep` refuses, e.g. records a rebalance will deliver again."""
+        """Drop queued work that `keep` refuses, and cancel such work running (finishing none of it), e.g. the
+        jobs of partitions a rebalance took away: their new owner resumes them from their logs, and two workers
+        must not run one job at once."""
         dropped = 0
+        for task, work in list(self._working.items()):
+            if not keep(work):
+                task.cancel()
+                dropped += 1
+                if work.key and self._by_key.get(work.key) is work:
+                    del self._by_key[work.key]  # a delivery that comes again is a job of its own
         for company in list(self._queues):
             queue = self._queues[company]
             for work in [w for w in queue if not keep(w)]:
@@ -147,7 +156,9 @@ class FairScheduler:
         self._room.set()
         task = asyncio.get_running_loop().create_task(self._run(work), name=f"job-{work.key or work.company}")
         self._tasks.add(task)
+        self._working[task] = work
         task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(lambda done: self._working.pop(done, None))
 
     async def _run(self, work: Work) -> None:
         ended = False
@@ -162,16 +173,19 @@ class FairScheduler:
                 del self._running[work.company]
             if work.lane is not None:
                 self._lanes.discard((work.company, work.lane))
-            if work.key:
-                self._by_key.pop(work.key, None)
-        if ended:
-            for finish in [work.finish, *work.joined]:
-                if finish is not None:
-                    try:
-                        await finish()
-                    except Exception:  # noqa: BLE001 - one failed acknowledgement must not keep the others back
-                        log.exception("finishing a job of %s failed", work.company)
-            self._dispatch()
+            if work.key and self._by_key.get(work.key) is work:
+                del self._by_key[work.key]
+            if not ended:
+                self._dispatch()  # its slot to the next job (on a full stop the queues are empty)
+        if not ended:
+            return
+        for finish in [work.finish, *work.joined]:
+            if finish is not None:
+                try:
+                    await finish()
+                except Exception:  # noqa: BLE001 - one failed acknowledgement must not keep the others back
+                    log.exception("finishing a job of %s failed", work.company)
+        self._dispatch()
 
     async def cancel(self) -> None:
         """Stop: drop what is queued and cancel what runs, finishing none of it (their records come again)."""

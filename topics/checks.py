@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 import jsonschema
 
+from core.json_schemas import check_schema, remote_refs
 from topics.errors import EventValidationError
 from topics.identifiers import IDENTIFIER_FIELDS, check_identifier
 
@@ -63,9 +64,13 @@ def _tool_registered(record: Record) -> None:
     if not isinstance(schema, dict):
         raise _fail("parameters_schema_json", "expected a JSON Schema object")
     try:
-        jsonschema.Draft202012Validator.check_schema(schema)
+        check_schema(schema)
     except jsonschema.SchemaError as exc:
         raise _fail("parameters_schema_json", f"not a valid JSON Schema: {exc.message}") from None
+    found = remote_refs(schema)
+    if found:
+        raise _fail(f"parameters_schema_json.{found[0][0]}", f"must point inside the schema ('#/...'), not "
+                                                             f"{found[0][1]!r}: other documents are never fetched")
     if record["method"] not in HTTP_METHODS:
         raise _fail("method", f"expected one of {', '.join(sorted(HTTP_METHODS))}, got {record['method']!r}")
     check_http_url(record["url"], "url")

@@ -8,8 +8,7 @@ import json
 from collections import Counter
 from dataclasses import dataclass, field
 
-import jsonschema
-
+from core.json_schemas import is_valid
 from core.prompts import ANSWERS, DECLINE, DONE, ToolSpec
 from trainer.errors import TrainerError
 from trainer.examples import Example
@@ -60,7 +59,7 @@ def build_dataset(examples: list[Example], tools: list[ToolSpec], *, max_example
         except json.JSONDecodeError:
             rejected["invalid_payload_json"] += 1
             continue
-        if not jsonschema.Draft202012Validator(tool.parameters).is_valid(example.arguments):
+        if not is_valid(tool.parameters, example.arguments):
             rejected["arguments_fail_tool_schema"] += 1
             continue
         if example.content_hash in kept:

@@ -14,8 +14,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import jsonschema
-
+from core.json_schemas import is_valid
 from core.prompts import ANSWERS, ToolSpec, call_schema, parse_call, render, same_call
 from core.retry import RetryPolicy
 from inference.errors import CompletionRefused, InferenceUnavailable
@@ -52,7 +51,7 @@ def score(call: tuple[str, dict[str, Any]] | None, example: Example, tools: list
         return False, False
     tool = next((t for t in tools if t.name == call[0]), None)
     valid = (call[0] in ANSWERS and call[1] == {}) or (
-        tool is not None and jsonschema.Draft202012Validator(tool.parameters).is_valid(call[1]))
+        tool is not None and is_valid(tool.parameters, call[1]))
     return same_call(call[0], call[1], example.tool_name, example.arguments), valid
 
 

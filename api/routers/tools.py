@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Path
+from fastapi.concurrency import run_in_threadpool
 
 from api.deps import CompanyDep, ContextDep, same_company
 from api.errors import ApiError, not_found
@@ -45,13 +46,14 @@ def _tools(body: ToolsRegister, company_id: str) -> tuple[list[Tool], str]:
 async def register_tools(body: ToolsRegister, caller: CompanyDep, ctx: ContextDep) -> ToolsRegistered:
     """Each tool becomes a `tool_registered` event (replacing a tool of the same name); one bad tool: none is produced."""
     same_company(caller, body.company_id)
-    tools, where = _tools(body, caller.company_id)
+    tools, where = await run_in_threadpool(_tools, body, caller.company_id)  # an import is CPU work: off the loop
     events = []
     for i, tool in enumerate(tools):
         try:
             events.append(Event.new("tool_registered", caller.company_id, **tool.to_fields()))
         except EventValidationError as exc:
-            field = _FIELD.get(exc.path, exc.path)
+            head, dot, rest = exc.path.partition(".")
+            field = _FIELD.get(head, head) + dot + rest
             raise ApiError(422, f"{where}[{i}].{field} ({tool.name}): {exc.message}") from None
         except (TypeError, ValueError) as exc:
             raise ApiError(422, f"{where}[{i}] ({tool.name}): {exc}") from None

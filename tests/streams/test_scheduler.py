@@ -144,6 +144,28 @@ def test_a_stopped_job_is_not_finished_and_dropped_work_never_runs() -> None:
     asyncio.run(scenario())
 
 
+def test_a_running_job_of_a_revoked_partition_stops_unfinished_and_its_slot_goes_on() -> None:
+    """Two workers must not run one job: the revoked one is cancelled (not finished, its record the new owner's),
+    the next queued job takes its slot at once, and the job delivered again later runs as a job of its own."""
+    async def scenario() -> None:
+        jobs, scheduler = Jobs(), FairScheduler(total=1, per_company=1, max_waiting=10)
+        revoked = jobs.work("a", "revoked", key="a/j1")
+        revoked.origin = "p1"
+        await scheduler.submit(revoked)
+        await scheduler.submit(jobs.work("b", "next"))
+        await settle()
+        assert scheduler.discard(lambda w: w.origin != "p1") == 1
+        await settle()
+        assert jobs.started == ["revoked", "next"] and jobs.finished == []
+        again = jobs.work("a", "again", key="a/j1")  # the partition came back: delivered again
+        await scheduler.submit(again)
+        await jobs.release("next", "again")
+        await scheduler.drain()
+        assert jobs.finished == ["next", "again"] and scheduler.running == 0
+
+    asyncio.run(scenario())
+
+
 def test_bounds_must_be_positive() -> None:
     with pytest.raises(ValueError, match="must be >= 1"):
         FairScheduler(total=0, per_company=1, max_waiting=1)
