@@ -59,6 +59,12 @@ def test_bad_requests_are_4xx_naming_the_field_and_produce_nothing(api: ApiStack
          "examples or training_data, not both"),
         ("POST", T, {"json": {"tools": [{**GOOD_TOOL, "parameters": {"type": "nonsense"}}]}}, 422, "body.tools[0].parameters"),
         ("POST", T, {"json": {"tools": [{**GOOD_TOOL, "url": "ftp://x"}]}}, 422, "body.tools[0].url"),
+        ("POST", T, {"json": {"tools": [{**GOOD_TOOL, "parameters": {"type": "object", "properties": {
+            "x": {"$ref": "http://127.0.0.1:9/schema.json"}}}}]}}, 422, "body.tools[0].parameters.properties.x.$ref"),
+        ("POST", T, {"json": {"openapi": {"openapi": "3.0.3", "paths": {"/x": {"post": {
+            "operationId": "x", "requestBody": {"content": {"application/json": {"schema": {
+                "$ref": "http://127.0.0.1:9/schema.json"}}}}, "responses": {}}}}}}}, 422,
+         "body.openapi: path /x: only references inside the document"),
         ("POST", T, {"json": {"tools": [{**GOOD_TOOL, "secret_ref": "hunter2"}]}}, 422, "body.tools[0].secret_ref"),
         ("POST", T, {"json": {"tools": [GOOD_TOOL, {**GOOD_TOOL, "name": "bad name"}]}}, 422, "body.tools.1.name"),
         ("POST", T, {"json": {"openapi": {"swagger": "2.0", "paths": {}}}}, 422, "body.openapi"),
