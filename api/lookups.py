@@ -1,4 +1,4 @@
-"""Whether the store has a job, asked by many requests at once and answered by one query per company.
+"""Whether the store has a job (and its request's hash), asked by many requests at once and answered by one query per company.
 
 Every `POST /process` with an Idempotency-Key (or a request id) that this process has not seen asks the store:
 one chDB query each cost ~3 ms of CPU, three times what accepting the job costs, and 200 keyed requests/s
@@ -19,11 +19,12 @@ class JobLookups:
     def __init__(self, store: ProjectionStore) -> None:
         self.store = store
         self.queries = 0  # how many store queries answered the lookups (tests, metrics)
-        self._pending: dict[tuple[str, str], list[asyncio.Future[bool]]] = {}
+        self._pending: dict[tuple[str, str], list[asyncio.Future[str | None]]] = {}
         self._drainer: asyncio.Task[None] | None = None
 
-    async def exists(self, company_id: str, job_id: str) -> bool:
-        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+    async def request_hash(self, company_id: str, job_id: str) -> str | None:
+        """None when the store has no such job; else its request's hash ("" when not recorded)."""
+        future: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
         self._pending.setdefault((company_id, job_id), []).append(future)
         if self._drainer is None or self._drainer.done():
             self._drainer = asyncio.create_task(self._drain())
@@ -36,11 +37,11 @@ class JobLookups:
             for company_id, job_id in batch:
                 by_company.setdefault(company_id, []).append(job_id)
             try:
-                found: set[tuple[str, str]] = set()
+                found: dict[tuple[str, str], str] = {}
                 for company_id, job_ids in by_company.items():
                     self.queries += 1
                     known = await run_in_threadpool(reads.jobs_existing, self.store, company_id, job_ids)
-                    found |= {(company_id, j) for j in known}
+                    found |= {(company_id, j): h for j, h in known.items()}
             except Exception as exc:  # noqa: BLE001 - each waiting request answers it (503 for an outage)
                 failure: BaseException | None = exc
             else:
@@ -52,4 +53,4 @@ class JobLookups:
                     if failure is not None:
                         future.set_exception(failure)
                     else:
-                        future.set_result(key in found)
+                        future.set_result(found.get(key))

@@ -9,6 +9,7 @@ from typing import Any
 from projections.errors import UnknownProjection
 from projections.model import Fold, Projection
 from topics.events import Event
+from topics.request_hash import request_hash
 
 JOB_EVENTS = ("job_accepted", "step_started", "tool_call_requested", "tool_call_completed", "tool_call_failed",
               "unit_ended", "job_completed", "job_failed")
@@ -78,6 +79,7 @@ def _job_event(event: Event) -> dict[str, Any]:
     if event.type == "data_process_requested":
         from context.units import split_units
 
+        data["request_hash"] = request_hash(str(event.data["job_id"]), event.data)  # for a reused Idempotency-Key
         data["units"] = len(split_units(str(data.pop("payload_json"))))
         data.pop("secret_refs", None)
     return {"job_id": event.data["job_id"], "request_id": event.data.get("request_id") or "",

@@ -26,6 +26,7 @@ from context.units import split_payload
 from core.identifiers import ID_PATTERN, is_identifier
 from streams.ids import event_id, job_id_for
 from topics.events import Event
+from topics.request_hash import request_hash
 
 router = APIRouter(prefix="/company-automation", tags=["jobs"], responses=ERRORS)
 JobId = Annotated[str, Path(pattern=ID_PATTERN, max_length=128, description="The job's id.")]
@@ -73,27 +74,34 @@ async def process(body: ProcessRequest, request: Request, caller: CompanyDep, ct
                                 f"record, in record order")
         expected_json = json.dumps([c.model_dump(exclude_none=True) for c in body.expected], separators=(",", ":"), sort_keys=True)
 
-    def accepted(duplicate: bool) -> ProcessAccepted:
+    asked = {"task": body.task, "payload_json": payload_json, "tools": body.tools, "session_id": body.session_id,
+             "use_adapter": body.use_adapter, "expected_json": expected_json}
+    fingerprint = request_hash(job_id, asked)
+
+    def accepted(duplicate: bool, first_hash: str = "") -> ProcessAccepted:
+        if duplicate and first_hash and first_hash != fingerprint:
+            raise ApiError(409, f"request {request_id} was made before with another body (Idempotency-Key or "
+                                "request_id reused): send the same body to get its job, or a new key")
         return ProcessAccepted(job_id=job_id, request_id=request_id, status="queued", url=job_url(request, job_id),
                                events_url=job_events_url(request, job_id), duplicate=duplicate)
 
     while (pending := ctx.inflight.get(job_id)) is not None:  # the same request id in flight: wait for it
         await asyncio.shield(pending)
-    if ctx.recent.get(company, "job", job_id) is not None:
-        return accepted(True)
+    if (seen := ctx.recent.get(company, "job", job_id)) is not None:
+        return accepted(True, str(seen.get("request_hash", "")))
     future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
     ctx.inflight[job_id] = future
     try:
-        if (idempotency_key or body.request_id) and await ctx.lookups.exists(company, job_id):
-            return accepted(True)
+        if (idempotency_key or body.request_id) and (
+                first := await ctx.lookups.request_hash(company, job_id)) is not None:
+            return accepted(True, first)
         event = Event.new("data_process_requested", company, event_id=event_id(job_id, "data_process_requested"),
-                          request_id=request_id, job_id=job_id, task=body.task, payload_json=payload_json,
-                          tools=body.tools, session_id=body.session_id, use_adapter=body.use_adapter,
-                          expected_json=expected_json)
+                          request_id=request_id, job_id=job_id, **asked)
         await ctx.producer.send([event])
         ctx.recent.add(company, "job", job_id, {"request_id": request_id, "task": body.task,
                                                 "session_id": body.session_id, "units": len(split.units),
-                                                "requested_at": datetime.now(timezone.utc)})
+                                                "requested_at": datetime.now(timezone.utc),
+                                                "request_hash": fingerprint})
         return accepted(False)
     finally:
         del ctx.inflight[job_id]

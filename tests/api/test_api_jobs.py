@@ -9,7 +9,7 @@ import threading
 import httpx
 import pytest
 
-from streams.ids import event_id
+from streams.ids import event_id, job_id_for
 from tests.api.api_support import ApiStack, events_of, produce
 from tests.helpers import eventually
 from topics.events import Event
@@ -56,8 +56,27 @@ def test_process_answers_202_then_queued_and_an_idempotency_key_makes_one_job(ap
         by_body = client.post("/company-automation/process", json={"task": "bill", "data": {"c": 1}, "request_id": "r-1"})
         same = client.post("/company-automation/process", json={"task": "bill", "data": {"c": 1}, "request_id": "r-1"})
         assert by_body.json()["job_id"] == same.json()["job_id"] != job["job_id"]
+        other = client.post("/company-automation/process", json={"task": "bill", "data": {"c": 2}},
+                            headers={"Idempotency-Key": "order-42"})
+        assert other.status_code == 409 and "another body" in other.json()["error"]
     requests = [e for e in events_of(api.settings, "company_data") if e.company_id == company]
     assert sorted(str(e["request_id"]) for e in requests) == ["order-42", "r-1"]
+
+
+def test_a_key_reused_with_another_body_is_409_also_for_a_request_this_process_never_saw(api: ApiStack) -> None:
+    """Another API process (or this one before a restart) took request `elsewhere`: the store's hash of it
+    tells a repeat (202, the same job) from a different body (409)."""
+    company, key = api.company()
+    job_id = job_id_for(company, "elsewhere")
+    produce(api.settings, [Event.new("data_process_requested", company, request_id="elsewhere", job_id=job_id,
+                                     task="bill", payload_json='{"c":1}')])
+    with api.client(key) as client:
+        eventually(lambda: client.get(f"/company-automation/jobs/{job_id}").status_code == 200, 30, "the job folded")
+        other = client.post("/company-automation/process", json={"task": "bill", "data": {"c": 9}, "request_id": "elsewhere"})
+        assert other.status_code == 409, other.text
+        same = client.post("/company-automation/process", json={"task": "bill", "data": {"c": 1}, "request_id": "elsewhere"})
+        assert same.status_code == 202 and same.json()["duplicate"] and same.json()["job_id"] == job_id
+    assert len([e for e in events_of(api.settings, "company_data") if e.company_id == company]) == 1
 
 
 def test_concurrent_requests_with_one_key_are_one_job(api: ApiStack) -> None:

@@ -10,7 +10,7 @@ import sys
 import pytest
 from pydantic import ValidationError
 
-from api.keys import KeyTable, issue_key, revocation
+from api.keys import UNKNOWN_KEY, KeyTable, issue_key, revocation
 from api.server import running_api
 from core.settings import Settings, settings_env
 from tests.api.api_support import ApiStack, auth, raw_values
@@ -32,6 +32,9 @@ def test_a_key_checks_against_its_hash_and_a_revocation_sticks_in_any_order() ->
     late.apply(revoked)
     late.apply(issued.event)
     assert late.check(issued.key)[0] is None and "revoked" in late.check(issued.key)[1]
+    key_id = str(issued.event["key_id"])  # revoked or unknown, right secret or not: one answer, no company named
+    answers = {late.check(issued.key), late.check(f"cda_{key_id}.wrong"), late.check("cda_nosuchid.secret")}
+    assert answers == {(None, UNKNOWN_KEY)} and "acme" not in UNKNOWN_KEY
     foreign = KeyTable()  # another company cannot take over a key id
     foreign.apply(issued.event)
     foreign.apply(revocation("globex", str(issued.event["key_id"]), "hijack"))
