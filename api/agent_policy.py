@@ -25,9 +25,11 @@ def env_prefix(company_id: str) -> str:
 
 def host_refusal(settings: Settings, entry: str) -> str | None:
     """Why `entry` (`host`, `host:port`, `[v6]:port`) is outside the policy; None when it is inside."""
-    host = split_entry(entry)[0]  # parsed as the bridge parses allowed_hosts
+    host, port = split_entry(entry)  # parsed as the bridge parses allowed_hosts
     if not host:
         return "an empty host"
+    if port is None or not port.isdigit() or not 1 <= int(port) <= 65535:
+        return f"{entry!r} names no port: expected host:port (IPv6 as [addr]:port); an entry allows one port"
     try:
         address = ipaddress.ip_address(host)
     except ValueError:

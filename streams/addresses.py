@@ -110,11 +110,11 @@ def split_entry(entry: str) -> tuple[str, str | None]:
 
 
 def is_allowed(host: str, port: int, allowed_hosts: Iterable[str]) -> bool:
-    """Whether the allow-list names `host` or `host:port`."""
+    """Whether the allow-list names `host:port` (entries name a port: one service of a host, never all)."""
     name = normalize_host(host)
     for entry in allowed_hosts:
         entry_host, entry_port = split_entry(entry)
-        if entry_host == name and (entry_port is None or entry_port == str(port)):
+        if entry_host == name and entry_port == str(port):  # an entry without a port allows nothing
             return True
     return False
 

@@ -22,6 +22,7 @@ from topics.identifiers import IDENTIFIER_FIELDS, check_identifier
 HTTP_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
 MAX_TOOL_TIMEOUT_MS = 300_000
 SECRET_REF = re.compile(r"^(env:[A-Za-z_][A-Za-z0-9_]{0,127}|file:/[^\x00-\x1f]{1,1023})$")
+_HOST_PORT = re.compile(r"^(?:\[[0-9A-Fa-f:.]+\]|[^:\[\]]+):([0-9]{1,5})$")
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$")
 
 Record = Mapping[str, Any]
@@ -106,8 +107,10 @@ def _agent_configured(record: Record) -> None:
     check_range(record, "concurrency", 1, 256)
     check_range(record, "job_deadline_s", 1, 7 * 24 * 3600)
     for i, host in enumerate(record["allowed_hosts"]):
-        if not host or any(c in host for c in "/@ \t\r\n") or len(host) > 261:
-            raise _fail(f"allowed_hosts[{i}]", f"expected a host name or IP, optionally with :port, got {host!r}")
+        found = _HOST_PORT.match(host)
+        if not found or any(c in host for c in "/@ \t\r\n") or len(host) > 261 or not 1 <= int(found[1]) <= 65535:
+            raise _fail(f"allowed_hosts[{i}]", f"expected host:port (a name or IP, IPv6 as [addr]:port), got {host!r}: "
+                                               "an entry allows one port, never all of a host's")
     for i, ref in enumerate(record["allowed_secrets"]):
         check_secret_ref(ref, f"allowed_secrets[{i}]")
 

@@ -34,7 +34,7 @@ def _meaningful(record_name: str, record: dict[str, Any], rng: random.Random) ->
         elif name == "uri" and isinstance(value, str):
             record[name] = f"file:///adapters/{value}"
         elif name == "allowed_hosts" and isinstance(value, list):
-            record[name] = [f"host{i}.example" for i in range(len(value))]
+            record[name] = [f"host{i}.example:443" for i in range(len(value))]
         elif name == "allowed_secrets" and isinstance(value, list):
             record[name] = [f"env:SECRET_{i}" for i in range(len(value))]
         elif name == "secret_refs" and isinstance(value, dict):

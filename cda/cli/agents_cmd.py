@@ -33,7 +33,7 @@ def configure(
     use_adapter: bool = typer.Option(True, "--use-adapter/--no-adapter", help="Ask the company's adapter."),
     step_limit: int = typer.Option(1000, help="Most units one job may take."),
     concurrency: int = typer.Option(4, help="Units (and API calls) of one job in flight at once."),
-    allow_host: list[str] = typer.Option([], "--allow-host", help="A host its tools may reach although it is private."),
+    allow_host: list[str] = typer.Option([], "--allow-host", help="A host:port its tools may reach although it is private."),
     allow_secret: list[str] = typer.Option([], "--allow-secret", help="A secret reference its tools may use."),
     job_deadline_s: int | None = typer.Option(None, help="Seconds one job may run (default: CDA_AGENT_JOB_DEADLINE_S)."),
 ) -> None:

@@ -21,20 +21,21 @@ def test_a_company_sets_its_own_agents_within_the_operators_policy(catalog, stor
                 "10.0.0.0/8", "fd00::/8"]
             secret = f"env:{env_prefix(company)}BILLING_TOKEN"
             changed = client.put("/company-automation/agent-settings", json={
-                "use_adapter": False, "concurrency": 6, "allowed_hosts": ["10.1.2.3:8080", "billing.corp.example",
+                "use_adapter": False, "concurrency": 6, "allowed_hosts": ["10.1.2.3:8080", "billing.corp.example:443",
                                                                          "[fd00::1]:9000"],
                 "allowed_secrets": [secret]})
             assert changed.status_code == 200, changed.text
             assert client.get("/company-automation/agent-settings").json()["allowed_hosts"] == sorted(
-                ["10.1.2.3:8080", "billing.corp.example", "[fd00::1]:9000"])  # read your writes
+                ["10.1.2.3:8080", "billing.corp.example:443", "[fd00::1]:9000"])  # read your writes
             kept = client.put("/company-automation/agent-settings", json={"concurrency": 2, "job_deadline_s": 600}).json()
             assert kept["use_adapter"] is False and kept["allowed_secrets"] == [secret]  # left out: kept
             assert kept["job_deadline_s"] == 600 and other_client.get(
                 "/company-automation/agent-settings").json()["job_deadline_s"] == 3600  # the operator's default
 
             refused = {
-                "allowed_hosts[0]": {"allowed_hosts": ["192.168.1.5"]},
-                "allowed_hosts[1]": {"allowed_hosts": ["api.corp.example", "evil.example"]},
+                "allowed_hosts[0]": {"allowed_hosts": ["192.168.1.5:80"]},
+                "allowed_hosts[1]": {"allowed_hosts": ["api.corp.example:443", "evil.example:443"]},
+                "allowed_hosts[2]": {"allowed_hosts": ["api.corp.example:443", "a.corp.example:8443", "b.corp.example"]},
                 "allowed_secrets[0]": {"allowed_secrets": [f"env:{env_prefix(other)}TOKEN"]},
                 "concurrency": {"concurrency": 9},
                 "job_deadline_s": {"job_deadline_s": 3601},

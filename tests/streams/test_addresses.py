@@ -52,17 +52,20 @@ def test_embedded_ipv4_of_a_plain_ipv6_is_none() -> None:
 
 
 @pytest.mark.parametrize(("host", "port", "allowed", "expected"), [
-    ("api.acme.test", 443, ["api.acme.test"], True),
-    ("API.Acme.Test.", 443, ["api.acme.test"], True),
+    ("api.acme.test", 443, ["api.acme.test:443"], True),
+    ("API.Acme.Test.", 443, ["api.acme.test:443"], True),
+    ("api.acme.test", 443, ["api.acme.test"], False),  # no port: allows nothing
     ("api.acme.test", 8080, ["api.acme.test:8080"], True),
     ("api.acme.test", 8081, ["api.acme.test:8080"], False),
-    ("127.0.0.1", 9000, ["127.0.0.1"], True),
+    ("127.0.0.1", 9000, ["127.0.0.1"], False),
+    ("127.0.0.1", 9000, ["127.0.0.1:9000"], True),
     ("::1", 9000, ["[::1]:9000"], True),
-    ("[::1]", 9000, ["::1"], True),
+    ("[::1]", 9000, ["[::1]:9000"], True),
+    ("::1", 9000, ["::1"], False),
     ("::1", 9001, ["[::1]:9000"], False),
-    ("other.test", 80, ["api.acme.test"], False),
+    ("other.test", 80, ["api.acme.test:80"], False),
 ])
-def test_allow_list_names_host_or_host_and_port(host: str, port: int, allowed: list[str], expected: bool) -> None:
+def test_allow_list_entries_name_host_and_port(host: str, port: int, allowed: list[str], expected: bool) -> None:
     assert is_allowed(host, port, allowed) is expected
 
 
@@ -100,10 +103,10 @@ def test_a_name_with_any_private_answer_is_refused() -> None:
 
 def test_allow_list_admits_a_private_host_but_never_metadata() -> None:
     resolver = FakeResolver({"intranet.acme.test": ["10.0.0.7"], "sneaky.test": ["169.254.169.254"]})
-    assert check("intranet.acme.test", resolver, frozenset({"intranet.acme.test"})) == ["10.0.0.7"]
+    assert check("intranet.acme.test", resolver, frozenset({"intranet.acme.test:443"})) == ["10.0.0.7"]
     assert check("127.0.0.1", resolver, frozenset({"127.0.0.1:443"})) == ["127.0.0.1"]
     with pytest.raises(BlockedAddress, match="metadata"):
-        check("sneaky.test", resolver, frozenset({"sneaky.test"}))
+        check("sneaky.test", resolver, frozenset({"sneaky.test:443"}))
     with pytest.raises(BlockedAddress):
         check("127.0.0.1", resolver, frozenset({"127.0.0.1:80"}))
 

@@ -5,6 +5,7 @@ metadata addresses are only ever "resolved" by a fake resolver, and refused befo
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import ipaddress
 import json
 import logging
@@ -213,8 +214,17 @@ def tool(url: str, method: str = "POST", schema: dict[str, Any] | None = None, *
                 parameters=schema if schema is not None else INVOICE_SCHEMA, method=method, url=url, **extra)
 
 
+TOOL_HOST = frozenset({"<the tool's own host:port>"})  # agent()'s default: `call` allows the tool's host and port
+
+
+def own_host(the_tool: Tool) -> frozenset[str]:
+    """The tool's own host:port (allow-list entries name a port)."""
+    url = httpx.URL(the_tool.url)
+    return frozenset({f"{url.host}:{url.port or (443 if url.scheme == 'https' else 80)}"})
+
+
 def agent(**extra: Any) -> AgentSettings:
-    values: dict[str, Any] = {"company_id": "acme", "allowed_hosts": frozenset({"127.0.0.1"})}
+    values: dict[str, Any] = {"company_id": "acme", "allowed_hosts": TOOL_HOST}
     return AgentSettings(**(values | extra))
 
 
@@ -223,7 +233,10 @@ def call(bridge_settings: Settings, the_tool: Tool, arguments: dict[str, Any], t
     async def run() -> CallOutcome:
         bridge = ApiBridge(bridge_settings, **bridge_args)
         try:
-            return await bridge.call(the_tool, arguments, key, the_agent or agent())
+            chosen = the_agent or agent()
+            if chosen.allowed_hosts == TOOL_HOST:
+                chosen = dataclasses.replace(chosen, allowed_hosts=own_host(the_tool))
+            return await bridge.call(the_tool, arguments, key, chosen)
         finally:
             await bridge.aclose()
 
@@ -408,7 +421,8 @@ def test_missing_secret_sends_nothing(toy_api: ToyApi, tmp_path: Path) -> None:
 
 
 def test_a_secret_the_company_may_not_use_is_refused_before_it_is_resolved(toy_api: ToyApi, tmp_path: Path) -> None:
-    outcome = call(settings(tmp_path), tool(toy_api.url("/echo"), secret_ref="env:ACME_TOKEN"), ARGS, agent(),
+    outcome = call(settings(tmp_path), tool(toy_api.url("/echo"), secret_ref="env:ACME_TOKEN"), ARGS,
+                   agent(allowed_hosts=frozenset({f"127.0.0.1:{toy_api.port}"})),
                    secrets=secrets())
     assert outcome.error_kind == "secret_not_allowed" and "env:ACME_TOKEN" in outcome.error
     assert SECRET not in outcome.error and toy_api.seen == []
@@ -430,7 +444,7 @@ def test_the_checked_address_is_the_one_connected_to(toy_api: ToyApi, tmp_path: 
     """A name is resolved once, checked, and the request goes to that address with the name as Host."""
     resolver = FakeResolver({"api.acme.test": ["127.0.0.1"]})
     outcome = call(settings(tmp_path), tool(toy_api.url("/echo", host="api.acme.test")), ARGS,
-                   agent(allowed_hosts=frozenset({"api.acme.test"})), resolver=resolver)
+                   agent(allowed_hosts=frozenset({f"api.acme.test:{toy_api.port}"})), resolver=resolver)
     assert outcome.ok, outcome
     assert toy_api.seen[0].headers["host"] == f"api.acme.test:{toy_api.port}"
 
@@ -502,7 +516,7 @@ def test_a_template_argument_cannot_change_the_host(tmp_path: Path) -> None:
 def test_per_company_concurrency_limit_holds(toy_api: ToyApi, tmp_path: Path) -> None:
     limit, calls = 2, 7
     toy_api.gate_size, toy_api.gate_total = limit, calls
-    the_agent = agent(concurrency=limit)
+    the_agent = agent(concurrency=limit, allowed_hosts=frozenset({f"127.0.0.1:{toy_api.port}"}))
     the_tool = tool(toy_api.url("/gate"))
 
     async def run() -> list[CallOutcome]:
