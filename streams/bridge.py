@@ -34,7 +34,7 @@ from core.settings import Settings
 from streams.addresses import AddressResolver, IPAddress, SystemResolver, checked_addresses
 from streams.agent_settings import AgentSettings
 from streams.call_plan import PlannedCall, build_headers, plan_call
-from streams.errors import AttemptTimedOut, BridgeError, ResponseTooLarge, SecretNotAllowed
+from streams.errors import AttemptTimedOut, BridgeError, ResponseTooLarge, SecretNotAllowed, UnresolvedHost
 from streams.outcomes import CallOutcome
 from streams.secrets import EnvSecrets, FileSecrets, SecretResolver, SecretValue
 from streams.tools import Tool
@@ -119,8 +119,13 @@ class ApiBridge:
             redact = _Redactor(secret)
             headers = build_headers(tool, idempotency_key, secret)
             port = plan.url.port or (443 if plan.url.scheme == "https" else 80)
-            addresses = await checked_addresses(plan.url.raw_host.decode("ascii"), port, agent.allowed_hosts,
-                                                self._resolver)
+            host = plan.url.raw_host.decode("ascii")
+            resolving_s = min(tool.timeout_ms / 1000.0, self._policy.deadline_s)
+            try:  # a resolver that never answers is bounded like the call itself
+                async with asyncio.timeout(resolving_s):
+                    addresses = await checked_addresses(host, port, agent.allowed_hosts, self._resolver)
+            except TimeoutError:
+                raise UnresolvedHost(f"host {host!r} did not resolve within {resolving_s:g} s") from None
             async with self._slot(agent):
                 answer = await self._policy.call_async(
                     lambda remaining_s: self._attempt(tool, plan, headers, addresses, attempts, remaining_s),

@@ -530,3 +530,18 @@ def test_per_company_concurrency_limit_holds(toy_api: ToyApi, tmp_path: Path) ->
     assert all(o.ok for o in outcomes), outcomes
     assert toy_api.max_in_flight == limit
     assert len(toy_api.seen) == calls
+
+
+class SilentResolver:
+    """A DNS server that never answers."""
+
+    async def resolve(self, host: str, port: int) -> list[IPAddress]:
+        await asyncio.sleep(3600)
+        return []
+
+
+def test_a_name_that_never_resolves_fails_within_the_calls_bound(tmp_path: Path) -> None:
+    outcome = call(settings(tmp_path), tool("https://slow-dns.acme.test/v1", timeout_ms=300), ARGS,
+                   resolver=SilentResolver())
+    assert not outcome.ok and outcome.error_kind == "transport" and outcome.retryable
+    assert "did not resolve within 0.3 s" in outcome.error
