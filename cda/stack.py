@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from cda.supervisor import EXTERNAL, FAILED, READY, RESTARTING, STARTING, STOPPED, STOPPING, Backoff, Part, PartSpec, PartStatus
+from core.children import die_with_parent, owned_env
 from core.health import http_ready
 from core.settings import Settings, settings_env
 from topics.broker import LocalBroker, from_settings
@@ -24,6 +25,12 @@ OPERATOR_KEY_FILE = "operator.key"
 
 def up_dir(settings: Settings) -> Path:
     return settings.home / "up"
+
+
+def up_owner(settings: Settings) -> str:
+    """What every process of one home's `cda up` carries (`core.children`): a new `cda up` ends what a killed
+    one left."""
+    return f"up:{settings.home.resolve()}"
 
 
 def operator_key(settings: Settings, create: bool = False) -> str | None:
@@ -99,7 +106,7 @@ class BrokerPart(Part):
         else:
             self._set(STARTING)
             self.owned = True  # before start: a stop signal during start-up still stops it (by its pid file)
-            self.broker.start()
+            self.broker.start(env=self.env, preexec_fn=die_with_parent())
             self.started_at = time.monotonic()
             self._set(READY, pid=self.broker.pid(), detail="")
         apply_catalog(self.settings)
@@ -117,7 +124,7 @@ class BrokerPart(Part):
             self.status.restarts += 1
             self.restart_at = None
             try:
-                self.broker.start()
+                self.broker.start(env=self.env, preexec_fn=die_with_parent())
             except Exception as exc:  # noqa: BLE001 - shown in the table; tried again after the next pause
                 self._set(FAILED, detail=str(exc).splitlines()[0][:120])
                 self.restart_at = time.monotonic() + backoff.pause(self.failures + 1)
@@ -141,7 +148,7 @@ def build_parts(settings: Settings, example_api: bool = False, external_vllm: bo
     """The broker first, then every other part, each logging to `<home>/up/logs/<part>.log`."""
     logs = up_dir(settings) / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    env = settings_env(settings)
+    env = owned_env(settings_env(settings), up_owner(settings))
     api_env = {**env, "CDA_API_OPERATOR_KEY": operator_key(settings, create=True) or ""}
     parts: list[Part] = [BrokerPart(settings, env, logs)]
     for spec in part_specs(settings, example_api, external_vllm):

@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from core.children import die_with_parent, end_owned, owned_env
 from core.errors import CdaError
 
 # states a part goes through; the table and `cda status` show them as they are
@@ -73,9 +74,10 @@ class Backoff:
 class Part:
     """One supervised child process and its status."""
 
-    def __init__(self, spec: PartSpec, env: dict[str, str], log_dir: Path) -> None:
+    def __init__(self, spec: PartSpec, env: dict[str, str], log_dir: Path, owner: str = "") -> None:
         self.spec = spec
-        self.env = env
+        self.owner = owner or f"part:{log_dir.resolve()}/{spec.name}"  # what its processes carry (core.children)
+        self.env = owned_env(env, self.owner)
         self.log_path = log_dir / f"{spec.name}.log"
         self.status = PartStatus(spec.name, spec.address, PENDING, log=str(self.log_path))
         self.process: subprocess.Popen[bytes] | None = None
@@ -85,16 +87,19 @@ class Part:
         self.probed_at = 0.0
 
     def start(self) -> None:
+        left = end_owned(self.owner)  # what an earlier run of this part left (its own children included)
         with self.log_path.open("ab") as log:
             try:
-                # its own session: a terminal's Ctrl-C reaches the supervisor only, which stops the parts in order
+                # its own session: a terminal's Ctrl-C reaches the supervisor only, which stops the parts in order;
+                # the kernel kills it when the supervisor dies, however
                 self.process = subprocess.Popen(list(self.spec.command), env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                                stdin=subprocess.DEVNULL, start_new_session=True)
+                                                stdin=subprocess.DEVNULL, start_new_session=True,
+                                                preexec_fn=die_with_parent())
             except OSError as exc:
                 raise SupervisorError(f"part {self.spec.name}: cannot run {self.spec.command[0]}: {exc.strerror}") from None
         self.started_at = time.monotonic()
         self.restart_at = None
-        self._set(STARTING, pid=self.process.pid, detail="")
+        self._set(STARTING, pid=self.process.pid, detail=f"ended {left} process(es) an earlier run left" if left else "")
 
     def _restart_later(self, backoff: Backoff, why: str) -> bool:
         """Count one more death and schedule the restart after the backoff's pause for it; RESTARTING shown."""

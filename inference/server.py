@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+from core.children import end_owned, owned_env
 from core.settings import Settings
 from inference.errors import ServerSetupError
 from inference.vllm_api import VllmApi
@@ -63,15 +64,21 @@ class VllmServer:
         self.log_path = settings.home / "vllm" / "server.log"
         self.process: subprocess.Popen[bytes] | None = None
 
+    @property
+    def owner(self) -> str:
+        """What this server's processes carry (`core.children`): a new start ends what a killed run left."""
+        return f"vllm:{self.settings.vllm_port}@{self.settings.home.resolve()}"
+
     def start(self) -> None:
         self.stop()  # what is left of an earlier (crashed) server: its engine process may still hold memory
+        end_owned(self.owner)  # and what a killed `cda inference serve` left, the port held
         if not Path(self.settings.base_model_path).exists() and self.settings.base_model is None:
             raise ServerSetupError(f"no base model at {self.settings.base_model_path}; run `cda model init-tiny`")
         if self.api.ready():
             raise ServerSetupError(f"something already serves {self.settings.vllm_url}; stop it or set CDA_VLLM_URL")
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
-        self.process = subprocess.Popen(server_command(self.settings), env=server_env(self.settings), stdout=log,
+        self.process = subprocess.Popen(server_command(self.settings), env=owned_env(server_env(self.settings), self.owner), stdout=log,
                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
         self.wait_ready()
 

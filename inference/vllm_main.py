@@ -16,8 +16,12 @@ under another interpreter (`CDA_VLLM_PYTHON`).
 
 from __future__ import annotations
 
+import os
 import runpy
+import signal
 import sys
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -65,5 +69,21 @@ def patch_cpu_lora_ops() -> bool:
 
 patch_cpu_lora_ops()
 
+def die_with_parent() -> None:
+    """End the server's whole process group (its engine process too) once the process that started it is gone:
+    a `cda inference serve` killed outright must not leave a server holding the port and the memory."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(0.5)
+            if os.getppid() != parent:
+                leader = os.getpgid(0) == os.getpid()  # started in its own session: the group is the server's
+                os.killpg(os.getpgid(0), signal.SIGKILL) if leader else os.kill(os.getpid(), signal.SIGKILL)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
 if __name__ == "__main__":
+    die_with_parent()
     runpy.run_module("vllm.entrypoints.openai.api_server", run_name="__main__")

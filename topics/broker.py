@@ -15,6 +15,7 @@ import socket
 import subprocess
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -135,8 +136,10 @@ class LocalBroker:
         except OSError:
             return False
 
-    def start(self, wait_s: float = 90.0) -> None:
-        """Fetch, format and start the broker in the background, then wait until it serves metadata."""
+    def start(self, wait_s: float = 90.0, env: dict[str, str] | None = None,
+              preexec_fn: Callable[[], None] | None = None) -> None:
+        """Fetch, format and start the broker in the background, then wait until it serves metadata (`env` and
+        `preexec_fn` for a supervisor that owns it: `core.children`)."""
         if self.pid() is not None:
             self.wait_ready(wait_s)
             return
@@ -149,6 +152,7 @@ class LocalBroker:
             [*self._java(f"-Xmx{self.heap}", f"-Dlog4j2.configurationFile={LOG4J_CONFIG}"),
              "kafka.Kafka", str(self.config_file)],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+            env=env, preexec_fn=preexec_fn,
         )
         self.pid_file.write_text(str(proc.pid))
         self.wait_ready(wait_s, proc)

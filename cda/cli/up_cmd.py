@@ -43,7 +43,8 @@ def up(example_api: bool = typer.Option(False, "--example-api", help="Also serve
     """Run every part on the embedded defaults as one supervised process tree until Ctrl-C / SIGTERM: the broker,
     inference (vLLM + adapter lifecycle + gateway), the trainer, the agents, the API (with the projections) and,
     when asked, the example API. A part that dies is restarted with backoff; the broker stops last."""
-    from cda.stack import build_parts
+    from cda.stack import build_parts, up_owner
+    from core.children import end_owned
 
     with failing_clearly():
         config = settings()
@@ -51,6 +52,9 @@ def up(example_api: bool = typer.Option(False, "--example-api", help="Also serve
         previous = status_file.read()
         if previous and not previous.get("stopped") and pid_alive(int(str(previous.get("supervisor_pid") or 0))):
             raise SupervisorError(f"cda up already runs (pid {previous['supervisor_pid']}); `cda status` shows it")
+        left = end_owned(up_owner(config))  # a cda up killed outright: what of it still runs holds ports
+        if left:
+            err.print(f"ended {left} process(es) left by an earlier cda up of {config.home}")
         parts = build_parts(config, example_api, external_vllm)
         live_on = out.is_terminal
         live = Live(_table([p.status for p in parts]), console=out, refresh_per_second=4, transient=False) if live_on else None

@@ -63,3 +63,52 @@ def test_restart_with_backoff_status_file_and_stop_in_reverse_order(tmp_path: Pa
     assert not any(pid_alive(p.status.pid) for p in parts)
     final = status_file.read()
     assert final is not None and final["stopped"] is True
+
+
+SUPERVISE = """
+import sys, time
+from pathlib import Path
+from cda.supervisor import Backoff, Part, PartSpec, StatusFile, Supervisor
+folder = Path(sys.argv[1])
+# the part leaves a child of its own (no parent-death signal: it outlives the part unless ended)
+part = [sys.executable, "-c", "import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', "
+        "'import time; time.sleep(600)']); time.sleep(600)"]
+Supervisor([Part(PartSpec("leaver", part), {}, folder)], StatusFile(folder / "status.json"), Backoff(), tick_s=0.05).run()
+"""
+
+
+def test_a_supervisor_killed_outright_takes_its_parts_along_and_a_restart_ends_what_they_left(tmp_path: Path) -> None:
+    """SIGKILL to the supervisor: the kernel kills its part (parent-death signal); the part's own child, left
+    running, carries the part's owner id, and the part's next start ends it before anything else."""
+    import os
+    import signal
+    import subprocess
+
+    from core.children import owned_by
+
+    supervisor = subprocess.Popen([sys.executable, "-c", SUPERVISE, str(tmp_path)], cwd=Path(__file__).parents[2])
+    part = Part(PartSpec("leaver", SLEEPER), {}, tmp_path)  # the same part as the supervisor's: the same owner id
+    try:
+        eventually(lambda: len(owned_by(part.owner)) == 2, 30, "the part and its child running")
+        part_pid = StatusFile(tmp_path / "status.json").read()["parts"][0]["pid"]  # type: ignore[index]
+        supervisor.kill()
+        supervisor.wait(10)
+        eventually(lambda: not pid_alive(part_pid) or _zombie(part_pid), 10, "the part killed with its supervisor")
+        [left] = [p for p in owned_by(part.owner) if not _zombie(p)]  # the part's child outlived it
+        part.start()  # what `cda up` does for each part: ends what an earlier run of it left
+        assert not [p for p in owned_by(part.owner) if p != part.process.pid and not _zombie(p)]  # type: ignore[union-attr]
+        assert not pid_alive(left) or _zombie(left)
+        assert "ended 1 process(es)" in part.status.detail
+    finally:
+        if part.process is not None:
+            part.process.kill()
+            part.process.wait(10)
+        for pid in owned_by(part.owner):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return True

@@ -142,3 +142,52 @@ def test_cda_up_runs_the_demo_twice_restarts_a_dead_part_draws_the_dashboards_an
     order = [w[1] for w in words if "stopped" in w and w[-1] != "stopped" and w[0] != "cda"]
     assert order == list(reversed(PARTS[1:])), order
     print(json.dumps(final, indent=1)[:2000])
+
+
+def test_cda_up_killed_outright_leaves_nothing_and_starts_again(kafka_bootstrap: str, tiny_model: str, vllm_url: str,
+                                                               tmp_path: Path) -> None:
+    """SIGKILL to `cda up` (no cleanup of its own runs): the kernel ends every part with it, their ports are free,
+    and the next `cda up` starts (before: the parts lived on, and the next start met their ports held)."""
+    settings = Settings(home=tmp_path / "home", kafka_bootstrap=kafka_bootstrap, topic_prefix=f"up{uuid.uuid4().hex[:6]}.",
+                        base_model=tiny_model, vllm_url=vllm_url, inference_url=f"http://127.0.0.1:{free_port()}",
+                        api_port=free_port())
+    env = {**settings_env(settings), "COLUMNS": "220"}
+    status_file = StatusFile(settings.home / "up" / "status.json")
+    ports = [int(settings.inference_url.rsplit(":", 1)[1]), settings.api_port]
+    for attempt in ("killed", "again"):
+        with (tmp_path / f"up-{attempt}.out").open("w") as log:
+            up = subprocess.Popen([sys.executable, "-m", "cda.cli.main", "up", "--external-vllm"], env=env, cwd=tmp_path,
+                                  stdout=log, stderr=subprocess.STDOUT)
+        try:
+            ready = _cda(env, tmp_path, "status", "--wait", "300", timeout=400)
+            assert ready.returncode == 0, ready.stdout + (tmp_path / f"up-{attempt}.out").read_text()[-3000:]
+            pids = [p["pid"] for p in status_file.read()["parts"] if p["name"] != "kafka"]  # type: ignore[index, union-attr]
+            assert pids and all(pid_alive(pid) for pid in pids)
+            if attempt == "killed":
+                up.kill()
+                up.wait(30)
+                eventually(lambda left=pids: not any(_running(pid) for pid in left), 30, "every part gone with cda up")
+                eventually(lambda: all(_port_free(port) for port in ports), 30, "the parts' ports free")
+        finally:
+            if up.poll() is None:
+                up.send_signal(signal.SIGTERM)
+                up.wait(300)
+
+
+def _running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def _port_free(port: int) -> bool:
+    import socket
+
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True

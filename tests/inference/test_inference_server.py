@@ -432,35 +432,45 @@ def _port_free(port: int) -> bool:
     return True
 
 
-def test_sigterm_to_inference_serve_stops_its_vllm_child(catalog: Catalog, tiny_model: str, tmp_path: Path) -> None:
-    """Before: `cda inference serve` exited on SIGTERM and its vLLM lived on, re-parented to init, holding
-    its port, so the next `serve` refused to start."""
+def test_inference_serve_killed_or_stopped_leaves_nothing_and_starts_again(catalog: Catalog, tiny_model: str,
+                                                                          tmp_path: Path) -> None:
+    """SIGKILL to `cda inference serve` (no cleanup of its own runs): its vLLM, engine process included, goes
+    with it and the ports are free (before: vLLM lived on and the supervisor looped on the held port); the next
+    start works; SIGTERM then stops it with its children too."""
     settings = catalog("lora_adapter_ready", "lora_training_status", "company_adapters", "dead_letters")
     vllm_port, gateway_port = free_port(), free_port()
     env = settings_env(settings.model_copy(update={"base_model": tiny_model, "vllm_url": f"http://127.0.0.1:{vllm_port}",
                                                    "inference_url": f"http://127.0.0.1:{gateway_port}"}))
     log = (tmp_path / "serve.log").open("wb")
-    serve = subprocess.Popen([sys.executable, "-m", "cda.cli.main", "inference", "serve"], env=env, stdout=log,
-                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     children: list[int] = []
-    try:
+    serve: subprocess.Popen[bytes] | None = None
+
+    def start() -> subprocess.Popen[bytes]:
+        started = subprocess.Popen([sys.executable, "-m", "cda.cli.main", "inference", "serve"], env=env, stdout=log,
+                                   stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+
         def ready() -> bool:
-            if serve.poll() is not None:
-                raise AssertionError(f"serve exited with {serve.returncode}: {(tmp_path / 'serve.log').read_text()[-3000:]}")
+            if started.poll() is not None:
+                raise AssertionError(f"serve exited with {started.returncode}: {(tmp_path / 'serve.log').read_text()[-3000:]}")
             try:
                 return httpx.get(f"http://127.0.0.1:{gateway_port}/health/ready", timeout=2).status_code == 200
             except httpx.TransportError:
                 return False
 
         eventually(ready, 300, "cda inference serve ready")
-        children = _descendants(serve.pid)
-        assert children, "vLLM runs as a child of the service"
-        serve.send_signal(signal.SIGTERM)
-        assert serve.wait(90) == 128 + signal.SIGTERM
-        eventually(lambda: not any(_alive(pid) for pid in children), 30, "no child of serve outlives it")
-        assert _port_free(vllm_port) and _port_free(gateway_port)
+        return started
+
+    try:
+        for how in (signal.SIGKILL, signal.SIGTERM):
+            serve = start()
+            children = _descendants(serve.pid)
+            assert len(children) >= 2, "vLLM and its engine process run under the service"
+            serve.send_signal(how)
+            assert serve.wait(90) in (-signal.SIGKILL, 128 + signal.SIGTERM)
+            eventually(lambda left=children: not any(_alive(pid) for pid in left), 30, f"no child of serve outlives {how.name}")
+            eventually(lambda: _port_free(vllm_port) and _port_free(gateway_port), 30, "the ports free")
     finally:
-        if serve.poll() is None:
+        if serve is not None and serve.poll() is None:
             serve.kill()
         for pid in children:  # only when the test failed: what it started must not outlive it
             if _alive(pid):
