@@ -8,10 +8,13 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
+from api.holds import Holds
 from api.keys import KeyTable
 from api.limits import RateLimiter
 from api.lookups import JobLookups
 from api.readiness import Readiness
+from context.memory import CompanyMemory
+from context.sessions import CompanySessions
 from core.settings import Settings
 from projections.store import ProjectionStore
 from streams.agent_settings import AgentSettings
@@ -61,6 +64,11 @@ class ApiContext:
     agents_table: TopicTable = field(init=False)
     readiness: Readiness = field(init=False)
     lookups: JobLookups = field(init=False)
+    memory: CompanyMemory = field(default_factory=CompanyMemory)  # company_memory, folded (deletes answer from it)
+    memory_table: TopicTable = field(init=False)
+    sessions: CompanySessions = field(default_factory=CompanySessions)  # company_sessions, folded
+    sessions_table: TopicTable = field(init=False)
+    holds: Holds = field(init=False)
 
     def __post_init__(self) -> None:
         self.recent = Recent(self.settings.api_recent_kept)
@@ -70,6 +78,9 @@ class ApiContext:
         self.agents_table = TopicTable(self.settings, "company_agents", self._apply_agent)
         self.readiness = Readiness(self)
         self.lookups = JobLookups(self.store)
+        self.memory_table = TopicTable(self.settings, "company_memory", self.memory.apply)
+        self.sessions_table = TopicTable(self.settings, "company_sessions", self.sessions.apply)
+        self.holds = Holds(self.settings.api_key_holds)
 
     @classmethod
     def open(cls, settings: Settings, store: ProjectionStore | None = None) -> ApiContext:
@@ -95,6 +106,14 @@ class ApiContext:
         with self.tools_table.lock:
             self.registry.apply(event)
 
+    def apply_context_events(self, events: list[Any]) -> None:
+        """Read your writes: memory and session events this process produced, before the followers meet them."""
+        for event in events:
+            if event.type in ("session_opened", "session_closed"):
+                self.sessions.apply(event)
+            else:
+                self.memory.apply(event)
+
     def agent_settings(self, company_id: str) -> AgentSettings:
         with self.agents_table.lock:
             return self.agents.get(company_id) or AgentSettings(company_id)
@@ -109,7 +128,7 @@ class ApiContext:
 
     @property
     def tables(self) -> tuple[TopicTable, ...]:
-        return self.keys_table, self.tools_table, self.agents_table
+        return self.keys_table, self.tools_table, self.agents_table, self.memory_table, self.sessions_table
 
     @property
     def followers_healthy(self) -> bool:

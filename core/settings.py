@@ -129,6 +129,8 @@ class Settings(BaseSettings):
     api_company_max_concurrency: int = Field(default=16, ge=1, description="Highest tool-call concurrency a company "
                                              "may set itself.")
     api_max_wait_s: float = Field(default=60.0, gt=0, description="Longest `?wait=` a job read may hold the request.")
+    api_key_holds: int = Field(default=8, ge=1, description="Event streams and `?wait` reads one API key may hold "
+                               "open at once (429 with Retry-After past it).")
     api_max_stream_s: float = Field(default=600.0, gt=0, description="Longest a job's event stream (SSE) stays open.")
     api_embedded_projections: bool = Field(default=True, description="With the embedded chDB store, run the "
                                            "projection runners inside `cda api serve` (one process owns the folder).")

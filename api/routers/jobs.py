@@ -122,13 +122,18 @@ async def get_job(job_id: JobId, request: Request, caller: CompanyDep, ctx: Cont
                                                "most this many seconds (bounded by the server).")] = 0) -> JobPublic:
     """Status, units, tool calls with their outcomes, results, the adapter version used, latency."""
     deadline = time.monotonic() + min(wait, ctx.settings.api_max_wait_s)
-    while True:
-        job = await _read_job(ctx, request, caller.company_id, job_id)
-        if job is None:
-            raise not_found("job", job_id)
-        if job.status in ("completed", "partially_failed", "failed") or time.monotonic() >= deadline:
-            return job
-        await asyncio.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
+    hold = ctx.holds.take(caller.key_id) if wait > 0 else None
+    try:
+        while True:
+            job = await _read_job(ctx, request, caller.company_id, job_id)
+            if job is None:
+                raise not_found("job", job_id)
+            if job.status in ("completed", "partially_failed", "failed") or time.monotonic() >= deadline:
+                return job
+            await asyncio.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
+    finally:
+        if hold is not None:
+            hold.release()
 
 
 @router.get("/jobs", response_model=JobPage, summary="The company's jobs")
@@ -165,17 +170,21 @@ async def job_events(job_id: JobId, request: Request, caller: CompanyDep, ctx: C
     company = caller.company_id
     if await _read_job(ctx, request, company, job_id) is None:
         raise not_found("job", job_id)
+    hold = ctx.holds.take(caller.key_id)  # released when the stream ends, or dropped unsent
 
     async def stream() -> AsyncIterator[dict[str, str]]:
         sent: set[str] = set()
         deadline = time.monotonic() + ctx.settings.api_max_stream_s
-        while time.monotonic() < deadline and not await request.is_disconnected():
-            events = await run_in_threadpool(reads.job_events, ctx.store, company, job_id)
-            for data in (e for e in events if e["event_id"] not in sent):
-                sent.add(data["event_id"])
-                yield {"event": data["type"], "id": data["event_id"], "data": json.dumps(data)}
-                if data["type"] in TERMINAL:
-                    return
-            await asyncio.sleep(0.25)
+        try:
+            while time.monotonic() < deadline and not await request.is_disconnected():
+                events = await run_in_threadpool(reads.job_events, ctx.store, company, job_id)
+                for data in (e for e in events if e["event_id"] not in sent):
+                    sent.add(data["event_id"])
+                    yield {"event": data["type"], "id": data["event_id"], "data": json.dumps(data)}
+                    if data["type"] in TERMINAL:
+                        return
+                await asyncio.sleep(0.25)
+        finally:
+            hold.release()
 
     return EventSourceResponse(stream(), ping=15)

@@ -9,7 +9,6 @@ from fastapi import APIRouter, Path, Request
 from starlette.concurrency import run_in_threadpool
 
 from api import reads
-from api.context import ApiContext
 from api.deps import CompanyDep, ContextDep
 from api.errors import ApiError, not_found
 from api.schemas.common import ERRORS, NOT_FOUND
@@ -27,8 +26,6 @@ from api.schemas.memory import (
 )
 from api.urls import job_url
 from context import events as context_events
-from context.memory import CompanyMemory
-from context.reads import read_memory, read_sessions
 from core.identifiers import ID_PATTERN
 
 router = APIRouter(prefix="/company-automation", tags=["memory"], responses=ERRORS)
@@ -70,6 +67,7 @@ async def write_memory(body: MemoryWrite, caller: CompanyDep, ctx: ContextDep) -
     except context_events.ContextRequestError as exc:
         raise ApiError(422, f"body.{exc.field}: {exc}") from None
     await ctx.producer.send([event])
+    ctx.apply_context_events([event])
     return MemoryWritten(entry_id=str(event["entry_id"]))
 
 
@@ -77,17 +75,19 @@ async def write_memory(body: MemoryWrite, caller: CompanyDep, ctx: ContextDep) -
                summary="Delete a memory entry")
 async def delete_memory(entry_id: Id, caller: CompanyDep, ctx: ContextDep) -> MemoryDeleted:
     """A `memory_deleted` event and a tombstone for the entry's key: no later prompt shows it."""
-    if (await _memory(ctx)).get(caller.company_id, entry_id) is None:
+    if ctx.memory.get(caller.company_id, entry_id) is None:  # the API's own fold: no topic read per request
         raise not_found("memory entry", entry_id)
     event = context_events.deletion(caller.company_id, entry_id)
     await ctx.producer.send([event], tombstones=[event])
+    ctx.apply_context_events([event])
     return MemoryDeleted(deleted=[entry_id])
 
 
 @router.delete("/memory", status_code=202, response_model=MemoryDeleted, summary="Forget the company's whole memory")
 async def forget_memory(caller: CompanyDep, ctx: ContextDep) -> MemoryDeleted:
-    events = context_events.forget((await _memory(ctx)).entries_of(caller.company_id))
+    events = context_events.forget(ctx.memory.entries_of(caller.company_id))
     await ctx.producer.send(events, tombstones=events)
+    ctx.apply_context_events(events)
     return MemoryDeleted(deleted=[str(e["entry_id"]) for e in events])
 
 
@@ -96,20 +96,16 @@ async def open_session(body: SessionOpen, caller: CompanyDep, ctx: ContextDep) -
     """Jobs naming the session see the results of its earlier jobs, until it is closed (or idle too long)."""
     event = context_events.session_opened(caller.company_id, body.user_ref)
     await ctx.producer.send([event])
+    ctx.apply_context_events([event])
     return SessionOpened(session_id=str(event["session_id"]))
 
 
 @router.post("/sessions/{session_id}/close", status_code=202, response_model=SessionClosed, responses=NOT_FOUND,
              summary="Close a session")
 async def close_session(session_id: Id, caller: CompanyDep, ctx: ContextDep) -> SessionClosed:
-    found = (await run_in_threadpool(read_sessions, ctx.settings)).get(caller.company_id, session_id)
-    if found is None:
+    if ctx.sessions.get(caller.company_id, session_id) is None:
         raise not_found("session", session_id)
-    await ctx.producer.send([context_events.session_closed(caller.company_id, session_id)])
+    closed = context_events.session_closed(caller.company_id, session_id)
+    await ctx.producer.send([closed])
+    ctx.apply_context_events([closed])
     return SessionClosed(session_id=session_id)
-
-
-async def _memory(ctx: ApiContext) -> CompanyMemory:
-    """Memory as the log holds it now (not the view, which may lag a write just made)."""
-    return await run_in_threadpool(read_memory, ctx.settings)
-

@@ -104,6 +104,38 @@ def test_bad_requests_are_4xx_naming_the_field_and_produce_nothing(api: ApiStack
     assert _all_records(api.settings) == before
 
 
+def test_open_streams_and_waits_are_capped_per_key(catalog: Callable[..., Settings], store: ProjectionStore) -> None:
+    """With two places per key, a third held request of the same key is a 429 with Retry-After; another key is
+    not affected; once one ends, its place is free again."""
+    import threading
+
+    for stack in api_stack(catalog, store, api_key_holds=2):
+        _, key = stack.company()
+        _, other = stack.company()
+        with stack.client(key) as client, stack.client(other) as other_client:
+            job = client.post("/company-automation/process", json={"task": "x", "data": {"a": 1}}).json()
+            url = f"/company-automation/jobs/{job['job_id']}"
+            def hold() -> None:  # again when a probe below took the place first
+                with stack.client(key) as own:
+                    while own.get(url, params={"wait": 6}).status_code == 429:
+                        pass
+
+            waits = [threading.Thread(target=hold) for _ in range(2)]
+            for wait in waits:
+                wait.start()
+            eventually(lambda: client.get(url, params={"wait": 0.01}).status_code == 429, 10, "a third wait refused")
+            refused = client.get(f"{url}/events")
+            assert refused.status_code == 429 and refused.headers["retry-after"] == "1"
+            assert "CDA_API_KEY_HOLDS" in refused.json()["error"]
+            assert client.get(url).status_code == 200  # a read that holds nothing is not capped
+            other_job = other_client.post("/company-automation/process", json={"task": "x", "data": {"a": 1}}).json()
+            assert other_client.get(f"/company-automation/jobs/{other_job['job_id']}",
+                                    params={"wait": 0.5}).status_code == 200
+            for wait in waits:
+                wait.join(30)
+            assert client.get(url, params={"wait": 0.5}).status_code == 200  # places released
+
+
 def test_rate_limit_answers_429_with_retry_after(catalog: Callable[..., Settings], store: ProjectionStore) -> None:
     for stack in api_stack(catalog, store, api_rate_per_s=1.0, api_rate_burst=3):
         _, key = stack.company()
