@@ -66,8 +66,8 @@ class Settings(BaseSettings):
     bridge_attempts: int = Field(default=3, ge=1, description="Tries of one tool call in all (transport errors, "
                                  "timeouts, 429 and 5xx are tried again with the same Idempotency-Key).")
     bridge_backoff_s: float = Field(default=0.2, gt=0, description="First wait between tries of a tool call; it doubles.")
-    bridge_secret_files_root: Path | None = Field(default=None, description="When set, `file:` secret references may "
-                                                  "only name files under this folder.")
+    bridge_secret_files_root: Path | None = Field(default=None, description="`file:` secret references may only name "
+                                                  "files under this folder (default `$CDA_HOME/secrets`).")
 
     agents_group: str = Field(default="cda-agents", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$",
                               description="Consumer group (Faust app id) of the agents; the topic prefix is prepended.")

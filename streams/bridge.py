@@ -31,7 +31,7 @@ import httpx
 
 from core.retry import RETRY_STATUSES, RetryableStatus, RetryPolicy, http_transient, raise_for_retry
 from core.settings import Settings
-from streams.addresses import AddressResolver, IPAddress, SystemResolver, checked_addresses
+from streams.addresses import AddressResolver, IPAddress, SystemResolver, checked_addresses, is_allowed
 from streams.agent_settings import AgentSettings
 from streams.call_plan import PlannedCall, build_headers, plan_call
 from streams.errors import AttemptTimedOut, BridgeError, ResponseTooLarge, SecretNotAllowed, UnresolvedHost
@@ -95,7 +95,8 @@ class ApiBridge:
     def __init__(self, settings: Settings, secrets: SecretResolver | None = None, resolver: AddressResolver | None = None,
                  transport: httpx.AsyncBaseTransport | None = None) -> None:
         self._settings = settings
-        self._secrets = secrets or SecretResolver([FileSecrets(settings.bridge_secret_files_root), EnvSecrets()])
+        self._secrets = secrets or SecretResolver([
+            FileSecrets(settings.bridge_secret_files_root or settings.home / "secrets"), EnvSecrets()])
         self._resolver = resolver or SystemResolver()
         self._http = httpx.AsyncClient(transport=transport, trust_env=False, follow_redirects=False)
         self._policy = RetryPolicy(attempts=settings.bridge_attempts, deadline_s=settings.bridge_deadline_s,
@@ -115,7 +116,7 @@ class ApiBridge:
         redact = _Redactor(None)
         try:
             plan = plan_call(tool, arguments)
-            secret = self._secret(tool, agent)
+            secret = self._secret(tool, agent, plan)
             redact = _Redactor(secret)
             headers = build_headers(tool, idempotency_key, secret)
             port = plan.url.port or (443 if plan.url.scheme == "https" else 80)
@@ -147,13 +148,25 @@ class ApiBridge:
                  outcome.status_code or outcome.error_kind, outcome.attempts, outcome.latency_ms)
         return outcome
 
-    def _secret(self, tool: Tool, agent: AgentSettings) -> SecretValue | None:
+    def _secret(self, tool: Tool, agent: AgentSettings, plan: PlannedCall) -> SecretValue | None:
+        """The tool's secret, only to a host its company bound it to (`secret_hosts`), over https unless that host
+        is on its allow-list: a tool re-pointed elsewhere, or a placeholder in its host, gets no secret."""
         if tool.secret_ref is None:
             return None
-        if tool.secret_ref not in agent.allowed_secrets:
-            raise SecretNotAllowed(f"tool {tool.name!r}: secret {tool.secret_ref!r} is not in company "
+        ref = tool.secret_ref
+        if ref not in agent.allowed_secrets:
+            raise SecretNotAllowed(f"tool {tool.name!r}: secret {ref!r} is not in company "
                                    f"{agent.company_id!r}'s allowed_secrets")
-        return self._secrets.resolve(tool.secret_ref)
+        host = plan.url.raw_host.decode("ascii")
+        port = plan.url.port or (443 if plan.url.scheme == "https" else 80)
+        bound = agent.secret_hosts.get(ref, frozenset())
+        if not is_allowed(host, port, bound):
+            raise SecretNotAllowed(f"tool {tool.name!r}: secret {ref!r} may be sent only to "
+                                   f"{', '.join(sorted(bound)) or 'no host'} (secret_hosts), not {host}:{port}")
+        if plan.url.scheme != "https" and not is_allowed(host, port, agent.allowed_hosts):
+            raise SecretNotAllowed(f"tool {tool.name!r}: secret {ref!r} goes over https only, unless its host is "
+                                   f"on allowed_hosts; {host}:{port} is plain http")
+        return self._secrets.resolve(ref)
 
     def _slot(self, agent: AgentSettings) -> asyncio.Semaphore:
         """The company's semaphore, sized by its agent settings (a new size takes effect for new calls)."""

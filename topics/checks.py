@@ -113,6 +113,12 @@ def _agent_configured(record: Record) -> None:
                                                "an entry allows one port, never all of a host's")
     for i, ref in enumerate(record["allowed_secrets"]):
         check_secret_ref(ref, f"allowed_secrets[{i}]")
+    for ref, hosts in (record.get("secret_hosts") or {}).items():
+        if ref not in record["allowed_secrets"]:
+            raise _fail(f"secret_hosts[{ref!r}]", "names a secret that allowed_secrets does not hold")
+        for i, host in enumerate(hosts):
+            if not _HOST_PORT.match(host) or any(c in host for c in "/@ \t\r\n"):
+                raise _fail(f"secret_hosts[{ref!r}][{i}]", f"expected host:port, got {host!r}")
 
 
 def _adapter_uri(record: Record) -> None:

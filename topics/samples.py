@@ -39,6 +39,8 @@ def _meaningful(record_name: str, record: dict[str, Any], rng: random.Random) ->
             record[name] = [f"env:SECRET_{i}" for i in range(len(value))]
         elif name == "secret_refs" and isinstance(value, dict):
             record[name] = {k: f"env:SECRET_{i}" for i, k in enumerate(value)}
+    if isinstance(record.get("secret_hosts"), dict):  # bound only secrets the record allows, to host:port
+        record["secret_hosts"] = {ref: [f"api{i}.example:443"] for i, ref in enumerate(record.get("allowed_secrets") or [])}
     if record_name == "ToolRegistered" or "parameters_schema_json" in record:
         record.update(parameters_schema_json='{"type":"object"}', method="POST",
                       url=f"http://127.0.0.1:8080/{rng.randint(0, 99)}", timeout_ms=rng.randint(1, 30_000),

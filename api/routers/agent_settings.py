@@ -13,6 +13,7 @@ from api.errors import ApiError
 from api.schemas.agent_settings import AgentSettingsPublic, AgentSettingsUpdate
 from api.schemas.common import ERRORS
 from core.settings import Settings
+from streams.addresses import split_entry
 from streams.agent_settings import AgentSettings
 from topics.events import Event
 
@@ -29,6 +30,7 @@ def _public(settings: Settings, current: AgentSettings) -> AgentSettingsPublic:
                                step_limit=current.step_limit, allowed_hosts=sorted(current.allowed_hosts),
                                allowed_secrets=sorted(current.allowed_secrets),
                                job_deadline_s=round(current.job_deadline_s or settings.agent_job_deadline_s),
+                               secret_hosts={r: sorted(h) for r, h in sorted(current.secret_hosts.items())},
                                policy=policy)
 
 
@@ -56,13 +58,24 @@ async def put_agent_settings(body: AgentSettingsUpdate, caller: CompanyDep, ctx:
         reason = None if ref in current.allowed_secrets else secret_refusal(ctx.settings, caller.company_id, ref)
         if reason:
             raise ApiError(422, f"body.allowed_secrets[{i}]: {reason}")
+    secrets = current.allowed_secrets if body.allowed_secrets is None else set(body.allowed_secrets)
+    bound = ({r: set(h) for r, h in current.secret_hosts.items() if r in secrets} if body.secret_hosts is None
+             else {r: set(h) for r, h in body.secret_hosts.items()})
+    for ref, hosts in bound.items():
+        if ref not in secrets:
+            raise ApiError(422, f"body.secret_hosts[{ref!r}]: names a secret that allowed_secrets does not hold")
+        for i, host in enumerate(sorted(hosts)):
+            port = split_entry(host)[1]
+            if not port or not port.isdigit() or any(c in host for c in "/@ \t\r\n"):
+                raise ApiError(422, f"body.secret_hosts[{ref!r}][{i}]: expected host:port, got {host!r}")
     wanted = {"use_adapter": current.use_adapter if body.use_adapter is None else body.use_adapter,
               "step_limit": current.step_limit,
               "concurrency": current.concurrency if body.concurrency is None else body.concurrency,
               "allowed_hosts": sorted(current.allowed_hosts if body.allowed_hosts is None else set(body.allowed_hosts)),
               "allowed_secrets": sorted(current.allowed_secrets if body.allowed_secrets is None
                                         else set(body.allowed_secrets)),
-              "job_deadline_s": current.job_deadline_s if body.job_deadline_s is None else body.job_deadline_s}
+              "job_deadline_s": current.job_deadline_s if body.job_deadline_s is None else body.job_deadline_s,
+              "secret_hosts": {r: sorted(h) for r, h in sorted(bound.items())}}
     event = Event.new("agent_configured", caller.company_id, **wanted)
     await ctx.producer.send([event])
     ctx.apply_agent_event(event)

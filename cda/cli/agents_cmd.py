@@ -36,12 +36,14 @@ def configure(
     allow_host: list[str] = typer.Option([], "--allow-host", help="A host:port its tools may reach although it is private."),
     allow_secret: list[str] = typer.Option([], "--allow-secret", help="A secret reference its tools may use."),
     job_deadline_s: int | None = typer.Option(None, help="Seconds one job may run (default: CDA_AGENT_JOB_DEADLINE_S)."),
+    secret_host: list[str] = typer.Option([], "--secret-host", help="REF=HOST:PORT: a host:port the secret REF may be "
+                                          "sent to (repeatable); a secret goes to no other host."),
 ) -> None:
     """Set a company's agent settings (an `agent_configured` event)."""
     with failing_clearly():
         event = Event.new("agent_configured", company, use_adapter=use_adapter, step_limit=step_limit,
                           concurrency=concurrency, allowed_hosts=allow_host, allowed_secrets=allow_secret,
-                          job_deadline_s=job_deadline_s)
+                          job_deadline_s=job_deadline_s, secret_hosts=_secret_hosts(secret_host))
         with EventProducer(settings()) as producer:
             producer.produce(event)
     out.print(f"agent settings of {company} recorded")
@@ -144,3 +146,14 @@ def list_(company: str = typer.Option(..., help="Company id."), last: int = type
         table.add_row(j.job_id, j.accepted_at.strftime("%Y-%m-%d %H:%M:%S") if j.accepted_at else "", j.status,
                       f"{done}/{len(j.state.units)}", str(j.state.tool_calls), j.task[:40], j.error[:60])
     out.print(table)
+
+
+def _secret_hosts(entries: list[str]) -> dict[str, list[str]]:
+    """`REF=HOST:PORT` options as the map `agent_configured` carries."""
+    bound: dict[str, list[str]] = {}
+    for entry in entries:
+        ref, sep, host = entry.rpartition("=")
+        if not sep or not ref or not host:
+            raise ValueError(f"--secret-host {entry!r}: expected REF=HOST:PORT, e.g. env:ACME_TOKEN=api.acme.example:443")
+        bound.setdefault(ref, []).append(host)
+    return bound

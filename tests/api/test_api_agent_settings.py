@@ -23,12 +23,13 @@ def test_a_company_sets_its_own_agents_within_the_operators_policy(catalog, stor
             changed = client.put("/company-automation/agent-settings", json={
                 "use_adapter": False, "concurrency": 6, "allowed_hosts": ["10.1.2.3:8080", "billing.corp.example:443",
                                                                          "[fd00::1]:9000"],
-                "allowed_secrets": [secret]})
+                "allowed_secrets": [secret], "secret_hosts": {secret: ["billing.acme.example:443"]}})
             assert changed.status_code == 200, changed.text
             assert client.get("/company-automation/agent-settings").json()["allowed_hosts"] == sorted(
                 ["10.1.2.3:8080", "billing.corp.example:443", "[fd00::1]:9000"])  # read your writes
             kept = client.put("/company-automation/agent-settings", json={"concurrency": 2, "job_deadline_s": 600}).json()
             assert kept["use_adapter"] is False and kept["allowed_secrets"] == [secret]  # left out: kept
+            assert kept["secret_hosts"] == {secret: ["billing.acme.example:443"]}
             assert kept["job_deadline_s"] == 600 and other_client.get(
                 "/company-automation/agent-settings").json()["job_deadline_s"] == 3600  # the operator's default
 
@@ -39,6 +40,8 @@ def test_a_company_sets_its_own_agents_within_the_operators_policy(catalog, stor
                 "allowed_secrets[0]": {"allowed_secrets": [f"env:{env_prefix(other)}TOKEN"]},
                 "concurrency": {"concurrency": 9},
                 "job_deadline_s": {"job_deadline_s": 3601},
+                "secret_hosts['env:OTHER']": {"secret_hosts": {"env:OTHER": ["x.example:443"]}},
+                f"secret_hosts[{secret!r}][0]": {"secret_hosts": {secret: ["billing.acme.example"]}},
             }
             for where, body in refused.items():
                 answer = client.put("/company-automation/agent-settings", json=body)
@@ -51,4 +54,5 @@ def test_a_company_sets_its_own_agents_within_the_operators_policy(catalog, stor
         final = AgentSettings.from_event(configured[-1])
         assert (final.use_adapter, final.concurrency, final.step_limit) == (False, 2, 1000)
         assert final.allowed_secrets == frozenset({secret}) and final.job_deadline_s == 600
+        assert final.secret_hosts == {secret: frozenset({"billing.acme.example:443"})}
         assert not [e for e in events_of(stack.settings, "company_agents") if e.company_id == other]

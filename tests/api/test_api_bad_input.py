@@ -115,15 +115,16 @@ def test_open_streams_and_waits_are_capped_per_key(catalog: Callable[..., Settin
         with stack.client(key) as client, stack.client(other) as other_client:
             job = client.post("/company-automation/process", json={"task": "x", "data": {"a": 1}}).json()
             url = f"/company-automation/jobs/{job['job_id']}"
-            def hold() -> None:  # again when a probe below took the place first
-                with stack.client(key) as own:
-                    while own.get(url, params={"wait": 6}).status_code == 429:
+            def hold(own_stack: ApiStack = stack, own_key: str = key, job_url: str = url) -> None:
+                with own_stack.client(own_key) as own:  # again when a probe below took the place first
+                    while own.get(job_url, params={"wait": 6}).status_code == 429:
                         pass
 
             waits = [threading.Thread(target=hold) for _ in range(2)]
             for wait in waits:
                 wait.start()
-            eventually(lambda: client.get(url, params={"wait": 0.01}).status_code == 429, 10, "a third wait refused")
+            eventually(lambda job_url=url: client.get(job_url, params={"wait": 0.01}).status_code == 429, 10,
+                       "a third wait refused")
             refused = client.get(f"{url}/events")
             assert refused.status_code == 429 and refused.headers["retry-after"] == "1"
             assert "CDA_API_KEY_HOLDS" in refused.json()["error"]

@@ -182,12 +182,13 @@ def test_a_secret_value_appears_in_no_event_log_or_table(catalog: Catalog, examp
         for tool in tools_from_openapi(document, "acme", secret_ref="env:ACME_API_TOKEN"):
             producer.produce(Event.new("tool_registered", "acme", **tool.to_fields()))
         producer.produce(Event.new("agent_configured", "acme", **AgentSettings(
-            "acme", allowed_hosts=frozenset({host}), allowed_secrets=frozenset({"env:ACME_API_TOKEN"})).to_fields()))
+            "acme", allowed_hosts=frozenset({host}), allowed_secrets=frozenset({"env:ACME_API_TOKEN"}),
+            secret_hosts={"env:ACME_API_TOKEN": frozenset({host})}).to_fields()))
         for tool in tools_from_openapi(document, "initech", secret_ref="env:INITECH_TOKEN_NOT_SET"):
             producer.produce(Event.new("tool_registered", "initech", **tool.to_fields()))
         producer.produce(Event.new("agent_configured", "initech", **AgentSettings(
-            "initech", allowed_hosts=frozenset({host}), allowed_secrets=frozenset({"env:INITECH_TOKEN_NOT_SET"})
-        ).to_fields()))
+            "initech", allowed_hosts=frozenset({host}), allowed_secrets=frozenset({"env:INITECH_TOKEN_NOT_SET"}),
+            secret_hosts={"env:INITECH_TOKEN_NOT_SET": frozenset({host})}).to_fields()))
         jobs = [request("acme", "with-secret", [{"customer": "c1", "amount": 3}]),
                 request("initech", "missing-secret", [{"customer": "c2", "amount": 4}])]
         producer.produce_many(jobs)

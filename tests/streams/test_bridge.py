@@ -236,6 +236,8 @@ def call(bridge_settings: Settings, the_tool: Tool, arguments: dict[str, Any], t
             chosen = the_agent or agent()
             if chosen.allowed_hosts == TOOL_HOST:
                 chosen = dataclasses.replace(chosen, allowed_hosts=own_host(the_tool))
+            if chosen.allowed_secrets and not chosen.secret_hosts:  # its secrets bound to the tool's own host
+                chosen = dataclasses.replace(chosen, secret_hosts={r: own_host(the_tool) for r in chosen.allowed_secrets})
             return await bridge.call(the_tool, arguments, key, chosen)
         finally:
             await bridge.aclose()
@@ -402,6 +404,30 @@ def test_a_secret_that_is_no_header_value_is_refused_without_showing_it(toy_api:
                    agent(allowed_secrets=frozenset({"env:ACME_TOKEN"})), secrets=bad)
     assert outcome.error_kind == "missing_secret" and toy_api.seen == []
     scan_for_secret(outcome, caplog)
+
+
+def test_a_secret_goes_only_to_the_hosts_it_is_bound_to_and_over_https_unless_allow_listed(
+        toy_api: ToyApi, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The company bound its token to billing.acme.test:443: the tool re-pointed at the toy API (allow-listed,
+    but not the token's host) gets no token and sends nothing; bound to the toy API's plain-http host that is
+    on the allow-list, it is sent; bound to a plain-http host that is not allow-listed, it is refused."""
+    caplog.set_level(logging.DEBUG)
+    repointed = tool(toy_api.url("/echo"), secret_ref="env:ACME_TOKEN")
+    toy = f"127.0.0.1:{toy_api.port}"
+    base = agent(allowed_hosts=frozenset({toy}), allowed_secrets=frozenset({"env:ACME_TOKEN"}))
+    refused = call(settings(tmp_path), repointed, ARGS, dataclasses.replace(
+        base, secret_hosts={"env:ACME_TOKEN": frozenset({"billing.acme.test:443"})}), secrets=secrets())
+    assert refused.error_kind == "secret_not_allowed" and "billing.acme.test:443" in refused.error
+    assert toy_api.seen == []
+    sent = call(settings(tmp_path), repointed, ARGS, dataclasses.replace(
+        base, secret_hosts={"env:ACME_TOKEN": frozenset({toy})}), secrets=secrets())
+    assert sent.ok and toy_api.seen[0].headers["authorization"] == f"Bearer {SECRET}"
+    plain = call(settings(tmp_path), tool("http://api.acme.test/v1", secret_ref="env:ACME_TOKEN"), ARGS,
+                 dataclasses.replace(base, secret_hosts={"env:ACME_TOKEN": frozenset({"api.acme.test:80"})}),
+                 secrets=secrets(), resolver=FakeResolver({"api.acme.test": ["93.184.216.34"]}))
+    assert plain.error_kind == "secret_not_allowed" and "https only" in plain.error and plain.attempts == 0
+    for outcome in (refused, sent, plain):
+        scan_for_secret(outcome, caplog)
 
 
 def test_secret_file_reference(toy_api: ToyApi, tmp_path: Path) -> None:
