@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated
 
 from fastapi import APIRouter, Path
+from starlette.concurrency import run_in_threadpool
 
+from api.company_deletion import forget_company
 from api.deps import ContextDep, OperatorDep
 from api.errors import ApiError, not_found
 from api.keys import issue_key, revocation
 from api.schemas.common import ERRORS, NOT_FOUND, ErrorBody
-from api.schemas.companies import CompanyCreate, KeyIssued, KeysRevoked
+from api.schemas.companies import CompanyCreate, CompanyForgotten, KeyIssued, KeysRevoked
+from context import events as context_events
 from core.identifiers import ID_PATTERN
+from topics.events import Event
 
 router = APIRouter(prefix="/admin/companies", tags=["operator"], responses=ERRORS)
 CompanyId = Annotated[str, Path(pattern=ID_PATTERN, max_length=128)]
@@ -53,3 +58,19 @@ async def revoke_keys(company_id: CompanyId, _: OperatorDep, ctx: ContextDep) ->
     for event in events:
         ctx.keys.apply(event)
     return KeysRevoked(company_id=company_id, revoked=old)
+
+
+@router.delete("/{company_id}", response_model=CompanyForgotten, responses=NOT_FOUND,
+               summary="Delete a company: keys, tools, settings, memory, sessions, adapters, files, rows")
+async def delete_company(company_id: CompanyId, _: OperatorDep, ctx: ContextDep) -> CompanyForgotten:
+    """Everything of the company this deployment can reach is deleted (`api.company_deletion`); the answer
+    lists what was done and what remains (the non-compacted history, until its retention)."""
+    if company_id not in ctx.keys.companies():
+        raise not_found("company", company_id)
+    done = await run_in_threadpool(forget_company, ctx.settings, ctx.store, company_id)
+    for key_id in done.keys_revoked:
+        ctx.keys.apply(revocation(company_id, key_id, "company deleted"))
+    for tool in list(ctx.tools_of(company_id)):
+        ctx.apply_tool_event(Event.new("tool_removed", company_id, tool_name=tool))
+    ctx.apply_context_events(context_events.forget(ctx.memory.entries_of(company_id), "the company was deleted"))
+    return CompanyForgotten(**asdict(done))

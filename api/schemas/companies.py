@@ -25,3 +25,15 @@ class KeyOwner(BaseModel):
 class KeysRevoked(BaseModel):
     company_id: str
     revoked: list[str]
+
+
+class CompanyForgotten(BaseModel):
+    """What deleting a company did: counts and names, never content; `remains` says what this cannot reach."""
+
+    company_id: str
+    keys_revoked: list[str]
+    ended: dict[str, int] = Field(description="Events produced to end what was live, by type.")
+    tombstones: dict[str, int] = Field(description="Record keys tombstoned, by compacted topic.")
+    folders_removed: list[str]
+    rows_deleted_from: list[str] = Field(description="ClickHouse tables its rows were deleted from.")
+    remains: list[str]
