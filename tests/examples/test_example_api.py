@@ -199,8 +199,8 @@ def test_the_bridge_through_staged_faults_causes_each_effect_once(tmp_path: Path
     from streams.openapi_document import load_document
 
     config = Settings(home=tmp_path / "home", bridge_backoff_s=0.01, bridge_deadline_s=20.0, bridge_attempts=4)
-    agent = AgentSettings("acme", allowed_hosts=frozenset({"127.0.0.1"}))
     with run_in_thread(tmp_path / "acme.sqlite3") as url:
+        agent = AgentSettings("acme", allowed_hosts=frozenset({url.removeprefix("http://")}))  # host:port
         doc, source = load_document(f"{url}/openapi.json")
         tools = {t.name: t for t in tools_from_openapi(doc, "acme", source_url=source, timeout_ms=500)}
 
