@@ -23,13 +23,21 @@ def env_prefix(company_id: str) -> str:
     return re.sub(r"[^A-Z0-9]", "_", company_id.upper()) + "_"
 
 
+def port_refusal(entry: str) -> str | None:
+    """Why `entry` is no host:port (an allow-list or secret-host entry names one port, never all of a host's)."""
+    port = split_entry(entry)[1]
+    if port is None or not port.isdigit() or not 1 <= int(port) <= 65535 or any(c in entry for c in "/@ \t\r\n"):
+        return f"{entry!r} names no port: expected host:port (IPv6 as [addr]:port); an entry allows one port"
+    return None
+
+
 def host_refusal(settings: Settings, entry: str) -> str | None:
     """Why `entry` (`host`, `host:port`, `[v6]:port`) is outside the policy; None when it is inside."""
-    host, port = split_entry(entry)  # parsed as the bridge parses allowed_hosts
+    host = split_entry(entry)[0]  # parsed as the bridge parses allowed_hosts
     if not host:
         return "an empty host"
-    if port is None or not port.isdigit() or not 1 <= int(port) <= 65535:
-        return f"{entry!r} names no port: expected host:port (IPv6 as [addr]:port); an entry allows one port"
+    if (unported := port_refusal(entry)) is not None:
+        return unported
     try:
         address = ipaddress.ip_address(host)
     except ValueError:

@@ -69,7 +69,7 @@ def end_owned(owner: str, wait_s: float = 10.0) -> int:
     for pid in pids:
         _signal(pid, signal.SIGTERM)
     deadline = time.monotonic() + wait_s
-    while time.monotonic() < deadline and any(_alive(p) for p in pids):
+    while time.monotonic() < deadline and any(alive(p) for p in pids):
         time.sleep(0.1)
     for pid in pids:
         _signal(pid, signal.SIGKILL)
@@ -83,7 +83,8 @@ def _signal(pid: int, sig: signal.Signals) -> None:
         pass
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """Whether `pid` runs (a zombie, dead but not yet reaped, does not)."""
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except (OSError, IndexError):

@@ -117,9 +117,7 @@ class AgentService:
                 for session, entries in results.items():
                     summary, deletions = session_fold(company, session, entries)
                     async with self._retaining:
-                        await self.emitter.send([summary, *deletions], tombstones=deletions)
-                        for event in (summary, *deletions):
-                            self.memory.apply(event)
+                        await self._record_memory([summary, *deletions], deletions)
                     folded += 1
             except BaseException:
                 self.sessions.fold_later([(c, s) for c, sessions in by_company.items() for s in sessions])
@@ -185,9 +183,13 @@ class AgentService:
             open_sessions = {x.session_id for x in self.sessions.open_sessions() if x.company_id == company}
             deletions = retention(self.memory.entries_of(company), self.settings.memory_automation_kept, open_sessions)
             if deletions:
-                await self.emitter.send(deletions, tombstones=deletions)
-                for event in deletions:
-                    self.memory.apply(event)
+                await self._record_memory(deletions, deletions)
+
+    async def _record_memory(self, events: list[Event], tombstones: list[Event]) -> None:
+        """Memory events the agents write themselves, tombstones beside, folded here once the broker has them."""
+        await self.emitter.send(events, tombstones=tombstones)
+        for event in events:
+            self.memory.apply(event)
 
     async def _fail(self, request: Event, error: str, timestamp_ms: int) -> None:
         """A job that cannot be run still ends: `job_failed` (kind `internal`), so it never reads running forever."""

@@ -16,6 +16,17 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def port_free(port: int) -> bool:
+    """Whether a server could listen on the loopback `port` now (nothing holds it)."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 def eventually(predicate: Callable[[], bool], timeout_s: float = 30.0, what: str = "the condition",
                interval_s: float = 0.05) -> None:
     """Wait for `predicate`; fail the test naming `what` when it does not hold in time."""

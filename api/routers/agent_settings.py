@@ -7,13 +7,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.agent_policy import entries, env_prefix, host_refusal, secret_refusal
+from api.agent_policy import entries, env_prefix, host_refusal, port_refusal, secret_refusal
 from api.deps import CompanyDep, ContextDep
 from api.errors import ApiError
 from api.schemas.agent_settings import AgentSettingsPublic, AgentSettingsUpdate
 from api.schemas.common import ERRORS
 from core.settings import Settings
-from streams.addresses import split_entry
 from streams.agent_settings import AgentSettings
 from topics.events import Event
 
@@ -65,9 +64,8 @@ async def put_agent_settings(body: AgentSettingsUpdate, caller: CompanyDep, ctx:
         if ref not in secrets:
             raise ApiError(422, f"body.secret_hosts[{ref!r}]: names a secret that allowed_secrets does not hold")
         for i, host in enumerate(sorted(hosts)):
-            port = split_entry(host)[1]
-            if not port or not port.isdigit() or any(c in host for c in "/@ \t\r\n"):
-                raise ApiError(422, f"body.secret_hosts[{ref!r}][{i}]: expected host:port, got {host!r}")
+            if (reason := port_refusal(host)) is not None:
+                raise ApiError(422, f"body.secret_hosts[{ref!r}][{i}]: {reason}")
     wanted = {"use_adapter": current.use_adapter if body.use_adapter is None else body.use_adapter,
               "step_limit": current.step_limit,
               "concurrency": current.concurrency if body.concurrency is None else body.concurrency,

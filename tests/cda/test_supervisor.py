@@ -84,7 +84,7 @@ def test_a_supervisor_killed_outright_takes_its_parts_along_and_a_restart_ends_w
     import signal
     import subprocess
 
-    from core.children import owned_by
+    from core.children import alive, owned_by
 
     supervisor = subprocess.Popen([sys.executable, "-c", SUPERVISE, str(tmp_path)], cwd=Path(__file__).parents[2])
     part = Part(PartSpec("leaver", SLEEPER), {}, tmp_path)  # the same part as the supervisor's: the same owner id
@@ -93,11 +93,11 @@ def test_a_supervisor_killed_outright_takes_its_parts_along_and_a_restart_ends_w
         part_pid = StatusFile(tmp_path / "status.json").read()["parts"][0]["pid"]  # type: ignore[index]
         supervisor.kill()
         supervisor.wait(10)
-        eventually(lambda: not pid_alive(part_pid) or _zombie(part_pid), 10, "the part killed with its supervisor")
-        [left] = [p for p in owned_by(part.owner) if not _zombie(p)]  # the part's child outlived it
+        eventually(lambda: not alive(part_pid), 10, "the part killed with its supervisor")
+        [left] = [p for p in owned_by(part.owner) if alive(p)]  # the part's child outlived it
         part.start()  # what `cda up` does for each part: ends what an earlier run of it left
-        assert not [p for p in owned_by(part.owner) if p != part.process.pid and not _zombie(p)]  # type: ignore[union-attr]
-        assert not pid_alive(left) or _zombie(left)
+        assert not [p for p in owned_by(part.owner) if p != part.process.pid and alive(p)]  # type: ignore[union-attr]
+        assert not alive(left)
         assert "ended 1 process(es)" in part.status.detail
     finally:
         if part.process is not None:
@@ -106,9 +106,3 @@ def test_a_supervisor_killed_outright_takes_its_parts_along_and_a_restart_ends_w
         for pid in owned_by(part.owner):
             os.kill(pid, signal.SIGKILL)
 
-
-def _zombie(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    except (OSError, IndexError):
-        return True

@@ -22,9 +22,10 @@ from cda.client import SyncCompanyAutomation
 from cda.key_file import read_key
 from cda.stack import api_url
 from cda.supervisor import StatusFile, pid_alive
+from core.children import alive
 from core.settings import Settings, settings_env
 from tests.cda.browser import assert_dashboard_drawn
-from tests.helpers import eventually, free_port
+from tests.helpers import eventually, free_port, port_free
 from trainer.synthetic import demo_call
 
 pytestmark = [pytest.mark.kafka, pytest.mark.vllm, pytest.mark.timeout(2400)]
@@ -166,28 +167,10 @@ def test_cda_up_killed_outright_leaves_nothing_and_starts_again(kafka_bootstrap:
             if attempt == "killed":
                 up.kill()
                 up.wait(30)
-                eventually(lambda left=pids: not any(_running(pid) for pid in left), 30, "every part gone with cda up")
-                eventually(lambda: all(_port_free(port) for port in ports), 30, "the parts' ports free")
+                eventually(lambda left=pids: not any(alive(pid) for pid in left), 30, "every part gone with cda up")
+                eventually(lambda: all(port_free(port) for port in ports), 30, "the parts' ports free")
         finally:
             if up.poll() is None:
                 up.send_signal(signal.SIGTERM)
                 up.wait(300)
 
-
-def _running(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
-
-
-def _port_free(port: int) -> bool:
-    import socket
-
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True

@@ -29,7 +29,7 @@ from inference.lifecycle import AdapterManager, registry_root
 from inference.random_adapter import place_in_registry
 from inference.routing import AdapterRouter, served_name, staging_name
 from inference.vllm_api import AsyncVllmApi, VllmApi
-from tests.helpers import eventually, free_port
+from tests.helpers import eventually, free_port, port_free
 from topics.connection import topic_name
 from topics.consumer import EventConsumer
 from topics.events import Event
@@ -420,18 +420,6 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def _port_free(port: int) -> bool:
-    import socket
-
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
 def test_inference_serve_killed_or_stopped_leaves_nothing_and_starts_again(catalog: Catalog, tiny_model: str,
                                                                           tmp_path: Path) -> None:
     """SIGKILL to `cda inference serve` (no cleanup of its own runs): its vLLM, engine process included, goes
@@ -468,7 +456,7 @@ def test_inference_serve_killed_or_stopped_leaves_nothing_and_starts_again(catal
             serve.send_signal(how)
             assert serve.wait(90) in (-signal.SIGKILL, 128 + signal.SIGTERM)
             eventually(lambda left=children: not any(_alive(pid) for pid in left), 30, f"no child of serve outlives {how.name}")
-            eventually(lambda: _port_free(vllm_port) and _port_free(gateway_port), 30, "the ports free")
+            eventually(lambda: port_free(vllm_port) and port_free(gateway_port), 30, "the ports free")
     finally:
         if serve is not None and serve.poll() is None:
             serve.kill()
