@@ -19,6 +19,7 @@ from projections.runner import ProjectionRunner
 from projections.store import ProjectionStore
 from topics.catalog import CATALOG
 from topics.connection import cluster_metadata, topic_name
+from topics.credentials import as_part
 from topics.errors import UnknownTopic
 
 log = logging.getLogger(__name__)
@@ -29,7 +30,8 @@ def projections_alongside(settings: Settings, store: ProjectionStore, stop: thre
     """Every projection runner in this process when the store is embedded (else they run as their own process)."""
     workers: list[WorkerThread] = []
     if store.embedded and settings.api_embedded_projections:
-        workers = [WorkerThread(f"projection-{p.name}", ProjectionRunner(settings, store, p, flush_interval_s=0.1).run,
+        own = as_part(settings, "projections")  # the projections' principal, not the API's
+        workers = [WorkerThread(f"projection-{p.name}", ProjectionRunner(own, store, p, flush_interval_s=0.1).run,
                                 stop).start() for p in PROJECTIONS.values()]
     try:
         yield workers

@@ -22,6 +22,14 @@ class Settings(BaseSettings):
     kafka_jars: Path | None = Field(default=None, description="Folder of the broker's jars; default <home>/kafka/lib.")
     kafka_heap: str = Field(default="512m", description="Java heap of the local broker.")
     kafka_timeout_s: float = Field(default=10.0, gt=0, description="Bound on any single broker round trip.")
+    kafka_auth: bool = Field(default=True, description="The local broker authenticates clients (SASL/SCRAM) and "
+                             "authorizes them by ACL; false runs it open, as before.")
+    kafka_principal: str | None = Field(default=None, description="The Kafka principal this process connects as; "
+                                        "default its part's own (api, agents, ...), or operator at the CLI.")
+    kafka_password: SecretStr | None = Field(default=None, description="That principal's password; default read "
+                                             "from the credentials file.")
+    kafka_credentials: Path | None = Field(default=None, description="The principals' passwords (mode 0600); "
+                                           "default <home>/kafka/credentials.json, made when the local broker formats.")
     topic_prefix: str = Field(default="", description="Prepended to every catalog topic name (test isolation).")
     schema_registry_url: str | None = Field(default=None, description="Confluent schema registry; framing switches to it.")
     schema_registry_timeout_s: float = Field(default=5.0, gt=0, description="Bound on one schema-registry call, retries included.")
@@ -187,7 +195,7 @@ def settings_env(settings: Settings, base: dict[str, str] | None = None) -> dict
     for name, value in settings.model_dump().items():
         if value is None:
             continue
-        if name == "api_operator_key":
+        if isinstance(value, SecretStr):
             value = value.get_secret_value()
         env[f"CDA_{name.upper()}"] = str(value)
     env["PYTHONUNBUFFERED"] = "1"

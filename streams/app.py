@@ -30,6 +30,7 @@ from streams.errors import StreamsError
 from streams.job_run import Model
 from streams.service import AgentService
 from topics.connection import topic_name
+from topics.credentials import MECHANISM, login
 
 log = logging.getLogger(__name__)
 
@@ -42,11 +43,20 @@ def broker_urls(bootstrap: str) -> list[str]:
     return [f"kafka://{host.strip()}" for host in bootstrap.split(",") if host.strip()]
 
 
+def broker_credentials(settings: Settings) -> faust.SASLCredentials | None:
+    """The agents' SASL/SCRAM login, as aiokafka (under Faust) presents it; None when the broker asks for none."""
+    credentials = login(settings)
+    if credentials is None:
+        return None
+    return faust.SASLCredentials(username=credentials.principal, password=credentials.password, mechanism=MECHANISM)
+
+
 def create_app(settings: Settings, service: AgentService) -> faust.App:
     (settings.home / "agents").mkdir(parents=True, exist_ok=True)  # Faust makes only the last folder of datadir
     app = faust.App(
         service.group_id,
         broker=broker_urls(settings.kafka_bootstrap),
+        broker_credentials=broker_credentials(settings),
         store="memory://",
         datadir=str(settings.home / "agents" / service.group_id),  # not `<group>-data` in the working directory
         web_enabled=False,

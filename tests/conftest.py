@@ -49,6 +49,8 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         return
     broker = local_broker(tmp_path_factory.mktemp("kafka"))
     broker.start()
+    # every Settings() of the session, and every child process, logs in with this broker's principals
+    os.environ["CDA_KAFKA_CREDENTIALS"] = str(broker.credentials_file)
     try:
         yield broker.bootstrap
     finally:

@@ -17,6 +17,7 @@ from confluent_kafka.admin import (
 )
 
 from core.settings import Settings
+from topics.access import apply_acls, drop_acls
 from topics.catalog import CATALOG, TopicSpec
 from topics.connection import admin_client, cluster_metadata, topic_name
 
@@ -56,6 +57,7 @@ def apply_catalog(settings: Settings, specs: tuple[TopicSpec, ...] = CATALOG) ->
         if any(c.topic == name for c in changes):
             continue
         changes.append(_reconcile(admin, settings, spec, name, timeout))
+    apply_acls(settings, specs)
     return changes
 
 
@@ -112,3 +114,4 @@ def delete_topics(settings: Settings, names: list[str]) -> None:
         except KafkaException as exc:
             if "UNKNOWN_TOPIC" not in str(exc):
                 raise
+    drop_acls(settings, names)

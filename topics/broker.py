@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.settings import Settings
+from topics import credentials
+from topics.credentials import BROKER, CONTROLLER, MECHANISM, OPERATOR, PRINCIPALS, SUPER_USERS, Login
 from topics.errors import BrokerSetupError
 
 POM = Path(__file__).parent / "kafka" / "pom.xml"
@@ -35,6 +37,8 @@ class LocalBroker:
     port: int = 9092
     controller_port: int = 9093
     heap: str = "512m"
+    auth: bool = True  # SASL/SCRAM on the client listener, PLAIN on the controller's, ACLs checked
+    credentials_path: Path | None = None  # default <data_dir>/credentials.json
 
     @property
     def bootstrap(self) -> str:
@@ -55,6 +59,23 @@ class LocalBroker:
     @property
     def log_dirs(self) -> Path:
         return self.data_dir / "data"
+
+    @property
+    def credentials_file(self) -> Path:
+        return self.credentials_path or self.data_dir / "credentials.json"
+
+    def secured(self) -> bool:
+        """Whether this broker authenticates: asked for, and either new or formatted with its credentials (a folder
+        formatted before authentication existed keeps running open; `cda kafka up` says so)."""
+        return self.auth and (not self.formatted() or self.credentials_file.exists())
+
+    def passwords(self) -> dict[str, str]:
+        """Every principal's password, made on first use (before the storage is formatted with them)."""
+        return credentials.read(self.credentials_file) or credentials.generate(self.credentials_file)
+
+    def operator_login(self) -> Login | None:
+        """How this module's own admin calls (readiness) authenticate: as the operator, when the broker asks."""
+        return Login(OPERATOR, self.passwords()[OPERATOR]) if self.secured() else None
 
     # -- fetch ------------------------------------------------------------------------------------
     def jars_present(self) -> bool:
@@ -85,6 +106,7 @@ class LocalBroker:
             "controller.listener.names": "CONTROLLER",
             "inter.broker.listener.name": "PLAINTEXT",
             "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            **(self._auth_props() if self.secured() else {}),
             "log.dirs": str(self.log_dirs),
             "num.partitions": "3",
             "offsets.topic.replication.factor": "1",
@@ -97,7 +119,40 @@ class LocalBroker:
             "auto.create.topics.enable": "false",
             "log.cleaner.backoff.ms": "1000",
         }
-        self.config_file.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
+        credentials.write_private(self.config_file, "".join(f"{k}={v}\n" for k, v in props.items()))
+
+    def _auth_props(self) -> dict[str, str]:
+        """SASL/SCRAM for clients and the broker itself, PLAIN inside the KRaft quorum (SCRAM credentials live in
+        the metadata the controller serves, so the controller cannot use them), and the ACL authorizer."""
+        pw = self.passwords()
+        return {
+            "listeners": f"SASL_PLAINTEXT://localhost:{self.port},CONTROLLER://localhost:{self.controller_port}",
+            "advertised.listeners": f"SASL_PLAINTEXT://localhost:{self.port}",
+            "inter.broker.listener.name": "SASL_PLAINTEXT",
+            "listener.security.protocol.map": "SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:SASL_PLAINTEXT",
+            "sasl.enabled.mechanisms": MECHANISM,
+            "sasl.mechanism.inter.broker.protocol": MECHANISM,
+            f"listener.name.sasl_plaintext.{MECHANISM.lower()}.sasl.jaas.config":
+                f'org.apache.kafka.common.security.scram.ScramLoginModule required username="{BROKER}" '
+                f'password="{pw[BROKER]}";',
+            "sasl.mechanism.controller.protocol": "PLAIN",
+            "listener.name.controller.sasl.enabled.mechanisms": "PLAIN",
+            "listener.name.controller.plain.sasl.jaas.config":
+                f'org.apache.kafka.common.security.plain.PlainLoginModule required username="{CONTROLLER}" '
+                f'password="{pw[CONTROLLER]}" user_{CONTROLLER}="{pw[CONTROLLER]}";',
+            "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "super.users": ";".join(f"User:{name}" for name in SUPER_USERS),
+            "allow.everyone.if.no.acl.found": "false",
+        }
+
+    def _scram_args(self) -> list[str]:
+        """`--add-scram` for every SCRAM principal, so credentials exist from the first start (KRaft keeps them in
+        its metadata log; a broker cannot create the first one over a connection it would have to authenticate)."""
+        if not self.secured():
+            return []
+        pw = self.passwords()
+        return [arg for name in (*PRINCIPALS, BROKER)
+                for arg in ("--add-scram", f"{MECHANISM}=[name={name},password={pw[name]}]")]
 
     def formatted(self) -> bool:
         return (self.log_dirs / "meta.properties").exists()
@@ -110,7 +165,7 @@ class LocalBroker:
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         result = subprocess.run(
             [*self._java(), "kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}",  # "=": an id may start with "-"
-             "-c", str(self.config_file), "--standalone"],
+             "-c", str(self.config_file), "--standalone", *self._scram_args()],
             capture_output=True, text=True,
         )
         if result.returncode != 0:
@@ -163,7 +218,9 @@ class LocalBroker:
         from topics.connection import LIBRDKAFKA_LOG
 
         deadline = time.monotonic() + wait_s
-        admin = AdminClient({"bootstrap.servers": self.bootstrap, "logger": LIBRDKAFKA_LOG})
+        login = self.operator_login()
+        admin = AdminClient({"bootstrap.servers": self.bootstrap, "logger": LIBRDKAFKA_LOG,
+                             **(login.librdkafka() if login else {})})
         while time.monotonic() < deadline:
             if proc is not None and proc.poll() is not None:
                 self.pid_file.unlink(missing_ok=True)
@@ -230,4 +287,6 @@ def from_settings(settings: Settings) -> LocalBroker:
         port=settings.kafka_port,
         controller_port=settings.kafka_controller_port,
         heap=settings.kafka_heap,
+        auth=settings.kafka_auth,
+        credentials_path=credentials.credentials_file(settings),
     )

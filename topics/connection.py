@@ -12,6 +12,7 @@ from confluent_kafka.admin import AdminClient, ClusterMetadata
 from core.retry import RetryPolicy
 from core.settings import Settings
 from topics.catalog import physical_name
+from topics.credentials import login
 from topics.errors import BrokerUnavailable, TopicsError
 
 # librdkafka logs every failed connection attempt; route its log into Python logging, silent unless the
@@ -22,7 +23,8 @@ LIBRDKAFKA_LOG.addHandler(logging.NullHandler())
 
 
 def client_config(settings: Settings, **overrides: Any) -> dict[str, Any]:
-    """librdkafka settings common to every client: the bootstrap address and bounded connection set-up."""
+    """librdkafka settings common to every client: the bootstrap address, this process's principal (when the
+    broker authenticates) and bounded connection set-up."""
     timeout_ms = int(settings.kafka_timeout_s * 1000)
     config: dict[str, Any] = {
         "bootstrap.servers": settings.kafka_bootstrap,
@@ -31,6 +33,8 @@ def client_config(settings: Settings, **overrides: Any) -> dict[str, Any]:
         "reconnect.backoff.max.ms": 2_000,
         "logger": LIBRDKAFKA_LOG,
     }
+    if (credentials := login(settings)) is not None:
+        config.update(credentials.librdkafka())
     config.update(overrides)
     return config
 

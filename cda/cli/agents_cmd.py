@@ -11,6 +11,7 @@ import typer
 from rich.table import Table
 
 from cda.cli.common import err, failing_clearly, out, progress_bar, settings
+from topics.credentials import as_part
 from topics.events import Event
 from topics.producer import EventProducer
 
@@ -24,7 +25,7 @@ def run(loglevel: str = typer.Option("warning", help="Faust log level.")) -> Non
     from streams.app import run_agents
 
     with failing_clearly():
-        run_agents(settings(), loglevel)
+        run_agents(as_part(settings(), "agents"), loglevel)
 
 
 @app.command("configure")

@@ -10,6 +10,7 @@ import typer
 
 from cda.cli.common import err, failing_clearly, out, settings
 from inference.errors import InferenceError
+from topics.credentials import as_part
 from trainer.tiny_model import DEFAULT_PRETRAIN_STEPS
 
 model_app = typer.Typer(help="The base model.", no_args_is_help=True)
@@ -38,7 +39,7 @@ def serve(external: bool = typer.Option(False, help="Use a vLLM server already r
 
     with failing_clearly():
         try:
-            config = settings()
+            config = as_part(settings(), "inference")
             err.print(f"serving {config.base_model_path} via {config.vllm_url}; gateway on {config.inference_url}")
             InferenceService(config, manage_server=not external).serve()
         except InferenceError as exc:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 from cda.cli.common import err, failing_clearly, out, settings
 from topics.broker import from_settings
+from topics.credentials import env_file as env_lines
+from topics.credentials import write_private
 
 app = typer.Typer(help="Run the local Apache Kafka broker (KRaft, single node) under CDA_HOME.", no_args_is_help=True)
 
@@ -20,6 +24,11 @@ def up(wait: float = typer.Option(90.0, help="Seconds to wait for the broker to 
             err.print(f"starting Kafka on {broker.bootstrap} (data in {broker.data_dir}) ...")
         broker.start(wait_s=wait)
         out.print(f"kafka {'already running' if running else 'up'} on {broker.bootstrap} (pid {broker.pid()})")
+        if broker.auth and not broker.secured():
+            err.print(f"[yellow]warning:[/yellow] {broker.data_dir} was formatted before brokers authenticated: it "
+                      "runs open (no SASL, no ACLs); move its data aside and start again to secure it")
+        elif broker.secured():
+            out.print(f"clients log in with SASL/SCRAM; passwords in {broker.credentials_file} (mode 0600)")
 
 
 @app.command()
@@ -47,3 +56,18 @@ def fetch() -> None:
         broker = from_settings(settings())
         broker.fetch()
         out.print(f"kafka jars in {broker.lib_dir}")
+
+
+@app.command()
+def credentials(
+    env_file: Path | None = typer.Option(None, "--env-file", help="Also write the passwords as the .env that "
+                                         "docker compose reads (mode 0600)."),
+) -> None:
+    """Make the principals' passwords (once; kept after) and say where they are; never prints a password."""
+    with failing_clearly():
+        broker = from_settings(settings())
+        passwords = broker.passwords()
+        out.print(f"{len(passwords)} principals ({', '.join(sorted(passwords))}) in {broker.credentials_file}")
+        if env_file is not None:
+            write_private(env_file, env_lines(passwords))
+            out.print(f"wrote {env_file} for docker compose")

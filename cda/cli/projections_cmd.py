@@ -18,6 +18,7 @@ from projections.queries import LISTINGS, listing_sql
 from projections.rebuild import rebuild as rebuild_view
 from projections.runner import ProjectionRunner
 from projections.store import ProjectionStore
+from topics.credentials import as_part
 from topics.positions import parse_time
 
 app = typer.Typer(help="ClickHouse views folded from the topics.", no_args_is_help=True)
@@ -51,7 +52,7 @@ def run(
 ) -> None:
     """Fold the topics into the views until stopped; offsets are committed after rows are stored."""
     with failing_clearly():
-        config = settings()
+        config = as_part(settings(), "projections")
         chosen = [projection(n) for n in (names or list(PROJECTIONS))]
         store = open_store()
         stop = threading.Event()

@@ -17,6 +17,7 @@ from cda.cli.common import err, failing_clearly, out, progress_bar, settings
 from core.settings import Settings
 from topics.connection import cluster_metadata, topic_name
 from topics.consumer import EventConsumer
+from topics.credentials import as_part
 from topics.dead_letters import Skipped
 from topics.events import Event
 from topics.positions import high_watermark
@@ -34,7 +35,7 @@ def run(seconds: float | None = typer.Option(None, help="Stop after this long (d
     from trainer.worker import TrainerWorker
 
     with failing_clearly():
-        worker = TrainerWorker(settings())
+        worker = TrainerWorker(as_part(settings(), "trainer"))
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         if seconds:

@@ -27,7 +27,8 @@ def test_a_restarted_broker_keeps_every_event(tmp_path: Path) -> None:
     broker = local_broker(tmp_path / "kafka")
     broker.start()
     try:
-        settings = Settings(home=tmp_path / "home", kafka_bootstrap=broker.bootstrap)
+        settings = Settings(home=tmp_path / "home", kafka_bootstrap=broker.bootstrap,
+                            kafka_credentials=broker.credentials_file)
         apply_catalog(settings, tuple(s for s in CATALOG if s.name in ("company_memory", "dead_letters")))
         sent = [Event.new("memory_written", "acme", entry_id=f"e{i}", content=f"fact {i}") for i in range(50)]
         with EventProducer(settings) as producer:

@@ -57,6 +57,7 @@ def test_a_killed_broker_loses_and_doubles_nothing_and_workers_resume(tmp_path: 
     broker = local_broker(tmp_path / "kafka")
     broker.start()
     settings = Settings(home=tmp_path / "home", kafka_bootstrap=broker.bootstrap, kafka_timeout_s=5,
+                        kafka_credentials=broker.credentials_file,
                         topic_prefix="fault.", clickhouse_url=clickhouse_dsn,
                         clickhouse_database=f"fault_{uuid.uuid4().hex[:8]}")
     store = ProjectionStore.from_settings(settings)
