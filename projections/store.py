@@ -35,15 +35,18 @@ _COMMENTS = re.compile(r"/\*.*?\*/|--[^\n]*|#[^\n]*", re.DOTALL)
 class ProjectionStore:
     """Statements, queries and batched inserts against one database of a ClickHouse engine."""
 
-    def __init__(self, dsn: str, database: str) -> None:
+    def __init__(self, dsn: str, database: str, user: str | None = None, password: str | None = None) -> None:
         self.dsn = dsn
         self.database = database
+        # a server's login travels beside the DSN, never in it: the DSN is printed and logged
+        self._login: dict[str, str] = {k: v for k, v in (("username", user), ("password", password)) if v}
         self._client: Client | None = None
         self._lock = threading.RLock()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ProjectionStore:
-        return cls(settings.clickhouse_dsn, settings.clickhouse_database)
+        password = settings.clickhouse_password.get_secret_value() if settings.clickhouse_password else None
+        return cls(settings.clickhouse_dsn, settings.clickhouse_database, settings.clickhouse_user, password)
 
     @property
     def embedded(self) -> bool:
@@ -103,7 +106,7 @@ class ProjectionStore:
     def _connect(self) -> Client:
         if self._client is None:
             try:
-                bootstrap = clickhouse_connect.get_client(dsn=self.dsn)
+                bootstrap = clickhouse_connect.get_client(dsn=self.dsn, **({} if self.embedded else self._login))
                 bootstrap.command(f"CREATE DATABASE IF NOT EXISTS {self.database}")
                 if self.embedded:  # one engine per process: reuse it, naming the database in the session
                     bootstrap.command(f"USE {self.database}")
@@ -111,7 +114,7 @@ class ProjectionStore:
                     self._client = bootstrap
                 else:
                     bootstrap.close()
-                    self._client = clickhouse_connect.get_client(dsn=self.dsn, database=self.database)
+                    self._client = clickhouse_connect.get_client(dsn=self.dsn, database=self.database, **self._login)
             except Exception as exc:
                 raise StoreUnavailable(f"{self._cannot_open()}: {_first_line(exc)}") from exc
         return self._client

@@ -10,6 +10,7 @@ use throw-away groups to read compacted topics.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 
 from confluent_kafka import KafkaException
@@ -18,6 +19,7 @@ from confluent_kafka.admin import (
     AclBindingFilter,
     AclOperation,
     AclPermissionType,
+    AdminClient,
     ResourcePatternType,
     ResourceType,
 )
@@ -97,21 +99,50 @@ def _allow(principal: str, kind: ResourceType, name: str, operation: AclOperatio
 
 
 def apply_acls(settings: Settings, specs: tuple[TopicSpec, ...] = CATALOG) -> int:
-    """Create the parts' ACLs (idempotent: an existing binding is kept). 0 when the broker checks no ACLs."""
+    """Create the parts' missing ACLs and wait (bounded) until the broker enforces them: the controller commits a
+    binding before the broker's authorizer applies it. 0 when the broker checks no ACLs; else the bindings made."""
     if login(settings) is None:
         return 0
-    wanted = bindings(settings, specs)
-    admin = admin_client(settings)
-    futures = admin.create_acls(wanted, request_timeout=settings.kafka_timeout_s)
-    for binding, future in futures.items():
+    admin = admin_client(settings)  # kept referenced until every future resolves
+    try:
+        present = _present(admin, settings)
+    except KafkaException as exc:
+        if "SECURITY_DISABLED" in str(exc):  # authenticated, but no authorizer: nothing to apply
+            log.info("the broker on %s checks no ACLs", settings.kafka_bootstrap)
+            return 0
+        raise TopicsError(f"reading the ACLs on {settings.kafka_bootstrap} failed: {exc}") from exc
+    missing = [b for b in bindings(settings, specs) if _key(b) not in present]
+    if not missing:
+        return 0
+    for binding, future in admin.create_acls(missing, request_timeout=settings.kafka_timeout_s).items():
         try:
             future.result(settings.kafka_timeout_s)
         except KafkaException as exc:
-            if "SECURITY_DISABLED" in str(exc):  # authenticated, but no authorizer: nothing to apply
-                log.info("the broker on %s checks no ACLs", settings.kafka_bootstrap)
-                return 0
             raise TopicsError(f"creating the ACL {binding} on {settings.kafka_bootstrap} failed: {exc}") from exc
-    return len(wanted)
+    wanted = {_key(b) for b in missing}
+    deadline = time.monotonic() + settings.kafka_timeout_s
+    while not wanted <= _present(admin, settings):
+        if time.monotonic() > deadline:
+            raise TopicsError(f"the broker on {settings.kafka_bootstrap} did not apply {len(wanted)} new ACLs "
+                              f"within {settings.kafka_timeout_s:.0f}s")
+        time.sleep(0.1)
+    return len(missing)
+
+
+def _key(binding: AclBinding) -> tuple[object, ...]:
+    return (binding.restype, binding.name, binding.resource_pattern_type, binding.principal, binding.host,
+            binding.operation, binding.permission_type)
+
+
+def _present(admin: AdminClient, settings: Settings) -> set[tuple[object, ...]]:
+    """The ALLOW bindings the broker's authorizer holds now, topics and groups."""
+    found: set[tuple[object, ...]] = set()
+    for kind in (ResourceType.TOPIC, ResourceType.GROUP):
+        query = AclBindingFilter(kind, None, ResourcePatternType.ANY, None, None, AclOperation.ANY,
+                                 AclPermissionType.ALLOW)
+        found.update(_key(b) for b in admin.describe_acls(query, request_timeout=settings.kafka_timeout_s)
+                     .result(settings.kafka_timeout_s))
+    return found
 
 
 def drop_acls(settings: Settings, topics: list[str]) -> None:
@@ -120,7 +151,8 @@ def drop_acls(settings: Settings, topics: list[str]) -> None:
         return
     filters = [AclBindingFilter(ResourceType.TOPIC, name, ResourcePatternType.LITERAL, None, None,
                                 AclOperation.ANY, AclPermissionType.ANY) for name in topics]
-    for future in admin_client(settings).delete_acls(filters, request_timeout=settings.kafka_timeout_s).values():
+    admin = admin_client(settings)  # kept referenced until every future resolves
+    for future in admin.delete_acls(filters, request_timeout=settings.kafka_timeout_s).values():
         try:
             future.result(settings.kafka_timeout_s)
         except KafkaException as exc:

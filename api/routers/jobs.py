@@ -19,7 +19,7 @@ from api import reads
 from api.deps import CompanyDep, ContextDep, same_company
 from api.errors import ApiError, not_found
 from api.job_views import job_public, queued
-from api.schemas.common import ERRORS, NOT_FOUND, OTHER_COMPANY
+from api.schemas.common import ERRORS, NOT_FOUND, OTHER_COMPANY, REUSED_KEY
 from api.schemas.jobs import JobPage, JobPublic, JobStatus, JobSummary, ProcessAccepted, ProcessRequest
 from api.urls import job_events_url, job_url
 from context.units import split_payload
@@ -44,7 +44,7 @@ def request_id_of(idempotency_key: str | None, body_request_id: str | None) -> s
 
 
 @router.post("/process", status_code=202, response_model=ProcessAccepted,
-             responses=OTHER_COMPANY, summary="Process company data")
+             responses={**OTHER_COMPANY, **REUSED_KEY}, summary="Process company data")
 async def process(body: ProcessRequest, request: Request, caller: CompanyDep, ctx: ContextDep,
                   idempotency_key: IdempotencyKey = None) -> ProcessAccepted:
     """Produce one `data_process_requested`; the agents turn it into a job. Answers once the broker has it."""

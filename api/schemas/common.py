@@ -58,3 +58,5 @@ ERRORS = {status: {"model": ErrorBody, "description": text} for status, text in 
 )}
 NOT_FOUND = {404: {"model": ErrorBody, "description": "No such resource for this company"}}
 OTHER_COMPANY = {403: {"model": ErrorBody, "description": "The body names another company than the key's"}}
+REUSED_KEY = {409: {"model": ErrorBody, "description": "The Idempotency-Key (or request_id) was used before with "
+                                                        "another body"}}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 
 import typer
@@ -69,5 +70,16 @@ def credentials(
         passwords = broker.passwords()
         out.print(f"{len(passwords)} principals ({', '.join(sorted(passwords))}) in {broker.credentials_file}")
         if env_file is not None:
-            write_private(env_file, env_lines(passwords))
-            out.print(f"wrote {env_file} for docker compose")
+            kept = _env_values(env_file)  # ClickHouse's and Grafana's passwords stay what they were
+            extra = {name: kept.get(name) or secrets.token_urlsafe(24)
+                     for name in ("CDA_CLICKHOUSE_PASSWORD", "CDA_GRAFANA_PASSWORD")}
+            write_private(env_file, env_lines(passwords) + "".join(f"{k}={v}\n" for k, v in extra.items()))
+            out.print(f"wrote {env_file} for docker compose (mode 0600)")
+
+
+def _env_values(path: Path) -> dict[str, str]:
+    try:
+        lines = path.read_text().splitlines()
+    except FileNotFoundError:
+        return {}
+    return dict(line.split("=", 1) for line in lines if "=" in line and not line.startswith("#"))

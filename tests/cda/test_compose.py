@@ -14,7 +14,7 @@ def test_compose_runs_kafka_in_kraft_mode_and_applies_the_catalog() -> None:
     kafka = services["kafka"]
     assert kafka["image"].startswith("apache/kafka:4.")
     assert kafka["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"
-    assert "9092:9092" in kafka["ports"]
+    assert "ports" not in kafka, "Kafka stays on the compose network"
     topics = services["topics"]
     assert topics["depends_on"]["kafka"]["condition"] == "service_healthy"
     assert "cda topics apply" in " ".join(topics["command"])
@@ -81,7 +81,7 @@ def _cda_commands(command: list[str] | str) -> list[list[str]]:
     return [words for part in script.split("&&") if (words := shlex.split(part)) and words[0] == "cda"]
 
 
-def test_every_cda_command_in_the_compose_file_parses_with_the_cli_and_its_settings_exist() -> None:
+def test_every_cda_command_in_the_compose_file_parses_with_the_cli_and_its_settings_exist(tmp_path: Path) -> None:
     """Each service runs the `cda` command `cda up` runs for it (arguments parsed by the real CLI, no unknown option),
     and every CDA_* variable it sets is a field of the settings; where a Docker client exists, it parses the file."""
     import shutil
@@ -115,5 +115,36 @@ def test_every_cda_command_in_the_compose_file_parses_with_the_cli_and_its_setti
     assert {"inference serve", "trainer run", "agents run", "api serve", "projections run", "topics apply",
             "example-api serve"} <= {c for commands in ran.values() for c in commands}, ran
     if shutil.which("docker") and subprocess.run(["docker", "compose", "version"], capture_output=True).returncode == 0:
-        checked = subprocess.run(["docker", "compose", "-f", str(COMPOSE), "config", "--quiet"], capture_output=True, text=True)
+        from topics.credentials import env_file, generate
+
+        env = tmp_path / ".env"
+        env.write_text(env_file(generate(tmp_path / "credentials.json")) + "CDA_CLICKHOUSE_PASSWORD=c\nCDA_GRAFANA_PASSWORD=g\n")
+        checked = subprocess.run(["docker", "compose", "-f", str(COMPOSE), "--env-file", str(env), "config", "--quiet"],
+                                 capture_output=True, text=True)
         assert checked.returncode == 0, checked.stderr
+
+
+def test_compose_publishes_only_the_api_and_every_part_logs_in_as_itself() -> None:
+    """Kafka, ClickHouse and vLLM stay internal; ClickHouse and Grafana ask for a login; each part has its own
+    Kafka principal (the ACLs of `topics.access`), and the broker is formatted with every principal's credential."""
+    from topics.credentials import PARTS, PRINCIPALS
+
+    services = yaml.safe_load(COMPOSE.read_text())["services"]
+    published = {name for name, service in services.items() if service.get("ports") and not service.get("profiles")}
+    assert published == {"api"}, published
+    assert services["grafana"]["environment"]["GF_AUTH_ANONYMOUS_ENABLED"] == "false"
+    assert "CDA_GRAFANA_PASSWORD" in services["grafana"]["environment"]["GF_SECURITY_ADMIN_PASSWORD"]
+    assert "CDA_CLICKHOUSE_PASSWORD" in services["clickhouse"]["environment"]["CLICKHOUSE_PASSWORD"]
+    for part in PARTS:
+        env = services[part]["environment"]
+        assert env["CDA_KAFKA_PRINCIPAL"] == part
+        assert env["CDA_KAFKA_PASSWORD"] == f"${{CDA_KAFKA_{part.upper()}_PASSWORD:?}}"
+    assert services["topics"]["environment"]["CDA_KAFKA_PRINCIPAL"] == "operator"
+    for part in ("api", "projections"):
+        assert "CDA_CLICKHOUSE_PASSWORD" in services[part]["environment"]["CDA_CLICKHOUSE_PASSWORD"]
+    start = (COMPOSE.parent / "deploy" / "kafka" / "start.sh").read_text()
+    kafka_env = services["kafka"]["environment"]
+    for principal in PRINCIPALS:
+        assert f"SCRAM_{principal.upper()}_PASSWORD" in kafka_env
+        assert principal in start
+    assert "StandardAuthorizer" in start and "allow.everyone.if.no.acl.found=false" in start
