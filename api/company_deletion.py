@@ -6,9 +6,13 @@ sessions, served adapter) gets the event that ends it where one exists (`tool_re
 it from the log; its adapters, examples files and training work folders are deleted, its adapter unloaded
 from vLLM; its rows are deleted from every ClickHouse table that has a `company_id`.
 
-What stays: the non-compacted history (requests with their data, prompts, results, training requests) until
-the topics' retention ends it, and a projection rebuilt by replay before then brings those rows back. The
-README's security section says so.
+Its data keys are among those tombstones (`company_data_keys`): its content on the non-compacted topics
+(requests with their data, prompts, tool arguments and results, answers, memory text) was sealed with them
+(`topics.sealing`), so from then on a replay, the projections and training read `[forgotten]` there.
+
+What stays: the ids, times and tool names of its events (not sealed, so the log still orders and joins), until
+the topics' retention ends them; a data key's bytes on the broker's disk until compaction rolls its segment
+(about a minute after a later write); inline training examples inside a training request's example list.
 """
 
 from __future__ import annotations
@@ -75,8 +79,9 @@ def forget_company(settings: Settings, store: ProjectionStore | None, company_id
         log.info("no adapter of %s unloaded from vLLM at %s", company_id, settings.vllm_url)
     if store is not None:
         done.rows_deleted_from = delete_rows(store, company_id)
-    done.remains = ["the non-compacted history (requests with their data, prompts, results, training requests) "
-                    "until the topics' retention ends it; a projection rebuilt from it before then shows it again"]
+    done.remains = ["the non-compacted history's ids, times and tool names (its content was sealed with the keys "
+                    "tombstoned now and reads as [forgotten]) until the topics' retention ends them",
+                    "inline training examples inside training requests' example lists, until retention"]
     return done
 
 

@@ -34,6 +34,10 @@ class Settings(BaseSettings):
     schema_registry_url: str | None = Field(default=None, description="Confluent schema registry; framing switches to it.")
     schema_registry_timeout_s: float = Field(default=5.0, gt=0, description="Bound on one schema-registry call, retries included.")
     clickhouse_url: str | None = Field(default=None, description="ClickHouse server URL; default is embedded chDB.")
+    data_sealing: bool = Field(default=True, description="Seal each company's content on the non-compacted topics "
+                               "with its own data key (crypto-shredding: forgetting the company deletes the key).")
+    data_key_refresh_s: float = Field(default=5.0, gt=0, description="How stale a process's copy of the data keys "
+                                      "may be: a forgotten company's content stops opening within this.")
     clickhouse_user: str | None = Field(default=None, description="The ClickHouse server's user (not for chDB).")
     clickhouse_password: SecretStr | None = Field(default=None, description="That user's password (not for chDB).")
     clickhouse_database: str = Field(default="cda", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="Database of the views.")

@@ -33,7 +33,7 @@ from topics.errors import TopicsError
 log = logging.getLogger(__name__)
 
 _COMPACTED_OF_A_COMPANY = ("company_tools", "company_adapters", "company_agents", "company_memory",
-                           "company_sessions", "company_keys")
+                           "company_sessions", "company_keys", "company_data_keys")
 
 
 @dataclass(frozen=True)
@@ -53,20 +53,21 @@ PART_ACCESS: dict[str, Access] = {
     # compacted record of it. It reads the job log for its event streams.
     "api": _access(
         reads=(*_COMPACTED_OF_A_COMPANY, "company_automation_jobs", "lora_adapter_ready", "lora_training_status"),
-        writes=("company_data", "company_tools", "company_agents", "company_memory", "company_sessions",
-                "company_keys", "company_adapters", "lora_training_requests", "lora_adapter_ready", "dead_letters"),
+        writes=(*_COMPACTED_OF_A_COMPANY, "company_data", "lora_training_requests", "lora_adapter_ready",
+                "dead_letters"),
     ),
     # Runs jobs: reads requests, tools, settings, memory and sessions and its own job log; writes the job log,
     # memory (history, folded sessions) and closes idle sessions.
     "agents": _access(
         reads=("company_data", "company_tools", "company_agents", "company_memory", "company_sessions",
-               "company_automation_jobs", "company_adapters"),
-        writes=("company_automation_jobs", "company_memory", "company_sessions", "dead_letters"),
+               "company_automation_jobs", "company_adapters", "company_data_keys"),
+        writes=("company_automation_jobs", "company_memory", "company_sessions", "company_data_keys", "dead_letters"),
     ),
     # Trains on a company's data, tools, jobs and memory; announces adapters and progress.
     "trainer": _access(
         reads=("lora_training_requests", "company_data", "company_tools", "company_automation_jobs",
-               "company_memory", "company_sessions", "company_agents", "lora_training_status", "lora_adapter_ready"),
+               "company_memory", "company_sessions", "company_agents", "lora_training_status", "lora_adapter_ready",
+               "company_data_keys"),
         writes=("lora_adapter_ready", "lora_training_status", "dead_letters"),
     ),
     # Loads announced adapters and records which one each company is served with.
@@ -74,8 +75,11 @@ PART_ACCESS: dict[str, Access] = {
         reads=("lora_adapter_ready", "company_adapters", "lora_training_status"),
         writes=("company_adapters", "lora_training_status", "dead_letters"),
     ),
-    # Folds every topic into ClickHouse; writes only what it cannot fold.
-    "projections": _access(reads=tuple(spec.name for spec in CATALOG), writes=("dead_letters",)),
+    # Folds the topics of its views into ClickHouse (opening sealed content); writes only what it cannot fold.
+    "projections": _access(reads=("company_data", "company_automation_jobs", "company_tools", "company_memory",
+                                  "company_adapters", "lora_training_requests", "lora_training_status",
+                                  "lora_adapter_ready", "company_data_keys"),
+                           writes=("dead_letters",)),
 }
 
 

@@ -91,6 +91,14 @@ CATALOG: tuple[TopicSpec, ...] = (
         cleanup_policy="compact", doc="Each company's API keys as salted hashes (never a key); compacted per key.",
     ),
     TopicSpec(
+        "company_data_keys", ("data_key_issued",), key_fields=("company_id", "key_id"), partitions=1,
+        cleanup_policy="compact",
+        # a deleted key should leave the disk soon: small segments, compacted at once, tombstones not kept
+        extra_config={"segment.ms": str(60_000), "min.cleanable.dirty.ratio": "0.01", "delete.retention.ms": "0",
+                      "min.compaction.lag.ms": "0"},
+        doc="Each company's data keys (crypto-shredding): deleting them makes its sealed history unreadable.",
+    ),
+    TopicSpec(
         "dead_letters", ("dead_letter",), partitions=1, retention_ms=90 * DAY_MS,
         doc="Records no consumer could process, with the reason; nothing is dropped.",
     ),

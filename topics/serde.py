@@ -276,5 +276,11 @@ def serde_for(store: SchemaStore | None = None, registry_url: str | None = None,
 
 
 def serde_from(settings: Settings, store: SchemaStore | None = None) -> Serde:
-    """The serde the settings ask for (`CDA_SCHEMA_REGISTRY_URL`, `CDA_SCHEMA_REGISTRY_TIMEOUT_S`)."""
-    return serde_for(store, settings.schema_registry_url, settings.schema_registry_timeout_s)
+    """The serde the settings ask for (`CDA_SCHEMA_REGISTRY_URL`, `CDA_SCHEMA_REGISTRY_TIMEOUT_S`), sealing each
+    company's content with its data key unless `CDA_DATA_SEALING` is off (`topics.sealing`)."""
+    inner = serde_for(store, settings.schema_registry_url, settings.schema_registry_timeout_s)
+    if not settings.data_sealing:
+        return inner
+    from topics.sealing import SealingSerde, ring_for  # sealing builds plain serdes of its own
+
+    return SealingSerde(inner, ring_for(settings))

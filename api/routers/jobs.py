@@ -7,9 +7,9 @@ import hashlib
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timezone
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Path, Query, Request
 from sse_starlette import EventSourceResponse
@@ -157,6 +157,19 @@ async def list_jobs(request: Request, caller: CompanyDep, ctx: ContextDep,
                    next_offset=offset + len(jobs) if offset + len(jobs) < total else None)
 
 
+WITHHELD = "[withheld: this prompt quoted a memory entry that was deleted since]"
+
+
+def withhold_forgotten_notes(data: dict[str, Any], exists: Callable[[str], bool]) -> dict[str, Any]:
+    """A step's recorded prompt, served back only while every memory entry it quoted still exists: deleting an
+    entry removes it from what the company is shown of its past prompts too."""
+    if data.get("type") != "step_started" or not data.get("prompt"):
+        return data
+    if all(exists(str(entry)) for entry in data.get("memory_entries") or ()):
+        return data
+    return {**data, "prompt": WITHHELD}
+
+
 def _aware(value: datetime) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
 
@@ -180,6 +193,7 @@ async def job_events(job_id: JobId, request: Request, caller: CompanyDep, ctx: C
                 events = await run_in_threadpool(reads.job_events, ctx.store, company, job_id)
                 for data in (e for e in events if e["event_id"] not in sent):
                     sent.add(data["event_id"])
+                    data = withhold_forgotten_notes(data, lambda entry: ctx.memory.get(company, entry) is not None)
                     yield {"event": data["type"], "id": data["event_id"], "data": json.dumps(data)}
                     if data["type"] in TERMINAL:
                         return

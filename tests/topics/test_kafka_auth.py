@@ -77,8 +77,9 @@ def test_only_the_api_and_the_operator_write_company_keys(secured: Settings) -> 
 def test_each_part_reads_only_its_topics(secured: Settings) -> None:
     _produce(secured, Event.new("data_process_requested", "acme", request_id="r1", job_id="j1", task="t", payload_json="{}"))
     assert _read_error(_as(secured, "agents"), "company_data") is None
-    assert _read_error(_as(secured, "projections"), "company_keys") is None
-    for principal, name in (("inference", "company_data"), ("agents", "company_keys"), ("trainer", "company_keys")):
+    assert _read_error(_as(secured, "projections"), "company_data") is None
+    for principal, name in (("inference", "company_data"), ("agents", "company_keys"), ("trainer", "company_keys"),
+                            ("projections", "company_keys"), ("inference", "company_data_keys")):
         denied = _read_error(_as(secured, principal), name)
         assert denied is not None and denied.code() in DENIED, (principal, name, denied)
 
@@ -125,3 +126,11 @@ def test_passwords_and_the_broker_config_are_readable_by_their_owner_only(secure
     config = path.parent / "server.properties"
     if config.exists():
         assert stat.S_IMODE(os.stat(config).st_mode) == 0o600
+
+
+def test_the_projections_may_read_every_topic_their_views_fold() -> None:
+    from projections.catalog import PROJECTIONS
+
+    folded = {name for projection in PROJECTIONS.values() for name in projection.topics}
+    assert folded <= PART_ACCESS["projections"].reads, folded - PART_ACCESS["projections"].reads
+    assert "company_keys" not in PART_ACCESS["projections"].reads
