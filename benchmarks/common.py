@@ -21,6 +21,7 @@ from topics.admin import apply_catalog, delete_topics
 from topics.broker import from_settings
 from topics.catalog import CATALOG
 from topics.connection import topic_name
+from topics.credentials import credentials_file
 
 
 def bench_line(bench_id: str, **figures: float | int | str) -> str:
@@ -43,7 +44,9 @@ def ensure_broker(settings: Settings) -> None:
 @contextmanager
 def scratch_topics(settings: Settings, *names: str) -> Iterator[Settings]:
     """Catalog topics under a fresh prefix, deleted afterwards."""
-    scoped = settings.model_copy(update={"topic_prefix": f"bench{uuid.uuid4().hex[:8]}."})
+    # the broker's credentials pinned: a part started with another home still logs in
+    scoped = settings.model_copy(update={"topic_prefix": f"bench{uuid.uuid4().hex[:8]}.",
+                                         "kafka_credentials": credentials_file(settings)})
     specs = tuple(s for s in CATALOG if s.name in names)
     apply_catalog(scoped, specs)
     try:

@@ -170,13 +170,20 @@ def withhold_forgotten_notes(data: dict[str, Any], exists: Callable[[str], bool]
     return {**data, "prompt": WITHHELD}
 
 
+# One event of the stream (the schema of a text/event-stream response describes each event, before OpenAPI 3.2)
+SSE_EVENT: dict[str, Any] = {"type": "object", "required": ["event", "id", "data"], "properties": {
+    "event": {"type": "string", "description": "The job event's type"},
+    "id": {"type": "string", "description": "The job event's id"},
+    "data": {"type": "string", "contentMediaType": "application/json", "description": "The job event, as JSON"}}}
+
+
 def _aware(value: datetime) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
 
 
 @router.get("/jobs/{job_id}/events", name="job_events", summary="A job's events (Server-Sent Events)",
             responses={**NOT_FOUND, 200: {"description": "One SSE event per job event, until the job ends",
-                                          "content": {"text/event-stream": {"schema": {"type": "string"}}}}},
+                                          "content": {"text/event-stream": {"schema": SSE_EVENT}}}},
             response_class=EventSourceResponse)
 async def job_events(job_id: JobId, request: Request, caller: CompanyDep, ctx: ContextDep) -> EventSourceResponse:
     """Every event of the job so far, then each new one as it is stored, until the job ends."""

@@ -171,3 +171,24 @@ def test_ready_sees_agents_in_their_group(api: ApiStack) -> None:
         eventually(lambda: bool(member.poll(0.2) is not None and member.raw.assignment()), 30, "joining the group")
         eventually(lambda: httpx.get(f"{api.url}/health/ready").json()["components"]["agents"] == "ok", 30,
                    "readiness reporting the agents")
+
+
+def test_open_event_streams_hold_their_place(catalog: Callable[..., Settings], store: ProjectionStore) -> None:
+    """Two event streams of one key left open (read no further than their headers): a third is a 429, and once
+    they close, a stream is served again."""
+    from contextlib import ExitStack
+
+    for stack in api_stack(catalog, store, api_key_holds=2):
+        _, key = stack.company()
+        with stack.client(key) as client:
+            job = client.post("/company-automation/process", json={"task": "x", "data": {"a": 1}}).json()
+            url = f"{stack.url}/company-automation/jobs/{job['job_id']}/events"
+            eventually(lambda u=url: client.get(u.removesuffix("/events")).status_code == 200, 20, "the job's view")
+            with ExitStack() as held:
+                streams = [held.enter_context(held.enter_context(httpx.Client(timeout=30, headers=auth(key)))
+                                              .stream("GET", url)) for _ in range(2)]
+                assert [s.status_code for s in streams] == [200, 200]
+                third = httpx.get(url, headers=auth(key), timeout=10)
+                assert third.status_code == 429 and third.headers["retry-after"] == "1"
+            eventually(lambda u=url: client.get(u.removesuffix("/events"), params={"wait": 0.01}).status_code == 200,
+                       10, "the places released once the streams closed")

@@ -42,12 +42,12 @@ def exercise(operation: Any, url: str, key: str, counts: Counter[str], problems:
         counts[str(response.status_code)] += 1
         try:
             case.validate_response(response, checks=[not_a_server_error])
-        except Exception as exc:  # noqa: BLE001 - counted, then failed by the test
+        except (Exception, BaseExceptionGroup) as exc:  # noqa: BLE001 - counted, then failed by the test
             counts["server_errors"] += 1
             problems.append(f"{case.method} {case.formatted_path}: {exc}"[:400])
         try:
             case.validate_response(response, checks=SCHEMA_CHECKS)
-        except Exception as exc:  # noqa: BLE001
+        except (Exception, BaseExceptionGroup) as exc:  # noqa: BLE001
             counts["schema_violations"] += 1
             problems.append(f"{case.method} {case.formatted_path} -> {response.status_code}: {exc}"[:400])
 

@@ -163,3 +163,14 @@ def test_a7_a8_run_steps_and_declines_end_to_end(kafka_bootstrap: str, vllm_url:
     figures = [dict(f.split("=", 1) for f in line[2:]) for line in lines]
     assert float(figures[0]["multi_step_exact"]) == 0.0, result.stdout
     assert all(0 <= float(f[k]) <= 1 for f in figures for k in ("sequence_exact", "declines_right") if k in f)
+
+
+def test_r6_tries_every_attack_and_prints_all_refused(kafka_bootstrap: str, tmp_path: Path) -> None:
+    env = env_for(kafka_bootstrap=kafka_bootstrap, home=tmp_path, clickhouse_url=None)
+    result = subprocess.run([sys.executable, "benchmarks/r6_attacks.py"], cwd=ROOT, env=env, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    [line] = [line for line in result.stdout.splitlines() if line.startswith("BENCH R6 ")]
+    figures = dict(part.split("=") for part in line.split()[2:])
+    assert int(figures["tried"]) >= 15 and figures["refused"] == figures["tried"], result.stdout
+    assert figures["leaked"] == "0" and figures["hung"] == "0", result.stdout
