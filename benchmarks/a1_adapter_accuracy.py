@@ -32,6 +32,7 @@ from core.prompts import ToolSpec, call_schema, parse_call, render_prompt  # noq
 from core.settings import Settings  # noqa: E402
 from core.workers import wait_until  # noqa: E402
 from topics.admin import apply_catalog  # noqa: E402
+from topics.credentials import credentials_file  # noqa: E402
 from trainer.evaluate import score  # noqa: E402
 from trainer.examples import Example  # noqa: E402
 from trainer.synthetic import DEMO_COMPANY, DEMO_TOOLS, bench_company, demo_examples  # noqa: E402
@@ -114,7 +115,8 @@ def main() -> None:
     base = Settings()
     settings = base.model_copy(update={
         "home": Path(tempfile.mkdtemp(prefix="cda-a1-")), "topic_prefix": f"a1{uuid.uuid4().hex[:6]}.",
-        "inference_url": f"http://127.0.0.1:{free_port()}", "base_model": base.base_model_path})
+        "inference_url": f"http://127.0.0.1:{free_port()}", "base_model": base.base_model_path,
+        "kafka_credentials": credentials_file(base)})  # the broker's, not the scratch home's
     ensure_broker(base)  # the user's local broker (under their CDA_HOME), not one in the scratch home
     apply_catalog(settings)
     with running_vllm(settings) as served:

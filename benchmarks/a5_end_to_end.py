@@ -50,6 +50,7 @@ from cda.stack import api_url, operator_key  # noqa: E402
 from core.prompts import same_call  # noqa: E402
 from core.settings import Settings  # noqa: E402
 from core.workers import wait_until  # noqa: E402
+from topics.credentials import credentials_file  # noqa: E402
 from topics.events import Event  # noqa: E402
 from topics.producer import EventProducer  # noqa: E402
 from trainer.context_world import distractor_notes  # noqa: E402
@@ -111,6 +112,7 @@ def stack_settings(tag: str) -> Settings:
         "home": Path(tempfile.mkdtemp(prefix=f"cda-{tag}-")), "topic_prefix": f"{tag}{uuid.uuid4().hex[:6]}.",
         "inference_url": f"http://127.0.0.1:{free_port()}", "api_port": free_port(),
         "example_api_url": f"http://127.0.0.1:{free_port()}", "base_model": base.base_model_path,
+        "kafka_credentials": credentials_file(base),  # the broker's, not the scratch home's
         # the user's broker, named so that the scratch stack takes it as external (it neither starts nor stops it)
         "kafka_bootstrap": base.kafka_bootstrap.replace("localhost:", "127.0.0.1:")})
 
