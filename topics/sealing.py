@@ -137,7 +137,8 @@ class KeyRing:
     def sealing_key(self, company_id: str) -> tuple[str, bytes] | None:
         """The key `company_id`'s new content is sealed with (issued on first use); None without a keys topic."""
         with self._lock:
-            self.refresh()
+            # no refresh for a key at hand: sealing with a key deleted a moment ago only makes that content
+            # unreadable, which is what deleting it asked for (and a producer on an event loop never waits here)
             key_id = self._latest.get(company_id)
             if key_id is None:
                 self.refresh(force=True)
