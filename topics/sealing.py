@@ -39,6 +39,7 @@ KEYS_TOPIC = "company_data_keys"
 PREFIX = "sealed:v1:"
 FORGOTTEN_TEXT = "[forgotten]"
 FORGOTTEN_JSON = '{"forgotten": true}'
+SEALING_STALE_S = 60.0
 
 # event type -> the fields that hold a company's content
 SEALED: dict[str, tuple[str, ...]] = {
@@ -140,8 +141,8 @@ class KeyRing:
             # no refresh for a key at hand: sealing with a key deleted a moment ago only makes that content
             # unreadable, which is what deleting it asked for (and a producer on an event loop never waits here)
             key_id = self._latest.get(company_id)
-            if key_id is None:
-                self.refresh(force=True)
+            if key_id is None or time.monotonic() - self._refreshed_at > SEALING_STALE_S:
+                self.refresh(force=True)  # (once a minute at most: a company deleted and made anew gets a new key)
                 key_id = self._latest.get(company_id)
             if key_id is not None:
                 return key_id, self._keys[(company_id, key_id)]
