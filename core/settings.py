@@ -54,6 +54,10 @@ class Settings(BaseSettings):
     vllm_start_timeout_s: float = Field(default=180.0, gt=0, description="Bound on the server's start-up.")
     vllm_watch_interval_s: float = Field(default=2.0, gt=0, description="How often the service checks that vLLM "
                                          "still serves every active adapter (and re-registers them after a restart).")
+    adapter_registry_url: str | None = Field(default=None, description="The HTTP adapter registry the trainer "
+                                             "publishes to and inference downloads from (no shared disk needed).")
+    adapter_registry_token: SecretStr | None = Field(default=None, description="The registry's bearer token.")
+    adapter_registry_timeout_s: float = Field(default=60.0, gt=0, description="Bound on one upload or download.")
     inference_url: str = Field(default="http://localhost:8020", description="The cda inference gateway.")
     inference_timeout_s: float = Field(default=30.0, gt=0, description="Bound on one inference request.")
     inference_concurrency: int = Field(default=8, ge=1, description="Requests in flight per client.")

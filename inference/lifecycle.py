@@ -26,6 +26,7 @@ from core.settings import Settings
 from core.workers import run_until_stopped
 from inference.active import active_adapters
 from inference.adapter_files import check_prompt_version, inspect_adapter, same_model
+from inference.adapter_store import materialize
 from inference.errors import AdapterInvalid, InferenceUnavailable, NotAnAdapterAnnouncement, WaitingForTopics
 from inference.routing import ActiveAdapter, AdapterRouter, is_staging_name, served_name, staging_name
 from inference.vllm_api import VllmApi
@@ -53,7 +54,14 @@ def registry_root(settings: Settings) -> Path:
 
 def company_adapter_dir(settings: Settings, company_id: str, uri: str) -> Path:
     """The adapter folder `uri` names, resolved (symlinks followed), when it lies inside the registry folder
-    of `company_id`; otherwise `AdapterInvalid("foreign_uri")`: no company is ever served another's files."""
+    of `company_id`; otherwise `AdapterInvalid("foreign_uri")`: no company is ever served another's files. A URI of
+    the configured adapter registry is downloaded into that folder first (its hash checked: `adapter_store`)."""
+    if settings.adapter_registry_url and uri.startswith(("http://", "https://")):
+        try:
+            into = safe_join(registry_root(settings), company_id)
+        except UnsafePath as exc:
+            raise AdapterInvalid("foreign_uri", f"no registry folder for company {company_id!r}: {exc}") from None
+        return materialize(settings, company_id, uri, into)
     if "://" in uri and not uri.startswith("file://"):
         raise AdapterInvalid("foreign_uri", f"{uri!r} is not a local file URI")
     path = adapter_path(uri)

@@ -121,11 +121,20 @@ def _agent_configured(record: Record) -> None:
                 raise _fail(f"secret_hosts[{ref!r}][{i}]", f"expected host:port, got {host!r}")
 
 
+_REGISTRY_URI = re.compile(r"^https?://[^/\s@]+(/[^\s]*)?/v1/adapters/[0-9a-f]{64}$")
+
+
 def _adapter_uri(record: Record) -> None:
+    """An absolute file:// folder (a shared disk), or an adapter registry's `.../v1/adapters/<sha256>`."""
     uri = record["uri"]
+    if uri.startswith(("http://", "https://")):
+        if not _REGISTRY_URI.match(uri):
+            raise _fail("uri", f"expected <registry>/v1/adapters/<sha256>, got {uri[:120]!r}")
+        return
     path = uri.removeprefix("file://")
     if not path.startswith("/") or "\x00" in path:
-        raise _fail("uri", f"expected an absolute file:// URI of an adapter folder, got {uri[:80]!r}")
+        raise _fail("uri", f"expected an absolute file:// URI of an adapter folder, or an adapter registry's "
+                           f"<registry>/v1/adapters/<sha256>, got {uri[:80]!r}")
 
 
 def _json_fields(*fields: str) -> Check:

@@ -36,6 +36,7 @@ from core.prompts import PROMPT_VERSION
 from core.retry import RetryPolicy
 from core.settings import Settings
 from core.workers import run_until_stopped
+from inference.adapter_store import publish as publish_adapter
 from inference.errors import InferenceUnavailable
 from inference.routing import served_name
 from inference.vllm_api import VllmApi
@@ -226,6 +227,13 @@ class TrainerWorker:
         except InferenceUnavailable as exc:
             log.warning("could not unload %s: %s", name, exc)
 
+    def _uri(self, stored: AdapterVersion) -> str:
+        """Where inference finds the version: the adapter registry when one is configured (inference then needs
+        no disk shared with this worker), else the local folder."""
+        if self.settings.adapter_registry_url:
+            return publish_adapter(self.settings, Path(stored.path))
+        return f"file://{stored.path}"
+
     def _decide(self, request: Event, stored: AdapterVersion, force: bool, why: str | None = None) -> Event:
         candidate = {k: v for k, v in stored.metrics.items() if not k.startswith("baseline_")}
         current = {k.removeprefix("baseline_"): v for k, v in stored.metrics.items() if k.startswith("baseline_")}
@@ -234,7 +242,7 @@ class TrainerWorker:
         if force or why is None:
             return self._publish(Event.new(
                 "lora_adapter_ready", request.company_id, request_id=str(request["request_id"]),
-                adapter_name=served_name(request.company_id), version=stored.version, uri=f"file://{stored.path}",
+                adapter_name=served_name(request.company_id), version=stored.version, uri=self._uri(stored),
                 base_model=stored.base_model, rank=stored.rank, dataset_hash=stored.dataset_hash,
                 metrics={k: float(v) for k, v in stored.metrics.items()}))
         return self._status(request, "training_rejected", version=stored.version, candidate_metrics=candidate,

@@ -59,3 +59,26 @@ def status() -> None:
     out.print(json.dumps({"health": ready.json(), "adapters": adapters}, indent=2))
     if ready.status_code != 200:
         raise typer.Exit(1)
+
+
+@app.command("registry")
+def registry(
+    host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+    port: int = typer.Option(8040, help="Port to listen on."),
+    root: Path | None = typer.Option(None, help="Where archives are kept; default <CDA_HOME>/adapter-registry."),
+) -> None:
+    """Serve the HTTP adapter registry: the trainer publishes adapters to it (CDA_ADAPTER_REGISTRY_URL), inference
+    downloads them, checks their sha256 and loads them; the two then share no disk. Writes need the token
+    (CDA_ADAPTER_REGISTRY_TOKEN) when one is set."""
+    import uvicorn
+
+    from inference.registry_app import create_registry_app
+
+    config = settings()
+    folder = root or config.home / "adapter-registry"
+    token = config.adapter_registry_token.get_secret_value() if config.adapter_registry_token else None
+    if token is None and host not in ("127.0.0.1", "localhost", "::1"):
+        err.print("[red]error:[/red] a registry on a public address needs CDA_ADAPTER_REGISTRY_TOKEN")
+        raise typer.Exit(1)
+    err.print(f"adapter registry on http://{host}:{port} (archives in {folder})")
+    uvicorn.run(create_registry_app(folder, token), host=host, port=port, log_level="warning")
