@@ -174,3 +174,14 @@ def test_r6_tries_every_attack_and_prints_all_refused(kafka_bootstrap: str, tmp_
     figures = dict(part.split("=") for part in line.split()[2:])
     assert int(figures["tried"]) >= 15 and figures["refused"] == figures["tried"], result.stdout
     assert figures["leaked"] == "0" and figures["hung"] == "0", result.stdout
+
+
+@pytest.mark.vllm
+def test_d2_measures_adapters_downloaded_from_the_registry(kafka_bootstrap: str, vllm_url: str, tiny_model: str,
+                                                           tmp_path: Path) -> None:
+    env = env_for(kafka_bootstrap=kafka_bootstrap, home=tmp_path, vllm_url=vllm_url, base_model=tiny_model)
+    result = subprocess.run([sys.executable, "benchmarks/d2_adapter_travel.py", "--companies", "2"], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    [line] = [line for line in result.stdout.splitlines() if line.startswith("BENCH D2 ")]
+    assert "download_p50_ms=" in line and "companies=2" in line, line
