@@ -22,6 +22,12 @@ class Settings(BaseSettings):
     kafka_jars: Path | None = Field(default=None, description="Folder of the broker's jars; default <home>/kafka/lib.")
     kafka_heap: str = Field(default="512m", description="Java heap of the local broker.")
     kafka_timeout_s: float = Field(default=10.0, gt=0, description="Bound on any single broker round trip.")
+    kafka_brokers: int = Field(default=1, ge=1, le=9, description="Nodes of the local cluster `cda kafka up` runs "
+                               "(node i on CDA_KAFKA_PORT + 2i, its controller on the next port).")
+    kafka_cluster_heap: str = Field(default="256m", description="Java heap of each node of a local cluster.")
+    kafka_replication: int = Field(default=1, ge=1, description="Replicas of each catalog topic (3 on a cluster).")
+    kafka_min_insync: int = Field(default=1, ge=1, description="min.insync.replicas of each catalog topic (2 on a "
+                                  "cluster: a write acknowledged by two survives the loss of one).")
     kafka_auth: bool = Field(default=True, description="The local broker authenticates clients (SASL/SCRAM) and "
                              "authorizes them by ACL; false runs it open, as before.")
     kafka_principal: str | None = Field(default=None, description="The Kafka principal this process connects as; "

@@ -40,7 +40,8 @@ def apply_catalog(settings: Settings, specs: tuple[TopicSpec, ...] = CATALOG) ->
     missing = [s for s in specs if topic_name(settings, s.name) not in meta.topics]
     if missing:
         futures = admin.create_topics(
-            [NewTopic(topic_name(settings, s.name), s.partitions, 1, config=s.configs()) for s in missing],
+            [NewTopic(topic_name(settings, s.name), s.partitions, settings.kafka_replication,
+                      config={**s.configs(), "min.insync.replicas": str(settings.kafka_min_insync)}) for s in missing],
             request_timeout=timeout,
         )
         for spec in missing:

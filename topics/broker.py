@@ -39,6 +39,10 @@ class LocalBroker:
     heap: str = "512m"
     auth: bool = True  # SASL/SCRAM on the client listener, PLAIN on the controller's, ACLs checked
     credentials_path: Path | None = None  # default <data_dir>/credentials.json
+    # a member of a cluster (`topics.cluster`): its node id, every voter's (node id, controller port), the shared id
+    node_id: int = 1
+    voters: tuple[tuple[int, int], ...] = ()
+    cluster_id: str | None = None
 
     @property
     def bootstrap(self) -> str:
@@ -99,8 +103,9 @@ class LocalBroker:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         props = {
             "process.roles": "broker,controller",
-            "node.id": "1",
-            "controller.quorum.bootstrap.servers": f"localhost:{self.controller_port}",
+            "node.id": str(self.node_id),
+            **({"controller.quorum.voters": ",".join(f"{n}@localhost:{c}" for n, c in self.voters)} if self.voters
+               else {"controller.quorum.bootstrap.servers": f"localhost:{self.controller_port}"}),
             "listeners": f"PLAINTEXT://localhost:{self.port},CONTROLLER://localhost:{self.controller_port}",
             "advertised.listeners": f"PLAINTEXT://localhost:{self.port}",
             "controller.listener.names": "CONTROLLER",
@@ -109,17 +114,21 @@ class LocalBroker:
             **(self._auth_props() if self.secured() else {}),
             "log.dirs": str(self.log_dirs),
             "num.partitions": "3",
-            "offsets.topic.replication.factor": "1",
+            "offsets.topic.replication.factor": str(self._internal_rf()),
             "offsets.topic.num.partitions": "10",
-            "transaction.state.log.replication.factor": "1",
-            "transaction.state.log.min.isr": "1",
-            "share.coordinator.state.topic.replication.factor": "1",
-            "share.coordinator.state.topic.min.isr": "1",
+            "transaction.state.log.replication.factor": str(self._internal_rf()),
+            "transaction.state.log.min.isr": str(max(1, self._internal_rf() - 1)),
+            "share.coordinator.state.topic.replication.factor": str(self._internal_rf()),
+            "share.coordinator.state.topic.min.isr": str(max(1, self._internal_rf() - 1)),
             "group.initial.rebalance.delay.ms": "0",
             "auto.create.topics.enable": "false",
             "log.cleaner.backoff.ms": "1000",
         }
         credentials.write_private(self.config_file, "".join(f"{k}={v}\n" for k, v in props.items()))
+
+    def _internal_rf(self) -> int:
+        """Kafka's own topics (group offsets...) are replicated like the catalog's: on up to 3 members."""
+        return min(3, len(self.voters)) if self.voters else 1
 
     def _auth_props(self) -> dict[str, str]:
         """SASL/SCRAM for clients and the broker itself, PLAIN inside the KRaft quorum (SCRAM credentials live in
@@ -162,10 +171,10 @@ class LocalBroker:
         self.write_config()
         if self.formatted():
             return
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cluster_id = self.cluster_id or base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         result = subprocess.run(
             [*self._java(), "kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}",  # "=": an id may start with "-"
-             "-c", str(self.config_file), "--standalone", *self._scram_args()],
+             "-c", str(self.config_file), *([] if self.voters else ["--standalone"]), *self._scram_args()],
             capture_output=True, text=True,
         )
         if result.returncode != 0:
@@ -195,9 +204,15 @@ class LocalBroker:
               preexec_fn: Callable[[], None] | None = None) -> None:
         """Fetch, format and start the broker in the background, then wait until it serves metadata (`env` and
         `preexec_fn` for a supervisor that owns it: `core.children`)."""
+        proc = self.launch(env, preexec_fn)
+        self.wait_ready(wait_s, proc)
+
+    def launch(self, env: dict[str, str] | None = None,
+               preexec_fn: Callable[[], None] | None = None) -> subprocess.Popen[bytes] | None:
+        """Fetch, format and start the broker's process without waiting for it (a cluster starts every member
+        before any can answer); None when it already runs."""
         if self.pid() is not None:
-            self.wait_ready(wait_s)
-            return
+            return None
         if self.answers():
             raise BrokerSetupError(f"port {self.port} is taken by another process; set CDA_KAFKA_PORT")
         self.fetch()
@@ -210,7 +225,7 @@ class LocalBroker:
             env=env, preexec_fn=preexec_fn,
         )
         self.pid_file.write_text(str(proc.pid))
-        self.wait_ready(wait_s, proc)
+        return proc
 
     def wait_ready(self, wait_s: float, proc: subprocess.Popen[bytes] | None = None) -> None:
         from confluent_kafka.admin import AdminClient

@@ -9,6 +9,7 @@ import typer
 
 from cda.cli.common import err, failing_clearly, out, settings
 from topics.broker import from_settings
+from topics.cluster import cluster_from_settings
 from topics.credentials import env_file as env_lines
 from topics.credentials import write_private
 
@@ -16,10 +17,23 @@ app = typer.Typer(help="Run the local Apache Kafka broker (KRaft, single node) u
 
 
 @app.command()
-def up(wait: float = typer.Option(90.0, help="Seconds to wait for the broker to answer.")) -> None:
-    """Fetch the jars (once), format storage (once), start the broker and wait until it answers."""
+def up(wait: float = typer.Option(90.0, help="Seconds to wait for the broker to answer."),
+       brokers: int | None = typer.Option(None, "--brokers", min=1, max=9, help="Run a local cluster of this many "
+                                          "nodes (default CDA_KAFKA_BROKERS, 1).")) -> None:
+    """Fetch the jars (once), format storage (once), start the broker (or cluster) and wait until it answers."""
     with failing_clearly():
-        broker = from_settings(settings())
+        config = settings()
+        if brokers is not None:
+            config = config.model_copy(update={"kafka_brokers": brokers})
+        if config.kafka_brokers > 1:
+            cluster = cluster_from_settings(config)
+            err.print(f"starting a {len(cluster.nodes)}-node Kafka cluster (data in {config.kafka_dir}) ...")
+            cluster.start(wait_s=max(wait, 120.0))
+            out.print(f"kafka cluster up: CDA_KAFKA_BOOTSTRAP={cluster.bootstrap}; give its topics "
+                      f"CDA_KAFKA_REPLICATION={min(3, len(cluster.nodes))} "
+                      f"CDA_KAFKA_MIN_INSYNC={max(1, min(3, len(cluster.nodes)) - 1)}")
+            return
+        broker = from_settings(config)
         running = broker.pid() is not None
         if not running:
             err.print(f"starting Kafka on {broker.bootstrap} (data in {broker.data_dir}) ...")
@@ -34,8 +48,12 @@ def up(wait: float = typer.Option(90.0, help="Seconds to wait for the broker to 
 
 @app.command()
 def down() -> None:
-    """Stop the broker with SIGTERM (a clean shutdown: every event is kept)."""
-    broker = from_settings(settings())
+    """Stop the broker (or every node of the cluster) with SIGTERM (a clean shutdown: every event is kept)."""
+    config = settings()
+    if config.kafka_brokers > 1:
+        out.print("kafka cluster stopped" if cluster_from_settings(config).stop() else "kafka cluster was not running")
+        return
+    broker = from_settings(config)
     out.print("kafka stopped" if broker.stop() else "kafka was not running")
 
 
