@@ -185,3 +185,18 @@ def test_d2_measures_adapters_downloaded_from_the_registry(kafka_bootstrap: str,
     assert result.returncode == 0, result.stderr[-3000:]
     [line] = [line for line in result.stdout.splitlines() if line.startswith("BENCH D2 ")]
     assert "download_p50_ms=" in line and "companies=2" in line, line
+
+
+@pytest.mark.timeout(900)
+def test_d3_kills_a_node_of_a_three_broker_cluster_and_loses_and_doubles_nothing(kafka_bootstrap: str,
+                                                                                tmp_path: Path) -> None:
+    """A 3-node cluster from the same jars, secured like the single broker (replication 3, min.insync 2): a node
+    SIGKILLed under a stream of jobs and training requests; a consumer group reading through it gets everything by
+    itself, and the node rejoins when started again."""
+    env = env_for(kafka_bootstrap=kafka_bootstrap, home=tmp_path)
+    result = subprocess.run([sys.executable, "benchmarks/d3_cluster.py", "--events", "600"], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=800)
+    assert result.returncode == 0, result.stderr[-3000:]
+    [line] = [line for line in result.stdout.splitlines() if line.startswith("BENCH D3 ")]
+    figures = dict(part.split("=") for part in line.split()[2:])
+    assert (figures["lost"], figures["doubled"], figures["resumed"], figures["rejoined"]) == ("0", "0", "1", "1"), line
