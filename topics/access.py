@@ -63,9 +63,10 @@ PART_ACCESS: dict[str, Access] = {
                "company_automation_jobs", "company_adapters", "company_data_keys"),
         writes=("company_automation_jobs", "company_memory", "company_sessions", "company_data_keys", "dead_letters"),
     ),
-    # Trains on a company's data, tools, jobs and memory; announces adapters and progress.
+    # Trains on a company's data, tools, jobs and memory, against the adapter it is served with; announces adapters
+    # and progress.
     "trainer": _access(
-        reads=("lora_training_requests", "company_data", "company_tools", "company_automation_jobs",
+        reads=("lora_training_requests", "company_data", "company_tools", "company_automation_jobs", "company_adapters",
                "company_memory", "company_sessions", "company_agents", "lora_training_status", "lora_adapter_ready",
                "company_data_keys"),
         writes=("lora_adapter_ready", "lora_training_status", "dead_letters"),

@@ -69,7 +69,8 @@ def raw_values(settings: Settings, name: str) -> list[bytes]:
 
 
 def test_every_poison_kind_on_every_topic_is_dead_lettered_and_the_next_record_flows(catalog: Catalog) -> None:
-    settings = catalog()
+    # unsealed: a sealed event would add its company's first data key to company_data_keys, read here too
+    settings = catalog().model_copy(update={"data_sealing": False})
     good: dict[str, Event] = {}
     with EventProducer(settings) as producer:
         for spec in CONSUMED:

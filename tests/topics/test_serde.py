@@ -294,9 +294,14 @@ def test_a_registry_outage_is_transient_not_poison(outage: str) -> None:
 
 
 def test_serde_choice_follows_the_registry_setting() -> None:
+    from topics.sealing import SealingSerde
+
     assert isinstance(serde_for(), SingleObjectSerde)
-    assert isinstance(serde_from(Settings()), SingleObjectSerde)
-    serde = serde_from(Settings(schema_registry_url="http://127.0.0.1:1", schema_registry_timeout_s=0.5))
+    sealing = serde_from(Settings())
+    assert isinstance(sealing, SealingSerde) and isinstance(sealing.inner, SingleObjectSerde)  # CDA_DATA_SEALING
+    assert isinstance(serde_from(Settings(data_sealing=False)), SingleObjectSerde)
+    serde = serde_from(Settings(schema_registry_url="http://127.0.0.1:1", schema_registry_timeout_s=0.5,
+                                data_sealing=False))
     assert isinstance(serde, ConfluentSerde)
     with pytest.raises(RegistryUnavailable, match="127.0.0.1:1"):  # nothing listens there: refused at once
         serde.encode(_job(), "company_automation_jobs")
