@@ -73,6 +73,7 @@ class KeyRing:
         self.refresh_s = refresh_s
         self._keys: dict[tuple[str, str], bytes] = {}
         self._latest: dict[str, str] = {}  # company -> the key id it seals with
+        self._missed: dict[tuple[str, str], float] = {}  # keys looked for and not found, and when
         self._next_offset = 0  # the keys topic read up to here
         self._refreshed_at = float("-inf")
         self._topic_exists = False
@@ -131,6 +132,7 @@ class KeyRing:
             event = serde.decode(value, KEYS_TOPIC)
             self._keys[(company, key_id)] = base64.urlsafe_b64decode(str(event["key"]))
             self._latest[company] = key_id
+            self._missed.pop((company, key_id), None)
         except Exception as exc:  # noqa: BLE001 - an unreadable key seals nothing; its values read as forgotten
             log.warning("data key %s/%s skipped: %s", company, key_id, exc)
 
@@ -155,9 +157,14 @@ class KeyRing:
         with self._lock:
             self.refresh()
             key = self._keys.get((company_id, key_id))
-            if key is None:
+            missed = self._missed.get((company_id, key_id))
+            if key is None and (missed is None or time.monotonic() - missed > self.refresh_s):
+                # once per key and refresh period: a replay of a forgotten company's history reads the keys
+                # topic once, not once per record
                 self.refresh(force=True)
                 key = self._keys.get((company_id, key_id))
+                if key is None:
+                    self._missed[(company_id, key_id)] = time.monotonic()
             return key
 
     def _issue(self, company_id: str) -> tuple[str, bytes]:

@@ -4,6 +4,7 @@ own company, event type and field, and what a reader gets once the key is gone."
 from __future__ import annotations
 
 import json
+import time
 from types import MappingProxyType
 
 import pytest
@@ -73,3 +74,21 @@ def test_events_without_content_are_not_touched() -> None:
     event = Event.new("memory_deleted", "acme", entry_id="e1")
     assert seal(event, ring) is event
     assert "memory_deleted" not in SEALED and "company_key_issued" not in SEALED
+
+
+def test_a_replay_of_a_forgotten_history_reads_the_keys_once_not_once_per_record() -> None:
+    class CountingRing(KeyRing):
+        def __init__(self) -> None:
+            super().__init__(Settings(), refresh_s=60)
+            self.refreshes = 0
+
+        def refresh(self, force: bool = False) -> None:
+            if force or time.monotonic() - self._refreshed_at >= self.refresh_s:
+                self.refreshes += 1
+                self._refreshed_at = time.monotonic()
+
+    sealer = MemoryRing()
+    history = [seal(_request("gone"), sealer) for _ in range(50)]
+    ring = CountingRing()
+    assert all(open_sealed(e, ring)["task"] == FORGOTTEN_TEXT for e in history)
+    assert ring.refreshes <= 2
