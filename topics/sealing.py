@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from core.settings import Settings
 from topics.catalog import topic
-from topics.connection import client_config, topic_name
+from topics.connection import client_config, fetch_batch, topic_name
 from topics.errors import DeliveryError, SerializationError
 from topics.events import Event
 
@@ -107,7 +107,7 @@ class KeyRing:
                     if time.monotonic() > deadline:
                         raise SerializationError(f"the data keys on {name} could not be read to their end "
                                                  f"within {self.settings.kafka_timeout_s:.0f}s")
-                    for msg in consumer.consume(500, 0.5):
+                    for msg in fetch_batch(consumer, 500, 0.5):  # (consume(n) would wait out its timeout)
                         if msg.error() is None:
                             self._apply(msg.key() or b"", msg.value(), serde)
                             self._next_offset = msg.offset() + 1
