@@ -9,8 +9,9 @@ not. The held-out examples the gate scores get the recalled notes alone, as the 
 
 Users also do not phrase tasks the way the company's examples do. Some task texts are rewritten by generic
 edits (words dropped, moved or wrapped in filler, the whole text swapped for a vague request), always keeping
-the words that carry a value of the call, so the adapter learns to read the data rather than one phrasing.
-The edits know nothing of any company or test phrasing.
+the words that carry a value of the call and the words that alone tell this action from the company's others
+("Refund" where billing and refunding follow the same lookup): a rewrite that dropped them would teach a
+guess. The edits know nothing of any company or test phrasing.
 
 Users also write a value in the task rather than the record ("... for INV-0042"), and a record often holds
 other values of the same shape. Where the company's own examples show that habit, some more examples have
@@ -30,7 +31,7 @@ from dataclasses import replace
 
 from context.memory import MemoryEntry
 from context.prompt_context import company_recall, decision_context
-from core.prompts import ToolSpec, render_earlier
+from core.prompts import DONE, ToolSpec, render_earlier
 from core.settings import Settings
 from trainer.context_world import distractor_notes
 from trainer.examples import Example
@@ -67,6 +68,28 @@ def _value_words(example: Example) -> set[str]:
         if any(ch.isdigit() for ch in bare) or any(bare and bare in v for v in values):
             found.add(word)
     return found
+
+
+def _bare(word: str) -> str:
+    return word.strip(".,:;!?()'\"").lower()
+
+
+def deciding_words(examples: Sequence[Example]) -> frozenset[str]:
+    """Task words (bare, lower case) that only ever ask for one action among the company's examples: the tool a
+    unit ends with (its last call before `done`; a one-step unit's own call), so the lookup a bill and a refund
+    share does not blur which words tell them apart."""
+    ends: dict[str, tuple[int, str]] = {}
+    for example in examples:
+        if example.group and example.tool_name != DONE:
+            step = len(example.steps)
+            if example.group not in ends or ends[example.group][0] <= step:
+                ends[example.group] = (step, example.tool_name)
+    actions: dict[str, set[str]] = {}
+    for example in examples:
+        action = ends[example.group][1] if example.group in ends else example.tool_name
+        for word in example.task.split():
+            actions.setdefault(_bare(word), set()).add(action)
+    return frozenset(word for word, seen in actions.items() if word and len(seen) == 1)
 
 
 def written_in_task(example: Example, rng: random.Random) -> Example:
@@ -165,12 +188,14 @@ def training_context(examples: Sequence[Example], tools: Sequence[ToolSpec], mem
     recall = company_recall(memory, settings)
     out: list[Example] = []
     written_share = WRITTEN_SHARE if writes_values_in_tasks(examples) else 0.0
+    deciding = deciding_words(examples)
     for example in examples:
         if written_share and not example.group and rng.random() < written_share:
             example = written_in_task(example, rng)
         task = example.task
         if rng.random() < paraphrase_share:
-            task = paraphrase(task, _value_words(example), rng)
+            kept = _value_words(example) | {w for w in task.split() if _bare(w) in deciding}
+            task = paraphrase(task, kept, rng)
         payload = example.payload_json
         if rng.random() < STEER_SHARE / 2:
             payload = _steered_data(payload, steer(rng, tools, example.tool_name), rng)

@@ -20,12 +20,13 @@ from streams.agent_settings import AgentSettings
 from tests.streams.test_agent_loop import TOOLS, FakeBridge, FakeModel, Log, request
 from topics.events import Event
 from trainer import train
-from trainer.context import paraphrase, serving_context, training_context, writes_values_in_tasks, written_in_task
+from trainer.context import deciding_words, paraphrase, serving_context, training_context, writes_values_in_tasks, written_in_task
 from trainer.evaluate import by_kind, kinds
 from trainer.examples import Example
 from trainer.gate import rejection
 from trainer.steps import done_after, with_done_steps
 from trainer.synthetic import DEMO_TOOLS, bench_company, demo_examples
+from trainer.synthetic_steps import STEP_TOOLS
 
 SETTINGS = Settings()
 
@@ -151,6 +152,23 @@ def test_a_reworded_task_keeps_every_word_that_carries_a_value() -> None:
     for _ in range(200):
         text = paraphrase("Bill the customer c222 for 5 now", {"c222", "5"}, rng)
         assert "c222" in text.split() and "5" in text.split()
+
+
+def test_a_reworded_task_keeps_the_words_that_tell_its_action_from_the_others() -> None:
+    lookup = {"email": "a@b.c"}
+    bill = [Example("Bill the customer", json.dumps(lookup), "find_account", {"email": "a@b.c"}, group="u1"),
+            Example("Bill the customer", json.dumps(lookup), "bill_account", {"account_id": "AC-1"},
+                    steps=("find_account ...",), group="u1")]
+    refund = [Example("Refund the customer", json.dumps(lookup), "find_account", {"email": "a@b.c"}, group="u2"),
+              Example("Refund the customer", json.dumps(lookup), "credit_account", {"account_id": "AC-1"},
+                      steps=("find_account ...",), group="u2")]
+    case = [Example("Open a case for the customer", json.dumps(lookup), "open_case", {"email": "a@b.c"})]
+    # the lookup both share is not what "Bill" asks for: the action the unit ends with is
+    assert deciding_words([*bill, *refund, *case]) == {"bill", "refund", "open", "a", "case", "for"}
+    reworded = training_context([*bill, *refund] * 40, STEP_TOOLS, [], SETTINGS, seed=5, context_share=0.0,
+                                paraphrase_share=1.0)
+    for example in reworded:
+        assert ("bill" in example.task.lower()) != ("refund" in example.task.lower()), example.task
 
 
 def test_the_gate_scores_each_kind_and_passes_none_by_default() -> None:
