@@ -114,6 +114,12 @@ class ApiContext:
             else:
                 self.memory.apply(event)
 
+    async def publish_context(self, events: list[Any], *, tombstones: bool = False) -> None:
+        """Memory or session events produced (with a tombstone for each entry's key where they delete), then
+        visible to this process at once."""
+        await self.producer.send(events, tombstones=events if tombstones else ())
+        self.apply_context_events(events)
+
     def agent_settings(self, company_id: str) -> AgentSettings:
         with self.agents_table.lock:
             return self.agents.get(company_id) or AgentSettings(company_id)

@@ -122,11 +122,19 @@ def cda_process(settings: Settings, *args: str, log: str | None = None, stop_s: 
         try:
             yield child_env
         finally:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(stop_s)
-            except subprocess.TimeoutExpired:
-                process.kill()
+            stop_child(process, stop_s)
+
+
+def stop_child(process: subprocess.Popen[bytes], wait_s: float = 60) -> None:
+    """SIGTERM to a child that still runs, so it stops in order; SIGKILL when it has not after `wait_s`."""
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(wait_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(30)
 
 
 def cda_run(settings: Settings, *args: str, timeout_s: float = 7200) -> subprocess.CompletedProcess[str]:

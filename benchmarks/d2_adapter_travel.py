@@ -8,7 +8,6 @@ loopback. The same run measures the shared-disk path (a `file://` URI, as P5) as
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 import tempfile
@@ -23,7 +22,7 @@ import httpx  # noqa: E402
 import uvicorn  # noqa: E402
 from pydantic import SecretStr  # noqa: E402
 
-from benchmarks.common import bench_line, ensure_broker, free_port, random_adapters, running_vllm, scratch_topics  # noqa: E402
+from benchmarks.common import bench_line, ensure_broker, free_port, options, random_adapters, running_vllm, scratch_topics  # noqa: E402
 from core.adapter_archive import pack  # noqa: E402
 from core.settings import Settings  # noqa: E402
 from core.workers import WorkerThread  # noqa: E402
@@ -60,9 +59,7 @@ def ready_to_served(settings: Settings, http: httpx.Client, company: str, uri: s
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--companies", type=int, default=10)
-    args = parser.parse_args()
+    args = options(__doc__, companies=10)
     base = Settings()
     ensure_broker(base)
     port = free_port()

@@ -8,7 +8,6 @@ everything by itself (resumed=1), and whether the node rejoined when started aga
 
 from __future__ import annotations
 
-import argparse
 import os
 import signal
 import sys
@@ -21,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import bench_line, ensure_broker, free_port  # noqa: E402
+from benchmarks.common import bench_line, ensure_broker, free_port, options  # noqa: E402
 from core.settings import Settings  # noqa: E402
 from topics.admin import apply_catalog, delete_topics  # noqa: E402
 from topics.catalog import CATALOG  # noqa: E402
@@ -109,9 +108,7 @@ def kill_run(settings: Settings, cluster: LocalCluster, n: int) -> dict[str, int
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--events", type=int, default=5000)
-    args = parser.parse_args()
+    args = options(__doc__, events=5000)
     base = Settings()
     ensure_broker(base)
     single = base.model_copy(update={"topic_prefix": f"d3{uuid.uuid4().hex[:6]}.",

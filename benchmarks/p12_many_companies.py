@@ -40,6 +40,7 @@ from benchmarks.common import (  # noqa: E402
     random_adapters,
     running_vllm,
     scratch_topics,
+    stop_child,
 )
 from benchmarks.r1b_agents_kills import Worker  # noqa: E402
 from context import events as context_events  # noqa: E402
@@ -92,12 +93,7 @@ class ApiProcess:
                                             env=env, stdout=out, stderr=subprocess.STDOUT)
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(60)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
+        stop_child(self.process)
 
 
 def agents_part(settings: Settings, args: object, rng: random.Random) -> dict[str, float]:

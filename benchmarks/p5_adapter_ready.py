@@ -6,7 +6,6 @@ with the server already running (goal < 200 ms).
 
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 import threading
@@ -19,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import httpx  # noqa: E402
 
-from benchmarks.common import bench_line, ensure_broker, random_adapters, running_vllm, scratch_topics  # noqa: E402
+from benchmarks.common import bench_line, ensure_broker, options, random_adapters, running_vllm, scratch_topics  # noqa: E402
 from core.settings import Settings  # noqa: E402
 from core.workers import WorkerThread  # noqa: E402
 from inference.lifecycle import AdapterManager, registry_root  # noqa: E402
@@ -33,9 +32,7 @@ TOPICS = ("lora_adapter_ready", "lora_training_status", "company_adapters", "dea
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--companies", type=int, default=10)
-    args = parser.parse_args()
+    args = options(__doc__, companies=10)
     base_settings = Settings()
     ensure_broker(base_settings)
     with running_vllm(base_settings) as running, scratch_topics(running, *TOPICS) as scratch:

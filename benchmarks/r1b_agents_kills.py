@@ -22,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.agents_common import TASK, SimulatedModel, company_tools, job_ends, onboard_companies  # noqa: E402
-from benchmarks.common import bench_line, ensure_broker, options, scratch_topics  # noqa: E402
+from benchmarks.common import bench_line, ensure_broker, options, scratch_topics, stop_child  # noqa: E402
 from core.settings import Settings, settings_env  # noqa: E402
 from core.workers import wait_until  # noqa: E402
 from examples.company_api import run_in_thread  # noqa: E402
@@ -56,12 +56,8 @@ class Worker:
             self.process.wait(30)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(60)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        if self.process is not None:
+            stop_child(self.process)
 
 
 def feed(settings: Settings, companies: list[str], rate: float, stop: threading.Event, sent: list[Event],

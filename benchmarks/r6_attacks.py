@@ -30,7 +30,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import bench_line, ensure_broker, free_port, scratch_topics  # noqa: E402
+from benchmarks.common import bench_line, ensure_broker, free_port, scratch_topics, stop_child  # noqa: E402
 from core.health import answers_ok  # noqa: E402
 from core.settings import Settings, settings_env  # noqa: E402
 from core.workers import wait_until  # noqa: E402
@@ -122,12 +122,7 @@ class Stack:
         return ok and time.monotonic() - started < 2
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(60)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
+        stop_child(self.process)
 
 
 def _auth(key: str) -> dict[str, str]:

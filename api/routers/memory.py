@@ -66,8 +66,7 @@ async def write_memory(body: MemoryWrite, caller: CompanyDep, ctx: ContextDep) -
                                             body.kind, body.tags, body.entry_id)
     except context_events.ContextRequestError as exc:
         raise ApiError(422, f"body.{exc.field}: {exc}") from None
-    await ctx.producer.send([event])
-    ctx.apply_context_events([event])
+    await ctx.publish_context([event])
     return MemoryWritten(entry_id=str(event["entry_id"]))
 
 
@@ -78,16 +77,14 @@ async def delete_memory(entry_id: Id, caller: CompanyDep, ctx: ContextDep) -> Me
     if ctx.memory.get(caller.company_id, entry_id) is None:  # the API's own fold: no topic read per request
         raise not_found("memory entry", entry_id)
     event = context_events.deletion(caller.company_id, entry_id)
-    await ctx.producer.send([event], tombstones=[event])
-    ctx.apply_context_events([event])
+    await ctx.publish_context([event], tombstones=True)
     return MemoryDeleted(deleted=[entry_id])
 
 
 @router.delete("/memory", status_code=202, response_model=MemoryDeleted, summary="Forget the company's whole memory")
 async def forget_memory(caller: CompanyDep, ctx: ContextDep) -> MemoryDeleted:
     events = context_events.forget(ctx.memory.entries_of(caller.company_id))
-    await ctx.producer.send(events, tombstones=events)
-    ctx.apply_context_events(events)
+    await ctx.publish_context(events, tombstones=True)
     return MemoryDeleted(deleted=[str(e["entry_id"]) for e in events])
 
 
@@ -95,8 +92,7 @@ async def forget_memory(caller: CompanyDep, ctx: ContextDep) -> MemoryDeleted:
 async def open_session(body: SessionOpen, caller: CompanyDep, ctx: ContextDep) -> SessionOpened:
     """Jobs naming the session see the results of its earlier jobs, until it is closed (or idle too long)."""
     event = context_events.session_opened(caller.company_id, body.user_ref)
-    await ctx.producer.send([event])
-    ctx.apply_context_events([event])
+    await ctx.publish_context([event])
     return SessionOpened(session_id=str(event["session_id"]))
 
 
@@ -106,6 +102,5 @@ async def close_session(session_id: Id, caller: CompanyDep, ctx: ContextDep) -> 
     if ctx.sessions.get(caller.company_id, session_id) is None:
         raise not_found("session", session_id)
     closed = context_events.session_closed(caller.company_id, session_id)
-    await ctx.producer.send([closed])
-    ctx.apply_context_events([closed])
+    await ctx.publish_context([closed])
     return SessionClosed(session_id=session_id)

@@ -35,6 +35,12 @@ class Request(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
+def exactly_one(model: BaseModel, *names: str, why: str) -> None:
+    """For a model validator: refuse (with `why`) a body that gives none or more than one of the fields `names`."""
+    if sum(getattr(model, name) is not None for name in names) != 1:
+        raise ValueError(why)
+
+
 class FieldProblem(BaseModel):
     field: str = Field(description="Where the problem is, e.g. body.data or query.limit.")
     message: str

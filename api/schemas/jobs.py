@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, JsonValue, model_validator
 
-from api.schemas.common import Identifier, Request, UtcDatetime
+from api.schemas.common import Identifier, Request, UtcDatetime, exactly_one
 
 JobStatus = Literal["queued", "accepted", "running", "completed", "partially_failed", "failed"]
 
@@ -26,8 +26,7 @@ class ExpectedCall(Request):
 
     @model_validator(mode="after")
     def _one_form(self) -> ExpectedCall:
-        if (self.tool is None) == (self.calls is None):
-            raise ValueError("give tool (with arguments; \"none\" when no tool fits) or calls (exactly one)")
+        exactly_one(self, "tool", "calls", why="give tool (with arguments; \"none\" when no tool fits) or calls (exactly one)")
         return self
 
 

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
-from api.schemas.common import Identifier, Request
+from api.schemas.common import Identifier, Request, exactly_one
 
 Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
 
@@ -38,8 +38,7 @@ class ToolsRegister(Request):
 
     @model_validator(mode="after")
     def _one_source(self) -> ToolsRegister:
-        if (self.tools is None) == (self.openapi is None):
-            raise ValueError("give exactly one of tools or openapi")
+        exactly_one(self, "tools", "openapi", why="give exactly one of tools or openapi")
         return self
 
 

@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, JsonValue, model_validator
 
-from api.schemas.common import Identifier, Request, UtcDatetime
+from api.schemas.common import Identifier, Request, UtcDatetime, exactly_one
 from core.prompts import DECLINE, DONE
 
 
@@ -31,8 +31,8 @@ class TrainingExample(Request):
 
     @model_validator(mode="after")
     def _one_answer(self) -> TrainingExample:
-        if (self.calls is None) == (self.tool is None):
-            raise ValueError("give tool (with arguments; tool \"none\" when no tool fits) or calls (exactly one)")
+        exactly_one(self, "tool", "calls",
+                    why="give tool (with arguments; tool \"none\" when no tool fits) or calls (exactly one)")
         if self.tool == DECLINE:
             if self.arguments:
                 raise ValueError("tool \"none\" (no tool fits) takes no arguments")
