@@ -19,9 +19,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.children import alive
 from core.settings import Settings
 from topics import credentials
-from topics.credentials import BROKER, CONTROLLER, MECHANISM, OPERATOR, PRINCIPALS, SUPER_USERS, Login
+from topics.broker_config import scram_args, server_properties
+from topics.credentials import OPERATOR, Login
 from topics.errors import BrokerSetupError
 
 POM = Path(__file__).parent / "kafka" / "pom.xml"
@@ -77,6 +79,10 @@ class LocalBroker:
         """Every principal's password, made on first use (before the storage is formatted with them)."""
         return credentials.read(self.credentials_file) or credentials.generate(self.credentials_file)
 
+    def secrets(self) -> dict[str, str] | None:
+        """The passwords its config and storage take: None for an open broker."""
+        return self.passwords() if self.secured() else None
+
     def operator_login(self) -> Login | None:
         """How this module's own admin calls (readiness) authenticate: as the operator, when the broker asks."""
         return Login(OPERATOR, self.passwords()[OPERATOR]) if self.secured() else None
@@ -101,67 +107,9 @@ class LocalBroker:
     # -- format -----------------------------------------------------------------------------------
     def write_config(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        props = {
-            "process.roles": "broker,controller",
-            "node.id": str(self.node_id),
-            **({"controller.quorum.voters": ",".join(f"{n}@localhost:{c}" for n, c in self.voters)} if self.voters
-               else {"controller.quorum.bootstrap.servers": f"localhost:{self.controller_port}"}),
-            "listeners": f"PLAINTEXT://localhost:{self.port},CONTROLLER://localhost:{self.controller_port}",
-            "advertised.listeners": f"PLAINTEXT://localhost:{self.port}",
-            "controller.listener.names": "CONTROLLER",
-            "inter.broker.listener.name": "PLAINTEXT",
-            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-            **(self._auth_props() if self.secured() else {}),
-            "log.dirs": str(self.log_dirs),
-            "num.partitions": "3",
-            "offsets.topic.replication.factor": str(self._internal_rf()),
-            "offsets.topic.num.partitions": "10",
-            "transaction.state.log.replication.factor": str(self._internal_rf()),
-            "transaction.state.log.min.isr": str(max(1, self._internal_rf() - 1)),
-            "share.coordinator.state.topic.replication.factor": str(self._internal_rf()),
-            "share.coordinator.state.topic.min.isr": str(max(1, self._internal_rf() - 1)),
-            "group.initial.rebalance.delay.ms": "0",
-            "auto.create.topics.enable": "false",
-            "log.cleaner.backoff.ms": "1000",
-        }
+        props = server_properties(self.node_id, self.port, self.controller_port, self.voters, self.log_dirs,
+                                  self.secrets())
         credentials.write_private(self.config_file, "".join(f"{k}={v}\n" for k, v in props.items()))
-
-    def _internal_rf(self) -> int:
-        """Kafka's own topics (group offsets...) are replicated like the catalog's: on up to 3 members."""
-        return min(3, len(self.voters)) if self.voters else 1
-
-    def _auth_props(self) -> dict[str, str]:
-        """SASL/SCRAM for clients and the broker itself, PLAIN inside the KRaft quorum (SCRAM credentials live in
-        the metadata the controller serves, so the controller cannot use them), and the ACL authorizer."""
-        pw = self.passwords()
-        return {
-            "listeners": f"SASL_PLAINTEXT://localhost:{self.port},CONTROLLER://localhost:{self.controller_port}",
-            "advertised.listeners": f"SASL_PLAINTEXT://localhost:{self.port}",
-            "inter.broker.listener.name": "SASL_PLAINTEXT",
-            "listener.security.protocol.map": "SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:SASL_PLAINTEXT",
-            "sasl.enabled.mechanisms": MECHANISM,
-            "sasl.mechanism.inter.broker.protocol": MECHANISM,
-            f"listener.name.sasl_plaintext.{MECHANISM.lower()}.sasl.jaas.config":
-                f'org.apache.kafka.common.security.scram.ScramLoginModule required username="{BROKER}" '
-                f'password="{pw[BROKER]}";',
-            "sasl.mechanism.controller.protocol": "PLAIN",
-            "listener.name.controller.sasl.enabled.mechanisms": "PLAIN",
-            "listener.name.controller.plain.sasl.jaas.config":
-                f'org.apache.kafka.common.security.plain.PlainLoginModule required username="{CONTROLLER}" '
-                f'password="{pw[CONTROLLER]}" user_{CONTROLLER}="{pw[CONTROLLER]}";',
-            "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
-            "super.users": ";".join(f"User:{name}" for name in SUPER_USERS),
-            "allow.everyone.if.no.acl.found": "false",
-        }
-
-    def _scram_args(self) -> list[str]:
-        """`--add-scram` for every SCRAM principal, so credentials exist from the first start (KRaft keeps them in
-        its metadata log; a broker cannot create the first one over a connection it would have to authenticate)."""
-        if not self.secured():
-            return []
-        pw = self.passwords()
-        return [arg for name in (*PRINCIPALS, BROKER)
-                for arg in ("--add-scram", f"{MECHANISM}=[name={name},password={pw[name]}]")]
 
     def formatted(self) -> bool:
         return (self.log_dirs / "meta.properties").exists()
@@ -174,7 +122,7 @@ class LocalBroker:
         cluster_id = self.cluster_id or base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         result = subprocess.run(
             [*self._java(), "kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}",  # "=": an id may start with "-"
-             "-c", str(self.config_file), *([] if self.voters else ["--standalone"]), *self._scram_args()],
+             "-c", str(self.config_file), *([] if self.voters else ["--standalone"]), *scram_args(self.secrets())],
             capture_output=True, text=True,
         )
         if result.returncode != 0:
@@ -282,16 +230,10 @@ class LocalBroker:
 def _alive(pid: int) -> bool:
     """Whether `pid` still runs (a zombie child of ours is reaped and counts as gone)."""
     try:
-        done, _ = os.waitpid(pid, os.WNOHANG)
-        if done == pid:
-            return False
+        os.waitpid(pid, os.WNOHANG)
     except ChildProcessError:
         pass
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+    return alive(pid)
 
 
 def from_settings(settings: Settings) -> LocalBroker:
