@@ -21,7 +21,6 @@ import logging
 import shutil
 import threading
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -39,22 +38,20 @@ from core.workers import run_until_stopped
 from inference.adapter_store import publish as publish_adapter
 from inference.errors import InferenceUnavailable
 from inference.routing import served_name
-from inference.vllm_api import VllmApi
 from topics.consumer import EventConsumer, Received
 from topics.events import Event
 from topics.handling import handle_each
 from topics.producer import EventProducer
-from trainer.context import serving_context, training_context
-from trainer.dataset import BadData, Dataset
+from trainer.comparison import Comparison
+from trainer.context import training_context
+from trainer.dataset import BadData
 from trainer.errors import BadRequest, RequestBusy, TrainerError
-from trainer.evaluate import DEFAULT_POLICY, EvaluationError, evaluate
+from trainer.evaluate import DEFAULT_POLICY
 from trainer.examples_store import release_examples
 from trainer.gate import rejection
 from trainer.queue import TrainingQueue
-from trainer.registry import AdapterVersion, LocalAdapterRegistry, UnknownVersion
-from trainer.replay import held_out_replay
+from trainer.registry import AdapterVersion, LocalAdapterRegistry
 from trainer.requests import bounded, config_from, exclusive
-from trainer.served import active_adapter
 from trainer.sources import request_dataset
 from trainer.steps import DONE_SHARE, with_done_steps
 from trainer.train import TrainConfig, TrainingRejected, fitted_config, train_adapter
@@ -77,12 +74,11 @@ class TrainerWorker:
                  eval_policy: RetryPolicy = DEFAULT_POLICY) -> None:
         self.settings = settings
         self.defaults = defaults  # None: fitted to each request's data (`trainer.train.fitted_config`)
-        self.eval_policy = eval_policy
         self.max_examples = max_examples
         self.registry = LocalAdapterRegistry(settings.home / "adapters")
         self.work_root = settings.home / "trainer" / "work"
         self.producer = EventProducer(settings)
-        self.vllm = VllmApi(settings.vllm_url, timeout_s=120)
+        self.comparison = Comparison(settings, self.registry, eval_policy)
         self.busy = 0  # how often a request was found held by another worker (and left uncommitted)
 
     # -- one request ------------------------------------------------------------------------------
@@ -140,7 +136,7 @@ class TrainerWorker:
                      loss=result.final_loss, phase="evaluate")
         unavailable = None
         try:
-            candidate, current, baseline = self._evaluate(request, result.adapter_dir, dataset, memory)
+            candidate, current, baseline = self.comparison.compare(company, result.adapter_dir, dataset, memory)
         except InferenceUnavailable as exc:  # retried over redeliveries for a while, then rejected: never passed
             waited = self._gate_waited(work_dir)
             if waited < self.settings.trainer_gate_patience_s:
@@ -169,63 +165,6 @@ class TrainerWorker:
     def memory(self, company: str) -> list[MemoryEntry]:
         """The company's memory now, as the agents may recall it into a prompt (`context.prompt_context`)."""
         return recallable(read_memory(self.settings), company, self.settings)
-
-    # -- evaluation and the gate ------------------------------------------------------------------
-    def _evaluate(self, request: Event, adapter_dir: Path, dataset: Dataset, memory: list[MemoryEntry]
-                  ) -> tuple[dict[str, float], dict[str, float], str]:
-        """The candidate's metrics, those of what the company is served now, and which that was: both asked the
-        held-out examples in the prompts the agents would build for them now (the company's memory recalled)."""
-        company = request.company_id
-        candidate_name = f"eval-{company}-{uuid.uuid4().hex[:8]}"
-        loaded = [candidate_name]
-        self._load(candidate_name, adapter_dir)
-        try:
-            baseline_model, baseline = self._baseline(company, loaded)
-            tools = list(dataset.tools)
-            examples = with_done_steps(serving_context(dataset.eval, tools, memory, self.settings), 1.0)
-            candidate = evaluate(self.settings.vllm_url, candidate_name, examples, tools, policy=self.eval_policy)
-            current = evaluate(self.settings.vllm_url, baseline_model, examples, tools, policy=self.eval_policy)
-            names = {t.name for t in tools}
-            replayed = [e for e in held_out_replay(self.settings, company) if e.tool_name in names]
-            if replayed:  # the company's own served decisions, in the context they had
-                for metrics, model in ((candidate, candidate_name), (current, baseline_model)):
-                    scored = evaluate(self.settings.vllm_url, model, replayed, tools, policy=self.eval_policy)
-                    metrics.update(replay_exact=scored["exact_match"], replay_examples=scored["eval_examples"])
-        finally:
-            for name in loaded:
-                self._unload_quietly(name)
-        return candidate, current, baseline
-
-    def _baseline(self, company: str, loaded: list[str]) -> tuple[str, str]:
-        """(model to ask, label): the served version (`adapter_activated`) loaded from the registry, or the base."""
-        active = active_adapter(self.settings, company)
-        if active is None:
-            return self.settings.served_base_name, self.settings.served_base_name
-        version = str(active["version"])
-        try:
-            stored = self.registry.get(company, version)
-        except (UnknownVersion, UnsafePath):
-            if served_name(company) in self.vllm.models():
-                return served_name(company), version
-            log.warning("%s is served version %s, which neither this registry nor vLLM holds; comparing with the base",
-                        company, version)
-            return self.settings.served_base_name, self.settings.served_base_name
-        name = f"eval-served-{company}-{uuid.uuid4().hex[:8]}"
-        self._load(name, Path(stored.path))
-        loaded.append(name)
-        return name, version
-
-    def _load(self, name: str, path: Path) -> None:
-        response = self.vllm.load_adapter(name, str(path))
-        if response.status_code != 200:
-            raise EvaluationError(f"vLLM refused to load {path} for evaluation: HTTP {response.status_code}: "
-                                  f"{response.text[:300]}")
-
-    def _unload_quietly(self, name: str) -> None:
-        try:
-            self.vllm.unload_adapter(name)
-        except InferenceUnavailable as exc:
-            log.warning("could not unload %s: %s", name, exc)
 
     def _uri(self, stored: AdapterVersion) -> str:
         """Where inference finds the version: the adapter registry when one is configured (inference then needs

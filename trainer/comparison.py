@@ -1,0 +1,92 @@
+"""The gate's measurement: a candidate adapter and what the company is served now, asked the same held-out
+decisions through vLLM as served, in the prompts the agents would build for them now; and, where the company
+has served jobs, a replay of a held-out share of them in the context they had."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from pathlib import Path
+
+from context.memory import MemoryEntry
+from core.paths import UnsafePath
+from core.retry import RetryPolicy
+from core.settings import Settings
+from inference.errors import InferenceUnavailable
+from inference.routing import served_name
+from inference.vllm_api import VllmApi
+from trainer.context import serving_context
+from trainer.dataset import Dataset
+from trainer.evaluate import EvaluationError, evaluate
+from trainer.registry import LocalAdapterRegistry, UnknownVersion
+from trainer.replay import held_out_replay
+from trainer.served import active_adapter
+from trainer.steps import with_done_steps
+
+log = logging.getLogger(__name__)
+
+
+class Comparison:
+    """Candidate against baseline for one trainer: its vLLM, its registry (where the served version is found)."""
+
+    def __init__(self, settings: Settings, registry: LocalAdapterRegistry, eval_policy: RetryPolicy) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.eval_policy = eval_policy
+        self.vllm = VllmApi(settings.vllm_url, timeout_s=120)
+
+    def compare(self, company: str, adapter_dir: Path, dataset: Dataset, memory: list[MemoryEntry]
+                ) -> tuple[dict[str, float], dict[str, float], str]:
+        """The candidate's metrics, those of what the company is served now, and which that was: both asked the
+        held-out examples in the prompts the agents would build for them now (the company's memory recalled)."""
+        candidate_name = f"eval-{company}-{uuid.uuid4().hex[:8]}"
+        loaded = [candidate_name]
+        self._load(candidate_name, adapter_dir)
+        try:
+            baseline_model, baseline = self._baseline(company, loaded)
+            tools = list(dataset.tools)
+            examples = with_done_steps(serving_context(dataset.eval, tools, memory, self.settings), 1.0)
+            candidate = evaluate(self.settings.vllm_url, candidate_name, examples, tools, policy=self.eval_policy)
+            current = evaluate(self.settings.vllm_url, baseline_model, examples, tools, policy=self.eval_policy)
+            names = {t.name for t in tools}
+            replayed = [e for e in held_out_replay(self.settings, company) if e.tool_name in names]
+            if replayed:  # the company's own served decisions, in the context they had
+                for metrics, model in ((candidate, candidate_name), (current, baseline_model)):
+                    scored = evaluate(self.settings.vllm_url, model, replayed, tools, policy=self.eval_policy)
+                    metrics.update(replay_exact=scored["exact_match"], replay_examples=scored["eval_examples"])
+        finally:
+            for name in loaded:
+                self._unload_quietly(name)
+        return candidate, current, baseline
+
+    def _baseline(self, company: str, loaded: list[str]) -> tuple[str, str]:
+        """(model to ask, label): the served version (`adapter_activated`) loaded from the registry, or the base."""
+        active = active_adapter(self.settings, company)
+        if active is None:
+            return self.settings.served_base_name, self.settings.served_base_name
+        version = str(active["version"])
+        try:
+            stored = self.registry.get(company, version)
+        except (UnknownVersion, UnsafePath):
+            if served_name(company) in self.vllm.models():
+                return served_name(company), version
+            log.warning("%s is served version %s, which neither this registry nor vLLM holds; comparing with the base",
+                        company, version)
+            return self.settings.served_base_name, self.settings.served_base_name
+        name = f"eval-served-{company}-{uuid.uuid4().hex[:8]}"
+        self._load(name, Path(stored.path))
+        loaded.append(name)
+        return name, version
+
+    def _load(self, name: str, path: Path) -> None:
+        response = self.vllm.load_adapter(name, str(path))
+        if response.status_code != 200:
+            raise EvaluationError(f"vLLM refused to load {path} for evaluation: HTTP {response.status_code}: "
+                                  f"{response.text[:300]}")
+
+    def _unload_quietly(self, name: str) -> None:
+        try:
+            self.vllm.unload_adapter(name)
+        except InferenceUnavailable as exc:
+            log.warning("could not unload %s: %s", name, exc)
+
