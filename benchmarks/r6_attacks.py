@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import http.server
 import json
-import subprocess
 import sys
 import tempfile
 import threading
@@ -22,7 +20,6 @@ import time
 import uuid
 from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,114 +27,17 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import bench_line, ensure_broker, free_port, scratch_topics, stop_child  # noqa: E402
-from core.health import answers_ok  # noqa: E402
-from core.settings import Settings, settings_env  # noqa: E402
+from benchmarks.common import bench_line, ensure_broker, scratch_topics  # noqa: E402
+from benchmarks.r6_stack import OPERATOR, SECRET, Listener, Outcome, Stack, Tried, auth, tool_body  # noqa: E402
+from core.settings import Settings  # noqa: E402
 from core.workers import wait_until  # noqa: E402
 from topics.catalog import CATALOG  # noqa: E402
 
-OPERATOR = "op-" + uuid.uuid4().hex + uuid.uuid4().hex[:8]
-SECRET = "s3cr3t-" + uuid.uuid4().hex
 
-
-@dataclass
-class Outcome:
-    refused: bool
-    leaked: bool = False
-    detail: str = ""
-
-
-@dataclass
-class Tried:
-    name: str
-    outcome: Outcome
-    seconds: float
-    bound_s: float
-
-    @property
-    def hung(self) -> bool:
-        return self.seconds > self.bound_s
-
-
-class Listener:
-    """A loopback HTTP server that records every request it gets (what must never be reached) and echoes."""
-
-    def __init__(self) -> None:
-        self.hits: list[tuple[str, dict[str, str]]] = []
-        hits = self.hits
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def _answer(self) -> None:
-                hits.append((self.path, {k.lower(): v for k, v in self.headers.items()}))
-                body = b'{"type": "object"}'
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            do_GET = do_POST = _answer
-
-            def log_message(self, *args: Any) -> None:
-                return None
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def secret_seen(self) -> bool:
-        return any(SECRET in " ".join(headers.values()) for _, headers in self.hits)
-
-
-class Stack:
-    """`cda api serve` on scratch topics, with the operator's key, two places per key for held requests."""
-
-    def __init__(self, settings: Settings, home: Path) -> None:
-        self.settings = settings.model_copy(update={"home": home, "api_port": free_port(), "clickhouse_url": None,
-                                                    "api_key_holds": 2, "api_rate_per_s": 10_000.0,
-                                                    "api_rate_burst": 10_000})
-        env = settings_env(self.settings)
-        env["CDA_API_OPERATOR_KEY"] = OPERATOR
-        self.url = f"http://127.0.0.1:{self.settings.api_port}"
-        self.log = (home / "api.log").open("ab")
-        self.process = subprocess.Popen([sys.executable, "-m", "cda.cli.main", "api", "serve"], env=env,
-                                        stdout=self.log, stderr=subprocess.STDOUT)
-        if not wait_until(lambda: answers_ok(f"{self.url}/health/ready"), 120, 0.2):
-            self.stop()
-            raise SystemExit("the API did not start:\n" + (home / "api.log").read_text()[-3000:])
-        self.http = httpx.Client(base_url=self.url, timeout=30)
-
-    def company(self, name: str) -> str:
-        answer = self.http.post("/admin/companies", json={"company_id": name}, headers=_auth(OPERATOR))
-        answer.raise_for_status()
-        return str(answer.json()["api_key"])
-
-    def responsive(self) -> bool:
-        """Whether the API answers someone else at once (an attack must not freeze it for every company)."""
-        started = time.monotonic()
-        try:
-            ok = httpx.get(f"{self.url}/health/live", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
-        return ok and time.monotonic() - started < 2
-
-    def stop(self) -> None:
-        stop_child(self.process)
-
-
-def _auth(key: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}"}
-
-
-def _tool(name: str, parameters: dict[str, Any], url: str = "https://billing.example:443/post") -> dict[str, Any]:
-    return {"name": name, "description": "d", "method": "POST", "url": url, "parameters": parameters}
-
-
-# -- 1, 2: schemas and imports ----------------------------------------------------------------------------------
 def remote_ref(stack: Stack, key: str, listener: Listener, parameters: dict[str, Any]) -> Outcome:
     before = len(listener.hits)
-    answer = stack.http.post("/company-automation/register-tools", headers=_auth(key),
-                             json={"tools": [_tool("ref_tool", parameters)]})
+    answer = stack.http.post("/company-automation/register-tools", headers=auth(key),
+                             json={"tools": [tool_body("ref_tool", parameters)]})
     return Outcome(answer.status_code == 422, len(listener.hits) > before, f"{answer.status_code}")
 
 
@@ -152,7 +52,7 @@ def openapi_bomb(stack: Stack, key: str, listener: Listener) -> Outcome:
     answers: list[bool] = []
     probe = threading.Thread(target=lambda: answers.append(stack.responsive()))
     probe.start()
-    answer = stack.http.post("/company-automation/register-tools", headers=_auth(key),
+    answer = stack.http.post("/company-automation/register-tools", headers=auth(key),
                              json={"openapi": document, "base_url": "https://billing.example:443"})
     probe.join()
     return Outcome(answer.status_code in (413, 422) and all(answers), False, f"{answer.status_code}, others answered: {answers}")
@@ -265,14 +165,14 @@ def file_secret_outside(settings: Settings) -> Outcome:
 # -- 6: per-key caps ----------------------------------------------------------------------------------------------
 def held_streams(stack: Stack, key: str) -> Outcome:
     """Two places per key: a third event stream of the same key is refused while the first two are open."""
-    job = stack.http.post("/company-automation/process", headers=_auth(key), json={"task": "t", "data": {"a": 1}}).json()
+    job = stack.http.post("/company-automation/process", headers=auth(key), json={"task": "t", "data": {"a": 1}}).json()
     url = f"{stack.url}/company-automation/jobs/{job['job_id']}/events"
-    wait_until(lambda: stack.http.get(url.removesuffix("/events"), headers=_auth(key)).status_code == 200, 20, 0.1)
+    wait_until(lambda: stack.http.get(url.removesuffix("/events"), headers=auth(key)).status_code == 200, 20, 0.1)
     with ExitStack() as held:  # the streams stay open (read no further than their headers) until the third is tried
-        opened = [held.enter_context(held.enter_context(httpx.Client(timeout=30)).stream("GET", url, headers=_auth(key)))
+        opened = [held.enter_context(held.enter_context(httpx.Client(timeout=30)).stream("GET", url, headers=auth(key)))
                   for _ in range(2)]
         try:
-            third = httpx.get(url, headers=_auth(key), timeout=5)
+            third = httpx.get(url, headers=auth(key), timeout=5)
         except httpx.ReadTimeout:
             return Outcome(False, False, f"{[o.status_code for o in opened]} then a third stream was served")
         return Outcome(third.status_code == 429, False, f"{[o.status_code for o in opened]} then {third.status_code}")
@@ -280,7 +180,7 @@ def held_streams(stack: Stack, key: str) -> Outcome:
 
 def memory_delete_unknown(stack: Stack, key: str) -> Outcome:
     """Deleting an entry that does not exist: a 404 from the API's own table, not a fold of everyone's memory."""
-    answer = stack.http.delete("/company-automation/memory/nope-" + uuid.uuid4().hex[:8], headers=_auth(key))
+    answer = stack.http.delete("/company-automation/memory/nope-" + uuid.uuid4().hex[:8], headers=auth(key))
     return Outcome(answer.status_code == 404, False, str(answer.status_code))
 
 
@@ -294,13 +194,13 @@ def forgotten_company(stack: Stack) -> Outcome:
 
     marker = f"r6-marker-{uuid.uuid4().hex}"
     key = stack.company("doomed")
-    stack.http.post("/company-automation/process", headers=_auth(key), json={"task": marker, "data": {"m": marker}})
-    deleted = stack.http.delete("/admin/companies/doomed", headers=_auth(OPERATOR))
+    stack.http.post("/company-automation/process", headers=auth(key), json={"task": marker, "data": {"m": marker}})
+    deleted = stack.http.delete("/admin/companies/doomed", headers=auth(OPERATOR))
     with EventConsumer(stack.settings, f"r6-{uuid.uuid4()}", serde=SealingSerde(serde_for(), KeyRing(stack.settings))) as c:
         c.assign("company_data", Position.beginning(), until_end=True)
         read = [r.event for r in c if r.event.company_id == "doomed"]
     leaked = any(marker in json.dumps(dict(e.data), default=str) for e in read)
-    after = stack.http.get("/company-automation/tools", headers=_auth(key)).status_code
+    after = stack.http.get("/company-automation/tools", headers=auth(key)).status_code
     return Outcome(deleted.status_code == 200 and after == 401 and bool(read), leaked,
                    f"deleted {deleted.status_code}, key then {after}, {len(read)} records replayed")
 
@@ -308,23 +208,23 @@ def forgotten_company(stack: Stack) -> Outcome:
 # -- 8: the smaller ones ---------------------------------------------------------------------------------------
 def revoked_key(stack: Stack) -> Outcome:
     key = stack.company("leaver")
-    stack.http.post("/admin/companies/leaver/revoke-key", headers=_auth(OPERATOR))
+    stack.http.post("/admin/companies/leaver/revoke-key", headers=auth(OPERATOR))
     key_id = key.split(".", 1)[0]
-    revoked = stack.http.get("/company-automation/tools", headers=_auth(f"{key_id}.forged"))
-    unknown = stack.http.get("/company-automation/tools", headers=_auth(f"cda_{uuid.uuid4().hex[:8]}.forged"))
+    revoked = stack.http.get("/company-automation/tools", headers=auth(f"{key_id}.forged"))
+    unknown = stack.http.get("/company-automation/tools", headers=auth(f"cda_{uuid.uuid4().hex[:8]}.forged"))
     same = revoked.status_code == unknown.status_code == 401 and revoked.json() == unknown.json()
     return Outcome(same, "leaver" in revoked.text, f"{revoked.status_code}/{unknown.status_code}")
 
 
 def idempotency_reuse(stack: Stack, key: str) -> Outcome:
-    headers = {**_auth(key), "Idempotency-Key": f"r6-{uuid.uuid4().hex[:8]}"}
+    headers = {**auth(key), "Idempotency-Key": f"r6-{uuid.uuid4().hex[:8]}"}
     first = stack.http.post("/company-automation/process", headers=headers, json={"task": "a", "data": {"x": 1}})
     second = stack.http.post("/company-automation/process", headers=headers, json={"task": "b", "data": {"x": 2}})
     return Outcome(first.status_code == 202 and second.status_code == 409, False, f"{first.status_code}, {second.status_code}")
 
 
 def portless_allow_list(stack: Stack, key: str) -> Outcome:
-    answer = stack.http.put("/company-automation/agent-settings", headers=_auth(key),
+    answer = stack.http.put("/company-automation/agent-settings", headers=auth(key),
                             json={"allowed_hosts": ["billing.example"]})
     return Outcome(answer.status_code == 422, False, str(answer.status_code))
 
