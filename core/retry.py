@@ -26,6 +26,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from core.bounds import above, at_least
 from core.errors import CdaError, TransientError, is_transient
 
 log = logging.getLogger(__name__)
@@ -51,10 +52,8 @@ class RetryPolicy:
     max_backoff_s: float = 5.0
 
     def __post_init__(self) -> None:
-        if self.attempts < 1:
-            raise ValueError(f"RetryPolicy.attempts must be >= 1, not {self.attempts}")
-        if self.deadline_s <= 0:
-            raise ValueError(f"RetryPolicy.deadline_s must be > 0, not {self.deadline_s}")
+        at_least("RetryPolicy", 1, attempts=self.attempts)
+        above("RetryPolicy", 0, deadline_s=self.deadline_s)
 
     def _kwargs(self, retry_if: Callable[[BaseException], bool]) -> dict[str, object]:
         return {

@@ -19,6 +19,8 @@ from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from core.bounds import at_least
+
 log = logging.getLogger(__name__)
 
 
@@ -39,8 +41,7 @@ class FairScheduler:
     """Per-company queues served round robin; `per_company` and `total` bound the jobs running at once."""
 
     def __init__(self, total: int, per_company: int, max_waiting: int) -> None:
-        if min(total, per_company, max_waiting) < 1:
-            raise ValueError("total, per_company and max_waiting must be >= 1")
+        at_least("FairScheduler", 1, total=total, per_company=per_company, max_waiting=max_waiting)
         self.total = total
         self.per_company = per_company
         self.max_waiting = max_waiting

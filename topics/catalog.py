@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from core.bounds import at_least
 from topics.errors import UnknownTopic
 from topics.events import Event
 
@@ -31,8 +32,7 @@ class TopicSpec:
     def __post_init__(self) -> None:
         if self.cleanup_policy not in ("delete", "compact", "compact,delete"):
             raise ValueError(f"topic {self.name}: cleanup_policy must be delete or compact, not {self.cleanup_policy!r}")
-        if self.partitions < 1:
-            raise ValueError(f"topic {self.name}: partitions must be >= 1")
+        at_least(f"topic {self.name}", 1, partitions=self.partitions)
 
     def key_for(self, event: Event) -> bytes:
         """The record key: the key fields of the event joined by '/' (company id first)."""

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from core.bounds import at_least
 from core.prompts import ToolSpec, render, render_target
 from inference.adapter_files import SERVED_MODULES
 from trainer.durable import fsync_path, fsync_tree
@@ -46,10 +47,7 @@ class TrainConfig:
     max_length: int = 512
 
     def __post_init__(self) -> None:
-        if self.rank < 1:
-            raise ValueError(f"rank must be >= 1, not {self.rank}")
-        if self.max_steps < 1:
-            raise ValueError(f"max_steps must be >= 1, not {self.max_steps}")
+        at_least("TrainConfig", 1, rank=self.rank, max_steps=self.max_steps)
         if self.method not in ("LORA", "QLORA"):
             raise ValueError(f"method must be LORA or QLORA, not {self.method!r}")
 
