@@ -129,6 +129,15 @@ class _Source:
         return namespace[fn]  # type: ignore[no-any-return]
 
 
+class _Compiler:
+    """What the encoder's and the decoder's compilers share: the schema, its named types met so far, the source."""
+
+    def __init__(self, schema: Any) -> None:
+        self.src = _Source()
+        self.names: dict[str, Any] = {}
+        self.schema = schema
+
+
 def _named(schema: Any, names: dict[str, Any], namespace: str = "") -> Any:
     """Resolve a reference to a named type (inlined, so recursive types are unsupported); register definitions."""
     if isinstance(schema, str):

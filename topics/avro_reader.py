@@ -14,21 +14,16 @@ from topics.avro_codec import (
     Decoder,
     TrailingBytes,
     Unsupported,
+    _Compiler,
     _kind,
     _named,
     _null_union,
     _read_uuid,
-    _Source,
     read_long_tail,
 )
 
 
-class _ReaderCompiler:
-    def __init__(self, schema: Any) -> None:
-        self.src = _Source()
-        self.names: dict[str, Any] = {}
-        self.schema = schema
-
+class _ReaderCompiler(_Compiler):
     def compile(self) -> Decoder:
         self.src.add(1, "size = len(buf)")
         self.value(self.schema, "record", 1, "")

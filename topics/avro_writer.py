@@ -12,22 +12,17 @@ from topics.avro_codec import (
     _SMALL,
     Encoder,
     Unsupported,
+    _Compiler,
     _kind,
     _named,
     _null_union,
-    _Source,
     _timestamp_millis,
     _uuid_text,
     write_long,
 )
 
 
-class _WriterCompiler:
-    def __init__(self, schema: Any) -> None:
-        self.src = _Source()
-        self.names: dict[str, Any] = {}
-        self.schema = schema
-
+class _WriterCompiler(_Compiler):
     def compile(self) -> Encoder:
         self.src.add(1, "out = [head]")
         self.src.add(1, "ap = out.append")
