@@ -21,7 +21,8 @@ import httpx  # noqa: E402
 from benchmarks.common import bench_line, ensure_broker, options, random_adapters, running_vllm, scratch_topics  # noqa: E402
 from core.settings import Settings  # noqa: E402
 from core.workers import WorkerThread  # noqa: E402
-from inference.lifecycle import AdapterManager, registry_root  # noqa: E402
+from inference.adapter_places import registry_root  # noqa: E402
+from inference.lifecycle import AdapterManager  # noqa: E402
 from inference.random_adapter import place_in_registry  # noqa: E402
 from inference.routing import AdapterRouter, served_name  # noqa: E402
 from inference.vllm_api import VllmApi  # noqa: E402

@@ -68,7 +68,8 @@ def part_specs(settings: Settings, example_api: bool = False, external_vllm: boo
     embedded = settings.clickhouse_url is None
     specs = [
         PartSpec("inference", _cda("inference", "serve", *(["--external"] if external_vllm else [])),
-                 f"{settings.inference_url} (vLLM {settings.vllm_url}{', external' if external_vllm else ''})",
+                 f"{settings.inference_url} (vLLM {', '.join(settings.vllm_backend_urls)}"
+                 f"{', external' if external_vllm else ''})",
                  http_ready(f"{settings.inference_url}/health/ready"), stop_timeout_s=60),
         PartSpec("trainer", _cda("trainer", "run"), "consumes lora_training_requests", stop_timeout_s=60),
         PartSpec("agents", _cda("agents", "run"), f"consumer group {settings.topic_prefix}{settings.agents_group}"),

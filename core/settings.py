@@ -50,7 +50,13 @@ class Settings(BaseSettings):
 
     base_model: str | None = Field(default=None, description="Base model path or id; default the tiny local model.")
     served_base_name: str = Field(default="base", description="Name the base model is served under.")
-    vllm_url: str = Field(default="http://localhost:8010", description="The vLLM OpenAI-compatible server.")
+    vllm_url: str = Field(default="http://localhost:8010", description="The vLLM OpenAI-compatible server (the "
+                          "first, where there are several; the trainer's gate asks this one).")
+    vllm_servers: int = Field(default=1, ge=1, le=16, description="vLLM servers the inference service runs, on the "
+                              "port of CDA_VLLM_URL and the ports after it; companies are spread over them.")
+    vllm_urls: str | None = Field(default=None, description="Comma-separated URLs of external vLLM servers to spread "
+                                  "companies over (`cda inference serve --external`); default: CDA_VLLM_URL and "
+                                  "the CDA_VLLM_SERVERS - 1 ports after it.")
     vllm_python: str | None = Field(default=None, description="Interpreter that has vLLM; default this one.")
     vllm_max_loras: int = Field(default=8, ge=1, description="Adapters active in one batch.")
     vllm_max_cpu_loras: int = Field(default=32, ge=1, description="Adapters cached in memory.")
@@ -193,6 +199,14 @@ class Settings(BaseSettings):
     @property
     def vllm_port(self) -> int:
         return int(self.vllm_url.rsplit(":", 1)[1].split("/")[0])
+
+    @property
+    def vllm_backend_urls(self) -> list[str]:
+        """Every vLLM server inference spreads companies over, CDA_VLLM_URL first."""
+        if self.vllm_urls:
+            return [u.strip().rstrip("/") for u in self.vllm_urls.split(",") if u.strip()]
+        head = self.vllm_url.rstrip("/").rsplit(":", 1)[0]
+        return [self.vllm_url.rstrip("/"), *(f"{head}:{self.vllm_port + i}" for i in range(1, self.vllm_servers))]
 
     @property
     def kafka_lib(self) -> Path:

@@ -1,24 +1,28 @@
 """The inference gateway: routes a company's request to its active adapter (or the base model, and says
-so), asks vLLM for schema-constrained JSON when a tool schema is given, validates the result, and keeps
-per-adapter metrics. Readiness means vLLM answers, it serves the adapter of every company that has one, and
-the workers behind the gateway are alive."""
+so) on the company's vLLM server (`inference.backends`; the next one when it does not answer), asks for
+schema-constrained JSON when a tool schema is given, validates the result, and keeps per-adapter metrics.
+Readiness means a vLLM server answers, each company's server serves its adapter, and the workers behind the
+gateway are alive."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import jsonschema
 from fastapi import Depends, FastAPI, HTTPException, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field, field_validator
 
 from core.workers import WorkerThread
+from inference.backends import Backend, Backends
 from inference.completion import CompletionPublic, ToolCallPublic
 from inference.errors import CompletionRefused, InferenceUnavailable
 from inference.metrics import InferenceMetrics
-from inference.routing import AdapterRouter
+from inference.routing import ActiveAdapter, AdapterRouter
 from inference.tool_calls import check_schema, parse_tool_call
-from inference.vllm_api import AsyncVllmApi
+from inference.vllm_api import AsyncVllmApi, Completion, VllmApi
 
 
 class CompletionRequest(BaseModel):
@@ -40,13 +44,43 @@ class CompletionRequest(BaseModel):
 
 
 class GatewayState:
-    def __init__(self, router: AdapterRouter, api: AsyncVllmApi, base_name: str) -> None:
+    def __init__(self, router: AdapterRouter, api: AsyncVllmApi, base_name: str, backends: Backends | None = None,
+                 ensure: Callable[[str, Backend], None] | None = None) -> None:
         self.router = router
-        self.api = api
+        self.backends = backends or Backends([Backend(api.url, VllmApi(api.url), api)])
+        self.ensure = ensure  # loads a company's adapter on the server it is routed to (`AdapterManager.ensure_on`)
         self.base_name = base_name
         self.metrics = InferenceMetrics()
         self.restored = False
         self.workers: list[WorkerThread] = []  # the lifecycle and the supervisor: readiness needs them alive
+
+    @property
+    def api(self) -> AsyncVllmApi:
+        """The first server's client (with one server, the only one)."""
+        return self.backends.first.async_api
+
+    @api.setter
+    def api(self, api: AsyncVllmApi) -> None:
+        self.backends.first.async_api = api
+
+    async def complete(self, company_id: str, model: str, adapter: ActiveAdapter | None, prompt: str, max_tokens: int,
+                       json_schema: dict[str, Any] | None) -> Completion:
+        """Ask the company's server; one that does not answer is marked down and the next in the company's
+        ranking is asked, its adapter loaded there first (no request fails while any server answers)."""
+        failure: InferenceUnavailable | None = None
+        for backend in self.backends.ranked(company_id):
+            try:
+                if adapter is not None and self.ensure is not None:
+                    await run_in_threadpool(self.ensure, company_id, backend)
+                completion = await backend.async_api.complete(model, prompt, max_tokens, json_schema)
+            except InferenceUnavailable as exc:
+                self.backends.mark(backend, False)
+                failure = exc
+                continue
+            if not backend.up:
+                self.backends.mark(backend, True)
+            return completion
+        raise failure or InferenceUnavailable("no vLLM server answers")
 
 
 def _gateway(request: Request) -> GatewayState:
@@ -68,14 +102,20 @@ def create_app(state: GatewayState) -> FastAPI:
     async def ready(state: Gateway, response: Response) -> dict[str, Any]:
         """Ready: vLLM answers, it lists every active adapter (a restarted server forgets them until they are
         registered again), and the lifecycle and supervisor threads are alive."""
-        listed = await state.api.models()
+        listings = {b.url: await b.async_api.models() for b in state.backends.all}
+        answering = {url for url, listed in listings.items() if listed is not None}
         active = state.router.all()
-        missing = sorted(a.served_name for a in active if listed is not None and a.served_name not in listed)
+        missing = []
+        for adapter in active:  # each on the first server of its ranking that answers
+            owner = next((b.url for b in state.backends.ranked(adapter.company_id) if b.url in answering), None)
+            if owner is not None and adapter.served_name not in (listings[owner] or set()):
+                missing.append(adapter.served_name)
         workers = {w.name: w.healthy for w in state.workers}
-        ok = listed is not None and state.restored and not missing and all(workers.values())
+        ok = bool(answering) and state.restored and not missing and all(workers.values())
         response.status_code = 200 if ok else 503
-        return {"ready": ok, "vllm": listed is not None, "adapters_registered": state.restored and not missing,
-                "missing_adapters": missing, "workers": workers, "companies_with_adapters": len(active)}
+        return {"ready": ok, "vllm": bool(answering), "vllm_servers": len(state.backends.all),
+                "vllm_answering": len(answering), "adapters_registered": state.restored and not missing,
+                "missing_adapters": sorted(missing), "workers": workers, "companies_with_adapters": len(active)}
 
     @app.get("/metrics")
     async def metrics(state: Gateway) -> Response:
@@ -91,7 +131,8 @@ def create_app(state: GatewayState) -> FastAPI:
         model = adapter.served_name if adapter else state.base_name
         started = time.perf_counter()
         try:
-            completion = await state.api.complete(model, body.prompt, body.max_tokens, body.json_schema)
+            completion = await state.complete(body.company_id, model, adapter, body.prompt, body.max_tokens,
+                                              body.json_schema)
         except InferenceUnavailable as exc:
             state.metrics.observe(model, "unavailable", time.perf_counter() - started)
             raise HTTPException(status_code=503, detail=str(exc)) from None

@@ -19,17 +19,16 @@ import threading
 from pathlib import Path
 
 from core.errors import is_transient
-from core.identifiers import is_identifier
-from core.paths import UnsafePath, is_within, safe_join
 from core.prompts import PROMPT_VERSION
 from core.settings import Settings
 from core.workers import run_until_stopped
 from inference.active import active_adapters
 from inference.adapter_files import check_prompt_version, inspect_adapter, same_model
-from inference.adapter_store import materialize
+from inference.adapter_places import checked_staging_name, company_adapter_dir
+from inference.backends import Backend, Backends
 from inference.errors import AdapterInvalid, InferenceUnavailable, NotAnAdapterAnnouncement, WaitingForTopics
-from inference.routing import ActiveAdapter, AdapterRouter, is_staging_name, served_name, staging_name
-from inference.vllm_api import VllmApi
+from inference.routing import ActiveAdapter, AdapterRouter, is_staging_name, served_name
+from inference.vllm_api import AsyncVllmApi, VllmApi
 from topics.consumer import EventConsumer, Received
 from topics.errors import UnknownTopic
 from topics.events import Event
@@ -43,56 +42,19 @@ FAST_FETCH = {"fetch.wait.max.ms": 10, "fetch.min.bytes": 1}
 READY_TOPIC = "lora_adapter_ready"
 
 
-def adapter_path(uri: str) -> Path:
-    return Path(uri.removeprefix("file://"))
-
-
-def registry_root(settings: Settings) -> Path:
-    """Where the trainer's registry keeps every company's versions (`<home>/adapters/<company>/<version>`)."""
-    return settings.home / "adapters"
-
-
-def company_adapter_dir(settings: Settings, company_id: str, uri: str) -> Path:
-    """The adapter folder `uri` names, resolved (symlinks followed), when it lies inside the registry folder
-    of `company_id`; otherwise `AdapterInvalid("foreign_uri")`: no company is ever served another's files. A URI of
-    the configured adapter registry is downloaded into that folder first (its hash checked: `adapter_store`)."""
-    if settings.adapter_registry_url and uri.startswith(("http://", "https://")):
-        try:
-            into = safe_join(registry_root(settings), company_id)
-        except UnsafePath as exc:
-            raise AdapterInvalid("foreign_uri", f"no registry folder for company {company_id!r}: {exc}") from None
-        return materialize(settings, company_id, uri, into)
-    if "://" in uri and not uri.startswith("file://"):
-        raise AdapterInvalid("foreign_uri", f"{uri!r} is not a local file URI")
-    path = adapter_path(uri)
-    if not path.is_absolute():
-        raise AdapterInvalid("foreign_uri", f"{uri!r} is not an absolute path")
-    try:
-        root = safe_join(registry_root(settings), company_id)
-    except UnsafePath as exc:
-        raise AdapterInvalid("foreign_uri", f"no registry folder for company {company_id!r}: {exc}") from None
-    resolved = path.resolve()
-    if resolved == root or not is_within(resolved, root):
-        raise AdapterInvalid("foreign_uri", f"{uri} lies outside the registry folder of {company_id} ({root})")
-    return resolved
-
-
-def checked_staging_name(company_id: str, version: str) -> str:
-    if not is_identifier(version) or staging_name(company_id, version) == served_name(company_id):
-        raise AdapterInvalid("invalid_version", f"version {version!r} cannot name an adapter")
-    return staging_name(company_id, version)
-
-
 class AdapterManager:
-    """Loads, verifies, activates and restores company adapters on one vLLM server.
+    """Loads, verifies, activates and restores company adapters on the vLLM servers (`inference.backends`):
+    a new version on the server the company is routed to, and on any other the first time it goes there.
 
     One lock orders every change of what vLLM serves (a new version, a restore, a re-registration), so
     a re-registration after a restart can never put back a version that a newer activation replaced.
     """
 
-    def __init__(self, settings: Settings, api: VllmApi, router: AdapterRouter, producer: EventProducer) -> None:
+    def __init__(self, settings: Settings, api: VllmApi, router: AdapterRouter, producer: EventProducer,
+                 backends: Backends | None = None) -> None:
         self.settings = settings
-        self.api = api
+        self.backends = backends or Backends([Backend(api.url, api, AsyncVllmApi(api.url))])
+        self.api = self.backends.first.api  # the first server (the one the trainer's gate asks too)
         self.router = router
         self.producer = producer
         self._lock = threading.RLock()
@@ -111,6 +73,8 @@ class AdapterManager:
             if current is not None and current.version == version and current.uri == str(ready["uri"]):
                 return self._activated(ready, current, previous=None)  # redelivered: already active
             stage: str | None = None
+            backend = self.backends.owner(company)
+            api = backend.api
             try:
                 path = company_adapter_dir(self.settings, company, str(ready["uri"]))
                 stage = checked_staging_name(company, version)
@@ -119,42 +83,69 @@ class AdapterManager:
                                          f"the server serves {self.settings.base_model_path!r}")
                 info = inspect_adapter(path, self.settings.base_model_path, self.settings.vllm_max_lora_rank)
                 check_prompt_version(path, PROMPT_VERSION)
-                self._load(stage, path)
-                self._verify(stage)
+                self._load(api, stage, path)
+                self._verify(api, stage)
                 name = served_name(company)
-                self._load(name, path)
+                self._load(api, name, path)
+                self.backends.record(backend, company, version)
                 adapter = ActiveAdapter(company, version, name, str(ready["uri"]), self.settings.base_model_path, info.rank)
                 previous = self.router.set(adapter)
+                self._drop_elsewhere(company, backend)
             except AdapterInvalid as exc:
                 return self._refused(ready, exc.kind, str(exc))
             finally:
                 if stage is not None:
-                    self._unload_quietly(stage)
+                    self._unload_quietly(api, stage)
             return self._activated(ready, adapter, previous)
 
-    def _load(self, name: str, path: Path) -> None:
+    def _drop_elsewhere(self, company: str, kept: Backend) -> None:
+        """Other servers that hold an older version of the company's adapter unload it: the company is served
+        the new one there too, loaded when it is routed there next (`ensure_on`)."""
+        for backend in self.backends.holders(company):
+            if backend is not kept:
+                self.backends.record(backend, company, None)
+                self._unload_quietly(backend.api, served_name(company))
+
+    def ensure_on(self, company: str, backend: Backend) -> None:
+        """The company's active adapter loaded on `backend`, where the gateway routed it (the server it was on
+        went away, or a version came while it was elsewhere); a no-op when it holds that version already."""
+        adapter = self.router.get(company)
+        if adapter is None or self.backends.holds(backend, company) == adapter.version:
+            return
+        with self._lock:
+            adapter = self.router.get(company)
+            if adapter is None or self.backends.holds(backend, company) == adapter.version:
+                return
+            path = company_adapter_dir(self.settings, company, adapter.uri)
+            self._load(backend.api, adapter.served_name, path)
+            self.backends.record(backend, company, adapter.version)
+
+    @staticmethod
+    def _load(api: VllmApi, name: str, path: Path) -> None:
         """Load `name` in place (a repeated load replaces, never refuses); a refusal is the adapter's fault
         only while the server otherwise answers."""
-        response = self.api.load_adapter(name, str(path), inplace=True)
+        response = api.load_adapter(name, str(path), inplace=True)
         if response.status_code == 200:
             return
-        if response.status_code >= 500 and not self.api.ready():
+        if response.status_code >= 500 and not api.ready():
             raise InferenceUnavailable(f"vLLM failed while loading {name}: HTTP {response.status_code}")
         raise AdapterInvalid("load_failed", f"vLLM refused {path}: HTTP {response.status_code}: {response.text[:300]}")
 
-    def _verify(self, name: str) -> None:
-        if name not in self.api.models():
+    @staticmethod
+    def _verify(api: VllmApi, name: str) -> None:
+        if name not in api.models():
             raise AdapterInvalid("not_answering", f"{name} is not listed in /v1/models after loading")
         try:
-            self.api.complete(name, "ping", max_tokens=1)
+            api.complete(name, "ping", max_tokens=1)
         except Exception as exc:
-            if is_transient(exc) and (not self.api.ready() or name not in self.api.models()):
+            if is_transient(exc) and (not api.ready() or name not in api.models()):
                 raise  # the server went away (or restarted) meanwhile: not the adapter's fault
             raise AdapterInvalid("not_answering", f"{name} did not answer a completion: {exc}") from exc
 
-    def _unload_quietly(self, name: str) -> None:
+    @staticmethod
+    def _unload_quietly(api: VllmApi, name: str) -> None:
         try:
-            self.api.unload_adapter(name)
+            api.unload_adapter(name)
         except InferenceUnavailable:
             log.warning("could not unload %s", name)
 
@@ -190,7 +181,7 @@ class AdapterManager:
             self.clear_staging()
             for company, event in sorted(latest.items()):
                 try:
-                    adapter = self._register(event)
+                    adapter = self._register(event, self.backends.owner(company))
                 except AdapterInvalid as exc:
                     self._refused(event, exc.kind, f"not restored: {exc}")
                     continue
@@ -203,28 +194,53 @@ class AdapterManager:
                 restored.append(adapter)
         return restored
 
-    def _register(self, activated: Event) -> ActiveAdapter:
+    def _register(self, activated: Event, backend: Backend) -> ActiveAdapter:
         company, uri = activated.company_id, str(activated["uri"])
         path = company_adapter_dir(self.settings, company, uri)
         info = inspect_adapter(path, self.settings.base_model_path, self.settings.vllm_max_lora_rank)
         check_prompt_version(path, PROMPT_VERSION)  # an adapter served before the format changed is not restored
-        self._load(served_name(company), path)
+        self._load(backend.api, served_name(company), path)
+        self.backends.record(backend, company, str(activated["version"]))
         return ActiveAdapter(company, str(activated["version"]), served_name(company), uri,
                              self.settings.base_model_path, info.rank)
 
     def clear_staging(self) -> list[str]:
-        """Unload staging copies that a lifecycle killed between load and unload left behind."""
+        """Unload staging copies that a lifecycle killed between load and unload left behind (on every server
+        that answers)."""
+        stale = []
         with self._lock:
-            stale = [name for name in self.api.models() if is_staging_name(name)]
-            for name in stale:
-                log.info("unloading stale staging adapter %s", name)
-                self._unload_quietly(name)
+            for backend in self.backends.all:
+                try:
+                    names = [name for name in backend.api.models() if is_staging_name(name)]
+                except InferenceUnavailable:
+                    if backend is self.backends.first:
+                        raise
+                    continue
+                for name in names:
+                    log.info("unloading stale staging adapter %s from %s", name, backend.url)
+                    self._unload_quietly(backend.api, name)
+                stale += names
             return stale
 
     def missing(self) -> list[ActiveAdapter]:
-        """Active adapters the server does not list (it restarted and forgot its runtime adapters)."""
-        listed = self.api.models()
-        return [a for a in self.router.all() if a.served_name not in listed]
+        """Active adapters the server each company is routed to does not list (it restarted and forgot its
+        runtime adapters, or the company moved to it when its own went away). A server that forgot what it
+        held is noticed here, and what it held is loaded again when a company goes there."""
+        listings: dict[str, set[str]] = {}
+        for backend in self.backends.all:
+            try:
+                listings[backend.url] = set(backend.api.models())
+            except InferenceUnavailable:
+                self.backends.mark(backend, False)
+                continue
+            self.backends.mark(backend, True)
+            for company in list(backend.loaded):
+                if served_name(company) not in listings[backend.url]:
+                    self.backends.record(backend, company, None)
+        if not listings:
+            raise InferenceUnavailable("no vLLM server answers")
+        return [a for a in self.router.all()
+                if a.served_name not in listings.get(self.backends.owner(a.company_id).url, set())]
 
     def resync(self) -> list[ActiveAdapter]:
         """Load every adapter the router says is served and the server does not list; returns those put back.
@@ -234,10 +250,12 @@ class AdapterManager:
         with self._lock:
             back = []
             for adapter in self.missing():
+                backend = self.backends.owner(adapter.company_id)
                 try:
                     path = company_adapter_dir(self.settings, adapter.company_id, adapter.uri)
                     inspect_adapter(path, self.settings.base_model_path, self.settings.vllm_max_lora_rank)
-                    self._load(adapter.served_name, path)
+                    self._load(backend.api, adapter.served_name, path)
+                    self.backends.record(backend, adapter.company_id, adapter.version)
                 except AdapterInvalid as exc:
                     self.router.remove(adapter.company_id)
                     self._publish(Event.new("adapter_refused", adapter.company_id, version=adapter.version,

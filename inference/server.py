@@ -58,10 +58,10 @@ def _cuda_available() -> bool:
 class VllmServer:
     """One supervised server process with its log under `<home>/vllm/`."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, first: bool = True) -> None:
         self.settings = settings
         self.api = VllmApi(settings.vllm_url, timeout_s=settings.inference_timeout_s)
-        self.log_path = settings.home / "vllm" / "server.log"
+        self.log_path = settings.home / "vllm" / ("server.log" if first else f"server-{settings.vllm_port}.log")
         self.process: subprocess.Popen[bytes] | None = None
 
     @property

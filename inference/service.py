@@ -1,10 +1,12 @@
-"""`cda inference serve`: the vLLM server, the adapter lifecycle and the gateway, supervised together.
+"""`cda inference serve`: the vLLM servers (one, or `CDA_VLLM_SERVERS`), the adapter lifecycle and the gateway,
+supervised together.
 
-A supervisor thread checks every `CDA_VLLM_WATCH_INTERVAL_S` that vLLM runs and lists every active
-adapter. If the server it manages died, it starts it again; if a server (managed or `--external`) came
-back without the adapters (a restarted vLLM forgets runtime adapters), it registers them all again.
-Until they are back, and whenever the lifecycle or the supervisor thread died, readiness is false.
-SIGTERM and SIGINT stop the gateway, the workers and the vLLM child alike.
+A supervisor thread checks every `CDA_VLLM_WATCH_INTERVAL_S` that each vLLM server runs and that every active
+adapter is listed by the server its company is routed to. If a server it manages died, its companies go to the
+others at once (the gateway) and it starts it again; if a server (managed or `--external`) came back without
+the adapters (a restarted vLLM forgets runtime adapters), it registers them again. Until they are back, and
+whenever the lifecycle or the supervisor thread died, readiness is false. SIGTERM and SIGINT stop the gateway,
+the workers and the vLLM children alike.
 """
 
 from __future__ import annotations
@@ -19,12 +21,12 @@ from core.errors import is_transient
 from core.settings import Settings
 from core.signals import exit_on_signals
 from core.workers import WorkerThread
+from inference.backends import Backends
 from inference.errors import ServerSetupError
 from inference.gateway import GatewayState, create_app
 from inference.lifecycle import AdapterManager
 from inference.routing import AdapterRouter
 from inference.server import VllmServer
-from inference.vllm_api import AsyncVllmApi, VllmApi
 from topics.producer import EventProducer
 
 log = logging.getLogger(__name__)
@@ -34,22 +36,26 @@ class InferenceService:
     def __init__(self, settings: Settings, *, manage_server: bool = True) -> None:
         self.settings = settings
         self.manage_server = manage_server
-        self.server = VllmServer(settings)
+        urls = settings.vllm_backend_urls
+        self.servers = [VllmServer(settings.model_copy(update={"vllm_url": url}), first=i == 0)
+                        for i, url in enumerate(urls)]
+        self.server = self.servers[0]
+        self.backends = Backends.of(urls, settings.inference_timeout_s)
         self.router = AdapterRouter()
         self.producer = EventProducer(settings)
-        self.manager = AdapterManager(settings, VllmApi(settings.vllm_url, settings.inference_timeout_s), self.router,
-                                      self.producer)
-        self.state = GatewayState(self.router, AsyncVllmApi(settings.vllm_url, settings.inference_timeout_s),
-                                  settings.served_base_name)
+        self.manager = AdapterManager(settings, self.backends.first.api, self.router, self.producer, self.backends)
+        self.state = GatewayState(self.router, self.backends.first.async_api, settings.served_base_name,
+                                  self.backends, self.manager.ensure_on)
         self.stop = threading.Event()
         self.resyncs = 0  # how often adapters were registered again after a server restart
 
     def start_backend(self) -> None:
         """Start vLLM (unless external), register the active adapters, start the lifecycle and supervisor."""
         if self.manage_server:
-            self.server.start()
-        elif not self.manager.api.ready():
-            raise ServerSetupError(f"no vLLM server answers on {self.settings.vllm_url}")
+            for server in self.servers:
+                server.start()
+        elif not any(b.api.ready() for b in self.backends.all):
+            raise ServerSetupError(f"no vLLM server answers on {', '.join(b.url for b in self.backends.all)}")
         restored = self.manager.restore()
         log.info("registered %d active adapter(s)", len(restored))
         self.state.restored = True
@@ -69,11 +75,15 @@ class InferenceService:
                 log.warning("vLLM not back yet (%s); trying again", exc)
 
     def check_backend(self) -> None:
-        """Start the managed server again if it died; register the adapters again if the server lost them."""
-        if self.manage_server and not self.server.alive():
-            log.error("vLLM exited; starting it again")
-            self.state.restored = False
-            self.server.start()
+        """Start a managed server again if it died (its companies are served by the others meanwhile); register
+        the adapters again where a server lost them."""
+        for server, backend in zip(self.servers, self.backends.all, strict=True):
+            if self.manage_server and not server.alive():
+                log.error("vLLM on %s exited; starting it again", backend.url)
+                self.backends.mark(backend, False)
+                if len(self.servers) == 1:
+                    self.state.restored = False
+                server.start()
         if self.manager.missing():
             self.state.restored = False
             back = self.manager.resync()
@@ -96,7 +106,8 @@ class InferenceService:
         """Stop the workers and the managed vLLM (first: a supervisor gives a stopping service few seconds)."""
         self.stop.set()
         if self.manage_server:
-            self.server.stop()
+            for server in self.servers:
+                server.stop()
         for worker in self.state.workers:
             worker.join(10)
         self.producer.flush()

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from core.workers import WorkerThread, wait_until
 
@@ -46,3 +48,15 @@ def running(target: Callable[[threading.Event], None], name: str = "worker",
         worker.join(join_s)
     if worker.error is not None:
         raise AssertionError(f"worker {name} died: {worker.error!r}") from worker.error
+
+
+def fake_adapter(folder: Path, base: str, rank: int = 8, **extra: object) -> Path:
+    """An adapter folder as the checks read it (config and weights), for `base`; not one vLLM could serve."""
+    folder.mkdir(parents=True)
+    (folder / "adapter_config.json").write_text(json.dumps({"r": rank, "base_model_name_or_path": base,
+                                                            "target_modules": ["q_proj"], **extra}))
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    save_file({"w": np.zeros((2, 2), dtype=np.float32)}, str(folder / "adapter_model.safetensors"))
+    return folder

@@ -39,7 +39,9 @@ def _status_file() -> StatusFile:
 
 def up(example_api: bool = typer.Option(False, "--example-api", help="Also serve acme's example API (the demo's company)."),
        external_vllm: bool = typer.Option(False, "--external-vllm", help="vLLM already runs at CDA_VLLM_URL: start only "
-                                          "the lifecycle and the gateway.")) -> None:
+                                          "the lifecycle and the gateway."),
+       vllm_servers: int | None = typer.Option(None, "--vllm-servers", min=1, max=16, help="vLLM servers to spread companies "
+                                        "over (ports from CDA_VLLM_URL's on; default CDA_VLLM_SERVERS).")) -> None:
     """Run every part on the embedded defaults as one supervised process tree until Ctrl-C / SIGTERM: the broker,
     inference (vLLM + adapter lifecycle + gateway), the trainer, the agents, the API (with the projections) and,
     when asked, the example API. A part that dies is restarted with backoff; the broker stops last."""
@@ -48,6 +50,8 @@ def up(example_api: bool = typer.Option(False, "--example-api", help="Also serve
 
     with failing_clearly():
         config = settings()
+        if vllm_servers is not None:
+            config = config.model_copy(update={"vllm_servers": vllm_servers})
         status_file = _status_file()
         previous = status_file.read()
         if previous and not previous.get("stopped") and pid_alive(int(str(previous.get("supervisor_pid") or 0))):

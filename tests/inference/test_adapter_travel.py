@@ -17,9 +17,9 @@ import uvicorn
 
 from core.adapter_archive import ArchiveError, digest, pack, unpack
 from core.settings import Settings
+from inference.adapter_places import company_adapter_dir
 from inference.adapter_store import HttpAdapterStore, materialize, publish
 from inference.errors import AdapterInvalid
-from inference.lifecycle import company_adapter_dir
 from inference.registry_app import create_registry_app
 from tests.helpers import free_port
 

@@ -5,9 +5,7 @@ when the server is down."""
 from __future__ import annotations
 
 import asyncio
-import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -22,10 +20,11 @@ import pytest
 
 from core.settings import Settings, settings_env
 from core.workers import WorkerThread
+from inference.adapter_places import registry_root
 from inference.client import InferenceClient
 from inference.errors import InferenceUnavailable
 from inference.gateway import GatewayState, create_app
-from inference.lifecycle import AdapterManager, registry_root
+from inference.lifecycle import AdapterManager
 from inference.random_adapter import place_in_registry
 from inference.routing import AdapterRouter, served_name, staging_name
 from inference.vllm_api import AsyncVllmApi, VllmApi
@@ -43,34 +42,6 @@ PROMPT = "Task: invoice the order 42 for acme\nCall:"
 SCHEMA = {"type": "object", "properties": {"action": {"enum": ["create", "delete", "update"]},
                                             "count": {"type": "integer", "minimum": 0, "maximum": 9}},
           "required": ["action", "count"], "additionalProperties": False}
-
-
-@pytest.fixture(scope="session")
-def adapters(tiny_model: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Servable adapters (seeded, distinct) and broken ones, built once."""
-    from inference.random_adapter import make_adapter, retarget
-
-    root = tmp_path_factory.mktemp("adapters")
-    built = {name: make_adapter(tiny_model, root / name, seed=i) for i, name in enumerate(("a", "b", "c"))}
-    built["big"] = make_adapter(tiny_model, root / "big", seed=9, rank=32)
-    other = make_adapter(tiny_model, root / "other", seed=10)
-    retarget(other, "/models/some-other-base")
-    built["other"] = other
-    missing = root / "missing"
-    missing.mkdir()
-    built["missing"] = missing
-    corrupt = root / "corrupt"
-    shutil.copytree(built["a"], corrupt)
-    weights = corrupt / "adapter_model.safetensors"
-    weights.write_bytes(weights.read_bytes()[: len(weights.read_bytes()) // 2])
-    built["corrupt"] = corrupt
-    bad_config = root / "bad-config"
-    shutil.copytree(built["a"], bad_config)
-    retarget(bad_config, tiny_model)
-    config = json.loads((bad_config / "adapter_config.json").read_text())
-    (bad_config / "adapter_config.json").write_text(json.dumps({**config, "r": "eight"}))
-    built["bad-config"] = bad_config
-    return built
 
 
 class Harness:

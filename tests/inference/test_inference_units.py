@@ -11,6 +11,7 @@ import pytest
 from inference.adapter_files import inspect_adapter
 from inference.errors import AdapterInvalid
 from inference.tool_calls import parse_tool_call
+from tests.helpers import fake_adapter
 
 SCHEMA = {"type": "object", "properties": {"action": {"enum": ["create", "delete"]},
                                             "count": {"type": "integer", "minimum": 0, "maximum": 9}},
@@ -37,32 +38,21 @@ def test_invalid_tool_calls_are_explained(text: str, finish: str, error: str) ->
     assert error in (outcome.error or "")
 
 
-def _fake_adapter(folder: Path, base: str, rank: int = 8, **extra: object) -> Path:
-    folder.mkdir(parents=True)
-    (folder / "adapter_config.json").write_text(json.dumps({"r": rank, "base_model_name_or_path": base,
-                                                            "target_modules": ["q_proj"], **extra}))
-    import numpy as np
-    from safetensors.numpy import save_file
-
-    save_file({"w": np.zeros((2, 2), dtype=np.float32)}, str(folder / "adapter_model.safetensors"))
-    return folder
-
-
 def test_adapter_checks_name_the_reason(tmp_path: Path) -> None:
     pytest.importorskip("safetensors")
     base = str(tmp_path / "base")
     Path(base).mkdir()
-    assert inspect_adapter(_fake_adapter(tmp_path / "ok", base), base, 16).rank == 8
-    served = _fake_adapter(tmp_path / "head", base, target_modules=["q_proj", "lm_head"])
+    assert inspect_adapter(fake_adapter(tmp_path / "ok", base), base, 16).rank == 8
+    served = fake_adapter(tmp_path / "head", base, target_modules=["q_proj", "lm_head"])
     assert inspect_adapter(served, base, 16).target_modules == ("q_proj", "lm_head")
-    corrupt = _fake_adapter(tmp_path / "corrupt", base)
+    corrupt = fake_adapter(tmp_path / "corrupt", base)
     weights = corrupt / "adapter_model.safetensors"
     weights.write_bytes(weights.read_bytes()[:-4])
     cases = [
-        ("rank_too_large", _fake_adapter(tmp_path / "big", base, rank=32)),
-        ("wrong_base_model", _fake_adapter(tmp_path / "other", "/models/other")),
-        ("unservable", _fake_adapter(tmp_path / "mts", base, modules_to_save=["lm_head"])),
-        ("unservable", _fake_adapter(tmp_path / "emb", base, target_modules=["q_proj", "embed_tokens"])),
+        ("rank_too_large", fake_adapter(tmp_path / "big", base, rank=32)),
+        ("wrong_base_model", fake_adapter(tmp_path / "other", "/models/other")),
+        ("unservable", fake_adapter(tmp_path / "mts", base, modules_to_save=["lm_head"])),
+        ("unservable", fake_adapter(tmp_path / "emb", base, target_modules=["q_proj", "embed_tokens"])),
         ("missing_files", tmp_path / "nothing"),
         ("corrupt_files", corrupt),
     ]
@@ -103,7 +93,7 @@ def test_a_bad_adapter_config_is_a_refusal_not_a_crash(tmp_path: Path, config: o
     pytest.importorskip("safetensors")
     base = tmp_path / "base"
     base.mkdir()
-    folder = _fake_adapter(tmp_path / "adapter", str(base))
+    folder = fake_adapter(tmp_path / "adapter", str(base))
     (folder / "adapter_config.json").write_text(json.dumps(config).replace("BASE", str(base)))
     with pytest.raises(AdapterInvalid) as info:
         inspect_adapter(folder, str(base), 16)
@@ -112,7 +102,7 @@ def test_a_bad_adapter_config_is_a_refusal_not_a_crash(tmp_path: Path, config: o
 
 def test_an_adapter_uri_must_lie_in_the_registry_folder_of_its_company(tmp_path: Path) -> None:
     from core.settings import Settings
-    from inference.lifecycle import company_adapter_dir, registry_root
+    from inference.adapter_places import company_adapter_dir, registry_root
 
     settings = Settings(home=tmp_path / "home")
     acme_v1 = registry_root(settings) / "acme" / "v1"
