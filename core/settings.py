@@ -57,6 +57,8 @@ class Settings(BaseSettings):
     vllm_urls: str | None = Field(default=None, description="Comma-separated URLs of external vLLM servers to spread "
                                   "companies over (`cda inference serve --external`); default: CDA_VLLM_URL and "
                                   "the CDA_VLLM_SERVERS - 1 ports after it.")
+    vllm_host: str = Field(default="127.0.0.1", description="Address a vLLM server the inference service runs listens "
+                           "on (0.0.0.0 in a container, where the trainer's gate asks it from another).")
     vllm_python: str | None = Field(default=None, description="Interpreter that has vLLM; default this one.")
     vllm_max_loras: int = Field(default=8, ge=1, description="Adapters active in one batch.")
     vllm_max_cpu_loras: int = Field(default=32, ge=1, description="Adapters cached in memory.")

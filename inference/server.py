@@ -29,7 +29,7 @@ def server_command(settings: Settings) -> list[str]:
         settings.vllm_python or sys.executable, str(ENTRY),
         "--model", settings.base_model_path,
         "--served-model-name", settings.served_base_name,
-        "--host", "127.0.0.1", "--port", str(settings.vllm_port),
+        "--host", settings.vllm_host, "--port", str(settings.vllm_port),
         "--enable-lora",
         "--max-loras", str(settings.vllm_max_loras),
         "--max-cpu-loras", str(settings.vllm_max_cpu_loras),

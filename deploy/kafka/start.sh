@@ -5,13 +5,16 @@
 set -eu
 : "${SCRAM_BROKER_PASSWORD:?run cda kafka credentials --env-file .env first}"
 CONF=/tmp/cda-server.properties
+PORT=${KAFKA_CDA_PORT:-19092}  # clients (kafka:PORT)
+CONTROLLER=${KAFKA_CDA_CONTROLLER_PORT:-9093}
+ADVERTISED=${KAFKA_CDA_ADVERTISED_HOST:-kafka}  # the name clients reach the broker by
 umask 077
 cat > "$CONF" <<PROPS
 process.roles=broker,controller
 node.id=1
-controller.quorum.voters=1@localhost:9093
-listeners=INTERNAL://:19092,CONTROLLER://localhost:9093
-advertised.listeners=INTERNAL://kafka:19092
+controller.quorum.voters=1@localhost:${CONTROLLER}
+listeners=INTERNAL://:${PORT},CONTROLLER://localhost:${CONTROLLER}
+advertised.listeners=INTERNAL://${ADVERTISED}:${PORT}
 listener.security.protocol.map=INTERNAL:SASL_PLAINTEXT,CONTROLLER:SASL_PLAINTEXT
 inter.broker.listener.name=INTERNAL
 controller.listener.names=CONTROLLER
