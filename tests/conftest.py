@@ -1,7 +1,9 @@
 """Shared fixtures: a real Kafka broker started once per session, and per-test topic namespaces.
 
-The broker comes from `CDA_KAFKA_BOOTSTRAP` when set, from testcontainers when a Docker engine answers,
-and otherwise from the project's own local broker (Maven-fetched jars), in a temporary folder.
+The broker comes from `CDA_KAFKA_BOOTSTRAP` when set; from testcontainers when a Docker engine answers and holds the
+compose stack's Kafka image (`CDA_TEST_KAFKA_IMAGE`, default the stand-in `scripts/docker_images.sh` builds), run
+by compose's own `deploy/kafka/start.sh`, secured the same way, on the host's loopback; and otherwise from the
+project's own local broker (Maven-fetched jars), in a temporary folder. `CDA_TEST_DOCKER=0` skips the container.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import json
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,16 +26,45 @@ from topics.admin import apply_catalog, delete_topics
 from topics.broker import LocalBroker
 from topics.catalog import CATALOG
 from topics.connection import topic_name
+from topics.credentials import generate
+
+ROOT = Path(__file__).resolve().parents[1]
+KAFKA_IMAGE = os.environ.get("CDA_TEST_KAFKA_IMAGE", "cda-kafka:local")
 
 
-def _docker_answers() -> bool:
+def _docker_has(image: str) -> bool:
+    """Whether a Docker engine answers and holds `image` (no registry is asked: none may be reachable)."""
     try:
         import docker  # testcontainers' dependency; present with the dev extra
 
-        docker.from_env(timeout=3).ping()
+        client = docker.from_env(timeout=3)
+        client.ping()
+        client.images.get(image)
         return True
     except Exception:
         return False
+
+
+@contextmanager
+def container_broker(folder: Path) -> Iterator[LocalBroker]:
+    """The compose stack's broker in a container (testcontainers), with fresh passwords in `folder`, on free loopback
+    ports of the host's network; ready when the operator's login lists it, as the local broker is."""
+    os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")  # its reaper image cannot be pulled here
+    from testcontainers.core.container import DockerContainer
+
+    passwords = generate(folder / "credentials.json")
+    port, controller = free_port(), free_port()
+    container = (DockerContainer(KAFKA_IMAGE)
+                 .with_kwargs(network_mode="host", entrypoint=["/bin/sh", "/cda/start.sh"])
+                 .with_volume_mapping(str(ROOT / "deploy" / "kafka" / "start.sh"), "/cda/start.sh", "ro")
+                 .with_envs(KAFKA_CDA_PORT=str(port), KAFKA_CDA_CONTROLLER_PORT=str(controller),
+                            KAFKA_CDA_ADVERTISED_HOST="127.0.0.1",
+                            **{f"SCRAM_{name.upper()}_PASSWORD": pw for name, pw in passwords.items()}))
+    with container:
+        broker = LocalBroker(data_dir=folder, lib_dir=folder, port=port, controller_port=controller,
+                             credentials_path=folder / "credentials.json")
+        broker.wait_ready(120)
+        yield broker
 
 
 @pytest.fixture(scope="session")
@@ -41,11 +73,10 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if bootstrap := os.environ.get("CDA_KAFKA_BOOTSTRAP"):
         yield bootstrap
         return
-    if os.environ.get("CDA_TEST_DOCKER", "1") == "1" and _docker_answers():
-        from testcontainers.kafka import KafkaContainer
-
-        with KafkaContainer("apache/kafka:4.1.1").with_kraft() as container:
-            yield container.get_bootstrap_server()
+    if os.environ.get("CDA_TEST_DOCKER", "1") == "1" and _docker_has(KAFKA_IMAGE):
+        with container_broker(tmp_path_factory.mktemp("kafka")) as broker:
+            os.environ["CDA_KAFKA_CREDENTIALS"] = str(broker.credentials_file)
+            yield broker.bootstrap
         return
     broker = local_broker(tmp_path_factory.mktemp("kafka"))
     broker.start()
