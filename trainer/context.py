@@ -127,15 +127,18 @@ def writes_values_in_tasks(examples: Sequence[Example]) -> bool:
     return sum(carries(e) for e in examples) >= max(1, len(examples) // 50)
 
 
-def paraphrase(task: str, kept: set[str], rng: random.Random) -> str:
-    """A generic rewrite of `task` that keeps every word in `kept`."""
+def paraphrase(task: str, kept: set[str], rng: random.Random, telling: set[str] | None = None) -> str:
+    """A generic rewrite of `task` that keeps every word in `kept` (values) and in `telling` (the words that tell its
+    action from the others). Whether a telling word is kept draws nothing from `rng`: the rest of the rewrite, and
+    every edit after it, is what it would be without them."""
+    telling = telling or set()
     words = task.split()
-    held = [w for w in words if w in kept]
+    held = [w for w in words if w in kept or w in telling]
     roll = rng.random()
-    if roll < 0.25:  # a vague request, plus whatever values the task carried
+    if roll < 0.25:  # a vague request, plus whatever values (and telling words) the task carried
         out = [*rng.choice(_VAGUE).split(), *held]
     elif roll < 0.5:  # words dropped
-        out = [w for w in words if w in kept or rng.random() > 0.35] or words
+        out = [w for w in words if w in kept or (rng.random() > 0.35 or w in telling)] or words
     elif roll < 0.7:  # words moved
         out = words[:]
         rng.shuffle(out)
@@ -194,8 +197,7 @@ def training_context(examples: Sequence[Example], tools: Sequence[ToolSpec], mem
             example = written_in_task(example, rng)
         task = example.task
         if rng.random() < paraphrase_share:
-            kept = _value_words(example) | {w for w in task.split() if _bare(w) in deciding}
-            task = paraphrase(task, kept, rng)
+            task = paraphrase(task, _value_words(example), rng, {w for w in task.split() if _bare(w) in deciding})
         payload = example.payload_json
         if rng.random() < STEER_SHARE / 2:
             payload = _steered_data(payload, steer(rng, tools, example.tool_name), rng)
