@@ -74,10 +74,20 @@ def _bare(word: str) -> str:
     return word.strip(".,:;!?()'\"").lower()
 
 
+def _shape(example: Example) -> frozenset[str]:
+    try:
+        data = json.loads(example.payload_json)
+    except json.JSONDecodeError:
+        return frozenset()
+    return frozenset(data) if isinstance(data, dict) else frozenset()
+
+
 def deciding_words(examples: Sequence[Example]) -> frozenset[str]:
-    """Task words (bare, lower case) that only ever ask for one action among the company's examples: the tool a
-    unit ends with (its last call before `done`; a one-step unit's own call), so the lookup a bill and a refund
-    share does not blur which words tell them apart."""
+    """Task words (bare, lower case) that alone tell an action from the company's others, where its records do not:
+    words that only ever ask for one action (the tool a unit ends with: its last call before `done`, or a one-step
+    unit's own call, so the lookup a bill and a refund share does not blur them), of an action whose records look
+    like another action's (the same fields). Where the fields tell the actions apart, a vague rewrite stays vague:
+    it teaches the adapter to read the record when a task says little (acme's data is such)."""
     ends: dict[str, tuple[int, str]] = {}
     for example in examples:
         if example.group and example.tool_name != DONE:
@@ -85,11 +95,14 @@ def deciding_words(examples: Sequence[Example]) -> frozenset[str]:
             if example.group not in ends or ends[example.group][0] <= step:
                 ends[example.group] = (step, example.tool_name)
     actions: dict[str, set[str]] = {}
+    shapes: dict[frozenset[str], set[str]] = {}
     for example in examples:
         action = ends[example.group][1] if example.group in ends else example.tool_name
+        shapes.setdefault(_shape(example), set()).add(action)
         for word in example.task.split():
             actions.setdefault(_bare(word), set()).add(action)
-    return frozenset(word for word, seen in actions.items() if word and len(seen) == 1)
+    alike = {action for seen in shapes.values() if len(seen) > 1 for action in seen}
+    return frozenset(word for word, seen in actions.items() if word and len(seen) == 1 and seen <= alike)
 
 
 def written_in_task(example: Example, rng: random.Random) -> Example:
