@@ -19,7 +19,7 @@ RUN pip install -q "torch==2.13.0" \
  && (pip uninstall -q -y torchvision torchaudio torchcodec || true)
 RUN pip install -q --no-deps "faust-streaming==0.15.3" && pip install -q -r /tmp/req/requirements-faust.txt
 COPY . /src
-RUN pip install -q "/src[trainer]"
+RUN pip install -q "/src[trainer,s3]"
 
 FROM ${BASE}
 ENV VIRTUAL_ENV=/opt/cda PATH=/opt/cda/bin:$PATH CDA_HOME=/var/lib/cda PYTHONUNBUFFERED=1

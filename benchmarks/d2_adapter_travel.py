@@ -27,7 +27,7 @@ from core.adapter_archive import pack  # noqa: E402
 from core.settings import Settings  # noqa: E402
 from core.workers import WorkerThread  # noqa: E402
 from inference.adapter_places import registry_root  # noqa: E402
-from inference.adapter_store import HttpAdapterStore  # noqa: E402
+from inference.adapter_store_http import HttpAdapterStore  # noqa: E402
 from inference.lifecycle import AdapterManager  # noqa: E402
 from inference.random_adapter import place_in_registry  # noqa: E402
 from inference.registry_app import create_registry_app  # noqa: E402

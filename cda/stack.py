@@ -11,14 +11,13 @@ from __future__ import annotations
 import os
 import secrets
 import sys
-import time
 from pathlib import Path
 
-from cda.supervisor import EXTERNAL, FAILED, READY, RESTARTING, STARTING, STOPPED, STOPPING, Backoff, Part, PartSpec, PartStatus
-from core.children import die_with_parent, owned_env
+from cda.broker_part import BrokerPart
+from cda.supervisor import EXTERNAL, READY, RESTARTING, STARTING, Part, PartSpec, PartStatus
+from core.children import owned_env
 from core.health import http_ready
 from core.settings import Settings, settings_env
-from topics.broker import LocalBroker, from_settings
 
 OPERATOR_KEY_FILE = "operator.key"
 
@@ -84,67 +83,6 @@ def part_specs(settings: Settings, example_api: bool = False, external_vllm: boo
     return specs
 
 
-class BrokerPart(Part):
-    """The Kafka broker as a part: started from the jars under the cda home (KRaft, one node) unless the
-    bootstrap names another broker, or the local one was already running (then it is left running at the end)."""
-
-    def __init__(self, settings: Settings, env: dict[str, str], log_dir: Path) -> None:
-        self.broker: LocalBroker = from_settings(settings)
-        self.settings = settings
-        self.local = settings.kafka_bootstrap == self.broker.bootstrap
-        super().__init__(PartSpec("kafka", [], settings.kafka_bootstrap), env, log_dir)
-        self.log_path = self.broker.log_file
-        self.status.log = str(self.log_path)
-        self.owned = False
-
-    def start(self) -> None:
-        from topics.admin import apply_catalog
-
-        if not self.local:
-            self._set(EXTERNAL, detail="not started by cda up")
-        elif self.broker.pid() is not None:
-            self._set(READY, pid=self.broker.pid(), detail="already running before cda up; left running")
-        else:
-            self._set(STARTING)
-            self.owned = True  # before start: a stop signal during start-up still stops it (by its pid file)
-            self.broker.start(env=self.env, preexec_fn=die_with_parent())
-            self.started_at = time.monotonic()
-            self._set(READY, pid=self.broker.pid(), detail="")
-        apply_catalog(self.settings)
-
-    def check(self, backoff: Backoff, stopping: bool) -> bool:
-        if not self.owned or stopping:
-            return False
-        if self.broker.pid() is not None:
-            if self.failures and time.monotonic() - self.started_at >= backoff.healthy_after_s:
-                self.failures = 0
-            return self._set(READY, detail="" if self.status.state == READY else self.status.detail)
-        if self.restart_at is None:
-            return self._restart_later(backoff, "exited")
-        if time.monotonic() >= self.restart_at:
-            self.status.restarts += 1
-            self.restart_at = None
-            try:
-                self.broker.start(env=self.env, preexec_fn=die_with_parent())
-            except Exception as exc:  # noqa: BLE001 - shown in the table; tried again after the next pause
-                self._set(FAILED, detail=str(exc).splitlines()[0][:120])
-                self.restart_at = time.monotonic() + backoff.pause(self.failures + 1)
-                return True
-            self.started_at = time.monotonic()
-            self._set(READY, pid=self.broker.pid(), detail=f"restarted ({self.status.restarts}x)")
-            return True
-        return False
-
-    def signal_stop(self) -> None:
-        if self.owned:
-            self._set(STOPPING)
-
-    def wait_stopped(self) -> None:
-        if self.owned:
-            self.broker.stop()
-            self._set(STOPPED, detail="clean shutdown (SIGTERM)")
-
-
 def build_parts(settings: Settings, example_api: bool = False, external_vllm: bool = False) -> list[Part]:
     """The broker first, then every other part, each logging to `<home>/up/logs/<part>.log`."""
     logs = up_dir(settings) / "logs"
@@ -163,17 +101,17 @@ def probe_status(settings: Settings, statuses: list[PartStatus]) -> dict[str, bo
     answers: dict[str, bool | None] = {}
     for status in statuses:
         if status.name == "kafka":
-            answers[status.name] = _broker_answers(settings)
+            answers[status.name] = _broker_answers(status.address or settings.kafka_bootstrap)
         else:
             probe = probes.get(status.name)
             answers[status.name] = None if probe is None else probe()
     return answers
 
 
-def _broker_answers(settings: Settings) -> bool:
+def _broker_answers(bootstrap: str) -> bool:
     import socket
 
-    host, _, port = settings.kafka_bootstrap.split(",")[0].rpartition(":")
+    host, _, port = bootstrap.split(",")[0].rpartition(":")
     try:
         with socket.create_connection((host or "localhost", int(port)), timeout=1.0):
             return True

@@ -72,6 +72,14 @@ class Settings(BaseSettings):
                                              "publishes to and inference downloads from (no shared disk needed).")
     adapter_registry_token: SecretStr | None = Field(default=None, description="The registry's bearer token.")
     adapter_registry_timeout_s: float = Field(default=60.0, gt=0, description="Bound on one upload or download.")
+    adapter_s3_url: str | None = Field(default=None, pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,62}(/[^\s]*)?$",
+                                       description="An S3-compatible adapter store instead of the registry: "
+                                       "s3://bucket[/prefix] (boto3, the `s3` extra).")
+    adapter_s3_endpoint: str | None = Field(default=None, description="Endpoint of an S3-compatible server "
+                                            "(default AWS).")
+    adapter_s3_region: str = Field(default="us-east-1", description="The bucket's region.")
+    adapter_s3_access_key_id: str | None = Field(default=None, description="Default: boto3's own credential chain.")
+    adapter_s3_secret_access_key: SecretStr | None = Field(default=None, description="Default: boto3's chain.")
     inference_url: str = Field(default="http://localhost:8020", description="The cda inference gateway.")
     inference_timeout_s: float = Field(default=30.0, gt=0, description="Bound on one inference request.")
     inference_concurrency: int = Field(default=8, ge=1, description="Requests in flight per client.")
@@ -168,6 +176,13 @@ class Settings(BaseSettings):
                                            "projection runners inside `cda api serve` (one process owns the folder).")
     api_recent_kept: int = Field(default=100_000, ge=1, description="Jobs and training requests this process "
                                  "accepted that it remembers (a read right after the 202 answers queued, not 404).")
+
+    @model_validator(mode="after")
+    def _one_adapter_store(self) -> Settings:
+        if self.adapter_registry_url and self.adapter_s3_url:
+            raise ValueError("adapter_s3_url: set CDA_ADAPTER_REGISTRY_URL or CDA_ADAPTER_S3_URL, not both "
+                             "(one store is where every adapter is announced from)")
+        return self
 
     @model_validator(mode="after")
     def _operator_key_is_real(self) -> Settings:

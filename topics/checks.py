@@ -122,11 +122,17 @@ def _agent_configured(record: Record) -> None:
 
 
 _REGISTRY_URI = re.compile(r"^https?://[^/\s@]+(/[^\s]*)?/v1/adapters/[0-9a-f]{64}$")
+_S3_URI = re.compile(r"^s3://[a-z0-9][a-z0-9.-]{1,62}(/[^\s]*)?/[0-9a-f]{64}$")
 
 
 def _adapter_uri(record: Record) -> None:
-    """An absolute file:// folder (a shared disk), or an adapter registry's `.../v1/adapters/<sha256>`."""
+    """An absolute file:// folder (a shared disk), an adapter registry's `.../v1/adapters/<sha256>`, or an S3
+    store's `s3://bucket/prefix/<sha256>`."""
     uri = record["uri"]
+    if uri.startswith("s3://"):
+        if not _S3_URI.match(uri):
+            raise _fail("uri", f"expected s3://bucket[/prefix]/<sha256>, got {uri[:120]!r}")
+        return
     if uri.startswith(("http://", "https://")):
         if not _REGISTRY_URI.match(uri):
             raise _fail("uri", f"expected <registry>/v1/adapters/<sha256>, got {uri[:120]!r}")

@@ -35,6 +35,7 @@ from core.prompts import PROMPT_VERSION
 from core.retry import RetryPolicy
 from core.settings import Settings
 from core.workers import run_until_stopped
+from inference.adapter_store import configured as store_configured
 from inference.adapter_store import publish as publish_adapter
 from inference.errors import InferenceUnavailable
 from inference.routing import served_name
@@ -167,9 +168,9 @@ class TrainerWorker:
         return recallable(read_memory(self.settings), company, self.settings)
 
     def _uri(self, stored: AdapterVersion) -> str:
-        """Where inference finds the version: the adapter registry when one is configured (inference then needs
-        no disk shared with this worker), else the local folder."""
-        if self.settings.adapter_registry_url:
+        """Where inference finds the version: the adapter store when one is configured (the HTTP registry or S3;
+        inference then needs no disk shared with this worker), else the local folder."""
+        if store_configured(self.settings):
             return publish_adapter(self.settings, Path(stored.path))
         return f"file://{stored.path}"
 

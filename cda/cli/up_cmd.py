@@ -41,10 +41,14 @@ def up(example_api: bool = typer.Option(False, "--example-api", help="Also serve
        external_vllm: bool = typer.Option(False, "--external-vllm", help="vLLM already runs at CDA_VLLM_URL: start only "
                                           "the lifecycle and the gateway."),
        vllm_servers: int | None = typer.Option(None, "--vllm-servers", min=1, max=16, help="vLLM servers to spread companies "
-                                        "over (ports from CDA_VLLM_URL's on; default CDA_VLLM_SERVERS).")) -> None:
-    """Run every part on the embedded defaults as one supervised process tree until Ctrl-C / SIGTERM: the broker,
-    inference (vLLM + adapter lifecycle + gateway), the trainer, the agents, the API (with the projections) and,
-    when asked, the example API. A part that dies is restarted with backoff; the broker stops last."""
+                                        "over (ports from CDA_VLLM_URL's on; default CDA_VLLM_SERVERS)."),
+       kafka_brokers: int | None = typer.Option(None, "--kafka-brokers", min=1, max=9, help="Run Kafka as a local "
+                                                "cluster of this many nodes (ports from CDA_KAFKA_PORT on), topics "
+                                                "replicated on up to 3 of them.")) -> None:
+    """Run every part on the embedded defaults as one supervised process tree until Ctrl-C / SIGTERM: the broker
+    (or a local cluster), inference (vLLM + adapter lifecycle + gateway), the trainer, the agents, the API (with
+    the projections) and, when asked, the example API. A part that dies is restarted with backoff; the broker stops last."""
+    from cda.broker_part import on_cluster
     from cda.stack import build_parts, up_owner
     from core.children import end_owned
 
@@ -52,6 +56,8 @@ def up(example_api: bool = typer.Option(False, "--example-api", help="Also serve
         config = settings()
         if vllm_servers is not None:
             config = config.model_copy(update={"vllm_servers": vllm_servers})
+        if kafka_brokers is not None:
+            config = on_cluster(config, kafka_brokers)
         status_file = _status_file()
         previous = status_file.read()
         if previous and not previous.get("stopped") and pid_alive(int(str(previous.get("supervisor_pid") or 0))):

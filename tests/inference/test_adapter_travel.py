@@ -18,7 +18,8 @@ import uvicorn
 from core.adapter_archive import ArchiveError, digest, pack, unpack
 from core.settings import Settings
 from inference.adapter_places import company_adapter_dir
-from inference.adapter_store import HttpAdapterStore, materialize, publish
+from inference.adapter_store import materialize, publish
+from inference.adapter_store_http import HttpAdapterStore
 from inference.errors import AdapterInvalid
 from inference.registry_app import create_registry_app
 from tests.helpers import free_port
