@@ -66,6 +66,9 @@ class Backoff:
     most_s: float = 30.0
     healthy_after_s: float = 60.0
     probe_every_s: float = 5.0  # a ready part is asked this often (one that is starting, every tick)
+    # a part that was ready and has not answered its probe for this long is ended and started again: a process
+    # can live on wedged (seen: librdkafka aborting in a thread while chDB's signal handler held the process up)
+    unready_restart_s: float = 120.0
 
     def pause(self, failures: int) -> float:
         return min(self.most_s, self.first_s * 2 ** max(0, failures - 1))
@@ -85,6 +88,8 @@ class Part:
         self.failures = 0  # deaths since the part last stayed up long enough
         self.restart_at: float | None = None
         self.probed_at = 0.0
+        self.ready_at: float | None = None  # when the probe last answered, since the last start
+        self.ended_why: str | None = None  # why the supervisor itself ended the process it restarts
 
     def start(self) -> None:
         left = end_owned(self.owner)  # what an earlier run of this part left (its own children included)
@@ -99,6 +104,7 @@ class Part:
                 raise SupervisorError(f"part {self.spec.name}: cannot run {self.spec.command[0]}: {exc.strerror}") from None
         self.started_at = time.monotonic()
         self.restart_at = None
+        self.ready_at = None
         self._set(STARTING, pid=self.process.pid, detail=f"ended {left} process(es) an earlier run left" if left else "")
 
     def _restart_later(self, backoff: Backoff, why: str) -> bool:
@@ -134,17 +140,39 @@ class Part:
             if self.status.state == READY and now - self.probed_at < backoff.probe_every_s:
                 return False
             self.probed_at = now
-            return self._set(READY if _safe(self.spec.probe) else STARTING)
+            if _safe(self.spec.probe):
+                self.ready_at = now
+                return self._set(READY)
+            if self.ready_at is not None and now - self.ready_at >= backoff.unready_restart_s:
+                self.ended_why = f"not ready for {now - self.ready_at:.0f}s after being ready, ended"
+                self._end(min(self.spec.stop_timeout_s, 10.0))
+                return self._restart_later(backoff, self.ended_why)
+            return self._set(STARTING)
         if stopping:
             return self._set(STOPPED, detail=exit_text(code))
         if self.restart_at is None:
             return self._restart_later(backoff, exit_text(code))
         if now >= self.restart_at:
             self.status.restarts += 1
+            why, self.ended_why = self.ended_why, None
             self.start()
-            self.status.detail = f"restarted ({self.status.restarts}x); last {exit_text(code)}"
+            self.status.detail = f"restarted ({self.status.restarts}x); last {why or exit_text(code)}"
             return True
         return False
+
+    def _end(self, wait_s: float) -> None:
+        """SIGTERM the part's process group, SIGKILL it past `wait_s` (a wedged process may ignore SIGTERM)."""
+        assert self.process is not None
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.killpg(self.process.pid, sig)
+                self.process.wait(wait_s)
+                return
+            except ProcessLookupError:
+                return
+            except subprocess.TimeoutExpired:
+                continue
+        self.process.wait(10)
 
     def signal_stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

@@ -106,3 +106,30 @@ def test_a_supervisor_killed_outright_takes_its_parts_along_and_a_restart_ends_w
         for pid in owned_by(part.owner):
             os.kill(pid, signal.SIGKILL)
 
+
+
+def test_a_part_that_was_ready_and_stops_answering_is_ended_and_started_again(tmp_path: Path) -> None:
+    """A process can live on wedged (librdkafka aborting in a thread while chDB's signal handler holds the process
+    up): once ready, a part whose probe fails past `unready_restart_s` is ended (SIGKILL when it ignores SIGTERM)
+    and started again; a part that never was ready is only waited for."""
+    answering = tmp_path / "answering"
+    answering.touch()
+    parts = [Part(PartSpec("wedged", STUBBORN, "http://example.invalid", probe=answering.exists, stop_timeout_s=1),
+                  {}, tmp_path),
+             Part(PartSpec("never", SLEEPER, "http://example.invalid", probe=lambda: False), {}, tmp_path)]
+    supervisor = Supervisor(parts, StatusFile(tmp_path / "status.json"),
+                            Backoff(first_s=0.2, most_s=1.0, probe_every_s=0.1, unready_restart_s=1.0), tick_s=0.05)
+    thread = threading.Thread(target=supervisor.run)
+    thread.start()
+    try:
+        wedged = parts[0]
+        eventually(lambda: wedged.status.state == READY, 30, "the part ready")
+        first_pid = wedged.status.pid
+        answering.unlink()  # alive, but no longer answering
+        eventually(lambda: wedged.status.restarts == 1, 30, "the wedged part started again")
+        assert first_pid is not None and not pid_alive(first_pid)  # SIGTERM ignored: it was SIGKILLed
+        assert wedged.status.pid != first_pid and "not ready for" in wedged.status.detail
+        assert parts[1].status.restarts == 0 and pid_alive(parts[1].status.pid or 0)  # never ready: left to start
+    finally:
+        supervisor.should_stop = True
+        thread.join(60)
