@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
@@ -73,10 +74,17 @@ class Readiness:
         return "ok" if answers_ok(url, PROBE_S) else f"down: the gateway at {url} is not ready"
 
     def _agents(self) -> str:
-        """ok when the agents' consumer group has members (someone turns requests into jobs)."""
+        """ok when the agents' consumer group has members (someone turns requests into jobs).
+
+        Asked with the older group listing (ListGroups + DescribeGroups, answered on a queue of its own), not
+        `describe_consumer_groups`: on a request that times out while the group's coordinator is lost, that admin
+        call aborts the whole process inside librdkafka 2.x (`rd_kafka_enq_once_del_source_return: Assertion
+        eonce->refcnt > 0`, confluentinc/librdkafka#4605), seen here when a node of a cluster was killed."""
         group = f"{self.ctx.settings.topic_prefix}{self.ctx.settings.agents_group}"
-        future = self.admin.describe_consumer_groups([group], request_timeout=PROBE_S)[group]
-        return "ok" if future.result(timeout=PROBE_S + 0.5).members else f"down: no agents in consumer group {group}"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            groups = self.admin.list_groups(group, timeout=PROBE_S)
+        return "ok" if any(g.id == group and g.members for g in groups) else f"down: no agents in consumer group {group}"
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

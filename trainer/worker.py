@@ -2,9 +2,12 @@
 data checked, LoRA/QLoRA trained with progress events, evaluated through vLLM against what the company is
 served now, stored in the registry, and announced on `lora_adapter_ready` only if it is better.
 
-At-least-once: the request's offset is committed after its outcome is published. A trainer killed
-mid-run meets the request again and resumes from its checkpoint; the registry never shows a partial
-version, and a version already stored for the request is announced again rather than retrained.
+At-least-once reading, one outcome each: the request's offset is committed after its outcome is published, and
+the outcome is recorded beside the request's work folder (`<id>.ended`) until that commit holds. A trainer killed
+mid-run meets the request again and resumes from its checkpoint; the registry never shows a partial version, and
+a version already stored for the request is announced rather than retrained. A request met again after its
+outcome was published (the commit failed as a broker was lost and the group moved on) is committed without a
+second outcome.
 
 Failures by kind: a request the trainer will not do gets `training_failed` with the field at fault; an
 outage (broker, vLLM) raises a transient error, nothing is committed and the worker joins again later
@@ -83,23 +86,37 @@ class TrainerWorker:
         self.busy = 0  # how often a request was found held by another worker (and left uncommitted)
 
     # -- one request ------------------------------------------------------------------------------
-    def handle(self, request: Event) -> Event:
-        """The outcome of one request, published; raises on outages (transient) and on what it cannot handle."""
+    def handle(self, request: Event) -> Event | None:
+        """The outcome of one request, published (None: it was published before); raises on outages (transient)
+        and on what it cannot handle."""
         company, request_id = request.company_id, str(request["request_id"])
         try:
             work_dir = safe_join(self.work_root, company, request_id)
         except UnsafePath as exc:  # a training_failed can only be published for ids of the contract's form
             return self._failed(request, str(exc), "bad_request")
+        ended = work_dir.with_name(f"{work_dir.name}.ended")
         try:
             with exclusive(work_dir.with_name(f"{work_dir.name}.lock")):
-                return self._handle_locked(request, work_dir)
+                if ended.exists():
+                    log.info("training request %s of %s met again after its outcome (%s): not published twice",
+                             request_id, company, ended.read_text().strip())
+                    return None
+                outcome = self._handle_locked(request, work_dir)
+                ended.write_text(f"{outcome.type} {outcome.event_id}\n")
+                return outcome
         except RequestBusy:
             self.busy += 1
             raise
 
     def release(self, request: Event) -> None:
         """The request has ended and its offset is committed (it will not come again): its stored examples file
-        goes once no other request holds it. A failure here is logged; it changes no outcome."""
+        goes once no other request holds it, and the record of its outcome with it. A failure here is logged; it
+        changes no outcome."""
+        try:
+            work_dir = safe_join(self.work_root, request.company_id, str(request["request_id"]))
+            work_dir.with_name(f"{work_dir.name}.ended").unlink(missing_ok=True)
+        except (UnsafePath, OSError):
+            pass
         if not (ref := request.data.get("examples_ref")):
             return
         try:

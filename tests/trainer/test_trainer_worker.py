@@ -123,6 +123,24 @@ def test_a_request_held_by_another_worker_waits_uncommitted(trainer_settings: Se
         assert outcome(settings, request_id)["error_kind"] == "bad_data"  # handled once released
 
 
+def test_a_request_met_again_after_its_outcome_was_published_gets_no_second_outcome(trainer_settings: Settings) -> None:
+    """The outcome was published but the commit after it failed (a broker lost, the group moved on): the request
+    comes again, is committed without a second outcome, and the record of its outcome goes with the commit."""
+    settings = trainer_settings
+    name = f"notools{uuid.uuid4().hex[:6]}"
+    request_id = request(settings, name)
+    worker = TrainerWorker(settings)
+    first = next(r.event for r in read_all(settings, "lora_training_requests") if r.event["request_id"] == request_id)
+    published = worker.handle(first)  # as the worker whose commit then failed
+    assert published is not None and published.type == "training_failed"
+    ended = settings.home / "trainer" / "work" / name / f"{request_id}.ended"
+    assert ended.read_text().split() == [published.type, published.event_id]
+    assert worker.handle(first) is None  # met again: nothing published
+    with running(worker.run, "trainer"):  # the group reads the request, still uncommitted
+        eventually(lambda: not ended.exists(), 60, "the request committed and its record released")
+    assert [e.event_id for e in outcomes(settings, request_id)] == [published.event_id]
+
+
 def test_train_follows_its_own_request_from_before_it_was_produced(trainer_settings: Settings, cli: Callable[..., object],
                                                                    tmp_path: Path) -> None:
     """A trainer that fails a request within milliseconds: `cda train` still sees the outcome (before: it
@@ -229,7 +247,7 @@ class RecordingWorker(TrainerWorker):
         super().__init__(settings)
         self.order: list[str] = []
 
-    def handle(self, request: Event) -> Event:
+    def handle(self, request: Event) -> Event | None:
         self.order.append(request.company_id)
         return super().handle(request)
 
