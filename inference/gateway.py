@@ -17,8 +17,9 @@ from pydantic import BaseModel, Field, field_validator
 
 from core.workers import WorkerThread
 from inference.backends import Backend, Backends
+from inference.candidates import CandidateRequest, CandidateStage
 from inference.completion import CompletionPublic, ToolCallPublic
-from inference.errors import CompletionRefused, InferenceUnavailable
+from inference.errors import AdapterInvalid, CompletionRefused, InferenceUnavailable
 from inference.metrics import InferenceMetrics
 from inference.routing import ActiveAdapter, AdapterRouter
 from inference.tool_calls import check_schema, parse_tool_call
@@ -45,8 +46,9 @@ class CompletionRequest(BaseModel):
 
 class GatewayState:
     def __init__(self, router: AdapterRouter, api: AsyncVllmApi, base_name: str, backends: Backends | None = None,
-                 ensure: Callable[[str, Backend], None] | None = None) -> None:
+                 ensure: Callable[[str, Backend], None] | None = None, candidates: CandidateStage | None = None) -> None:
         self.router = router
+        self.candidates = candidates  # the gate's candidates, staged from the adapter store (`inference.candidates`)
         self.backends = backends or Backends([Backend(api.url, VllmApi(api.url), api)])
         self.ensure = ensure  # loads a company's adapter on the server it is routed to (`AdapterManager.ensure_on`)
         self.base_name = base_name
@@ -90,6 +92,12 @@ def _gateway(request: Request) -> GatewayState:
 Gateway = Annotated[GatewayState, Depends(_gateway)]
 
 
+def _stage(state: GatewayState) -> CandidateStage:
+    if state.candidates is None:
+        raise HTTPException(status_code=404, detail="this gateway stages no candidates")
+    return state.candidates
+
+
 def create_app(state: GatewayState) -> FastAPI:
     app = FastAPI(title="cda inference gateway")
     app.state.gateway = state
@@ -124,6 +132,29 @@ def create_app(state: GatewayState) -> FastAPI:
     @app.get("/v1/adapters")
     async def adapters(state: Gateway) -> list[dict[str, Any]]:
         return [a.__dict__ for a in state.router.all()]
+
+    @app.post("/v1/candidates")
+    async def stage_candidate(body: CandidateRequest, state: Gateway) -> dict[str, str]:
+        """The trainer's gate: a candidate downloaded from the adapter store (hash checked) and loaded under its
+        eval name on the server the gate asks; 422 names why a candidate is refused."""
+        stage = _stage(state)
+        try:
+            server = await run_in_threadpool(stage.stage, body.company_id, body.name, body.uri)
+        except AdapterInvalid as exc:
+            raise HTTPException(status_code=422, detail=f"{exc.kind}: {exc}") from None
+        except InferenceUnavailable as exc:
+            raise HTTPException(status_code=503, detail=str(exc)) from None
+        return {"name": body.name, "server": server}
+
+    @app.delete("/v1/candidates/{company_id}/{name}", status_code=204)
+    async def drop_candidate(company_id: str, name: str, state: Gateway) -> Response:
+        try:
+            await run_in_threadpool(_stage(state).drop, company_id, name)
+        except AdapterInvalid as exc:
+            raise HTTPException(status_code=422, detail=f"{exc.kind}: {exc}") from None
+        except InferenceUnavailable as exc:
+            raise HTTPException(status_code=503, detail=str(exc)) from None
+        return Response(status_code=204)
 
     @app.post("/v1/complete", response_model=CompletionPublic)
     async def complete(body: CompletionRequest, state: Gateway) -> CompletionPublic:

@@ -122,14 +122,8 @@ class AdapterManager:
 
     @staticmethod
     def _load(api: VllmApi, name: str, path: Path) -> None:
-        """Load `name` in place (a repeated load replaces, never refuses); a refusal is the adapter's fault
-        only while the server otherwise answers."""
-        response = api.load_adapter(name, str(path), inplace=True)
-        if response.status_code == 200:
-            return
-        if response.status_code >= 500 and not api.ready():
-            raise InferenceUnavailable(f"vLLM failed while loading {name}: HTTP {response.status_code}")
-        raise AdapterInvalid("load_failed", f"vLLM refused {path}: HTTP {response.status_code}: {response.text[:300]}")
+        """Load `name` in place (a repeated load replaces, never refuses)."""
+        api.load_or_refuse(name, str(path))
 
     @staticmethod
     def _verify(api: VllmApi, name: str) -> None:

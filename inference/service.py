@@ -22,6 +22,7 @@ from core.settings import Settings
 from core.signals import exit_on_signals
 from core.workers import WorkerThread
 from inference.backends import Backends
+from inference.candidates import CandidateStage
 from inference.errors import ServerSetupError
 from inference.gateway import GatewayState, create_app
 from inference.lifecycle import AdapterManager
@@ -45,7 +46,8 @@ class InferenceService:
         self.producer = EventProducer(settings)
         self.manager = AdapterManager(settings, self.backends.first.api, self.router, self.producer, self.backends)
         self.state = GatewayState(self.router, self.backends.first.async_api, settings.served_base_name,
-                                  self.backends, self.manager.ensure_on)
+                                  self.backends, self.manager.ensure_on,
+                                  CandidateStage(settings, self.backends.first.api))
         self.stop = threading.Event()
         self.resyncs = 0  # how often adapters were registered again after a server restart
 

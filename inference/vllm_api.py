@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 
 from core.retry import RetryableStatus, RetryPolicy, http_transient, raise_for_retry
-from inference.errors import CompletionRefused, InferenceUnavailable
+from inference.errors import AdapterInvalid, CompletionRefused, InferenceUnavailable
 
 ATTEMPTS = 3
 READY_TIMEOUT_S = 2.0
@@ -106,6 +106,16 @@ class VllmApi:
         interrupted earlier load left behind must succeed, never answer "already loaded"."""
         return self.request("POST", "/v1/load_lora_adapter",
                             json={"lora_name": name, "lora_path": path, "load_inplace": inplace})
+
+    def load_or_refuse(self, name: str, path: str) -> None:
+        """Load `name` in place, or raise: a refusal is the adapter's fault (`AdapterInvalid("load_failed")`)
+        only while the server otherwise answers; else it is an outage (`InferenceUnavailable`)."""
+        response = self.load_adapter(name, path, inplace=True)
+        if response.status_code == 200:
+            return
+        if response.status_code >= 500 and not self.ready():
+            raise InferenceUnavailable(f"vLLM failed while loading {name}: HTTP {response.status_code}")
+        raise AdapterInvalid("load_failed", f"vLLM refused {path}: HTTP {response.status_code}: {response.text[:300]}")
 
     def unload_adapter(self, name: str) -> httpx.Response:
         return self.request("POST", "/v1/unload_lora_adapter", json={"lora_name": name})

@@ -8,10 +8,15 @@ import logging
 import uuid
 from pathlib import Path
 
+import httpx
+
 from context.memory import MemoryEntry
 from core.paths import UnsafePath
 from core.retry import RetryPolicy
 from core.settings import Settings
+from inference.adapter_store import configured as store_configured
+from inference.adapter_store import publish
+from inference.candidates import candidate_name
 from inference.errors import InferenceUnavailable
 from inference.routing import served_name
 from inference.vllm_api import VllmApi
@@ -39,25 +44,25 @@ class Comparison:
                 ) -> tuple[dict[str, float], dict[str, float], str]:
         """The candidate's metrics, those of what the company is served now, and which that was: both asked the
         held-out examples in the prompts the agents would build for them now (the company's memory recalled)."""
-        candidate_name = f"eval-{company}-{uuid.uuid4().hex[:8]}"
-        loaded = [candidate_name]
-        self._load(candidate_name, adapter_dir)
+        candidate = candidate_name(company, uuid.uuid4().hex[:8])
+        loaded = [candidate]
+        self._load(company, candidate, adapter_dir)
         try:
             baseline_model, baseline = self._baseline(company, loaded)
             tools = list(dataset.tools)
             examples = with_done_steps(serving_context(dataset.eval, tools, memory, self.settings), 1.0)
-            candidate = evaluate(self.settings.vllm_url, candidate_name, examples, tools, policy=self.eval_policy)
+            scores = evaluate(self.settings.vllm_url, candidate, examples, tools, policy=self.eval_policy)
             current = evaluate(self.settings.vllm_url, baseline_model, examples, tools, policy=self.eval_policy)
             names = {t.name for t in tools}
             replayed = [e for e in held_out_replay(self.settings, company) if e.tool_name in names]
             if replayed:  # the company's own served decisions, in the context they had
-                for metrics, model in ((candidate, candidate_name), (current, baseline_model)):
+                for metrics, model in ((scores, candidate), (current, baseline_model)):
                     scored = evaluate(self.settings.vllm_url, model, replayed, tools, policy=self.eval_policy)
                     metrics.update(replay_exact=scored["exact_match"], replay_examples=scored["eval_examples"])
         finally:
             for name in loaded:
-                self._unload_quietly(name)
-        return candidate, current, baseline
+                self._unload_quietly(company, name)
+        return scores, current, baseline
 
     def _baseline(self, company: str, loaded: list[str]) -> tuple[str, str]:
         """(model to ask, label): the served version (`adapter_activated`) loaded from the registry, or the base."""
@@ -73,20 +78,43 @@ class Comparison:
             log.warning("%s is served version %s, which neither this registry nor vLLM holds; comparing with the base",
                         company, version)
             return self.settings.served_base_name, self.settings.served_base_name
-        name = f"eval-served-{company}-{uuid.uuid4().hex[:8]}"
-        self._load(name, Path(stored.path))
+        name = candidate_name(company, uuid.uuid4().hex[:8], served=True)
+        self._load(company, name, Path(stored.path))
         loaded.append(name)
         return name, version
 
-    def _load(self, name: str, path: Path) -> None:
+    def _load(self, company: str, name: str, path: Path) -> None:
+        """`path` loaded as `name` on the vLLM the gate asks: directly (a shared disk), or, with an adapter store
+        configured, put into the store and staged by the inference gateway, which downloads and checks it."""
+        if store_configured(self.settings):
+            self._stage(company, name, publish(self.settings, path))
+            return
         response = self.vllm.load_adapter(name, str(path))
         if response.status_code != 200:
             raise EvaluationError(f"vLLM refused to load {path} for evaluation: HTTP {response.status_code}: "
                                   f"{response.text[:300]}")
 
-    def _unload_quietly(self, name: str) -> None:
+    def _stage(self, company: str, name: str, uri: str) -> None:
+        url = f"{self.settings.inference_url}/v1/candidates"
         try:
-            self.vllm.unload_adapter(name)
-        except InferenceUnavailable as exc:
+            answer = httpx.post(url, json={"company_id": company, "name": name, "uri": uri},
+                                timeout=self.settings.adapter_registry_timeout_s, trust_env=False)
+        except httpx.HTTPError as exc:
+            raise InferenceUnavailable(f"the inference gateway at {url} did not answer: {exc}") from exc
+        if answer.status_code in (404, 422):  # refused, or a gateway that stages nothing: no verdict possible
+            raise EvaluationError(f"the gateway refused to stage {name} ({uri}): HTTP {answer.status_code}: "
+                                  f"{answer.text[:300]}")
+        if answer.status_code != 200:
+            raise InferenceUnavailable(f"the gateway could not stage {name}: HTTP {answer.status_code}: "
+                                       f"{answer.text[:300]}")
+
+    def _unload_quietly(self, company: str, name: str) -> None:
+        try:
+            if store_configured(self.settings):
+                httpx.delete(f"{self.settings.inference_url}/v1/candidates/{company}/{name}", timeout=30,
+                             trust_env=False)
+            else:
+                self.vllm.unload_adapter(name)
+        except (InferenceUnavailable, httpx.HTTPError) as exc:
             log.warning("could not unload %s: %s", name, exc)
 

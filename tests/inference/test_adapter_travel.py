@@ -8,6 +8,7 @@ import io
 import tarfile
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -150,3 +151,80 @@ def test_inference_downloads_checks_and_serves_an_adapter_it_never_had(  # type:
     refused = [e for e in events if e.type == "adapter_refused"]
     assert [(e["version"], e["error_kind"]) for e in refused] == [("v2", "hash_mismatch")]
     assert any((tmp_path / "inference" / "adapters" / "acme").iterdir())
+
+
+class GatewayServer:
+    """The inference gateway's app on a loopback port, staging the gate's candidates from `settings`' home."""
+
+    def __init__(self, settings: Settings) -> None:
+        from inference.candidates import CandidateStage
+        from inference.gateway import GatewayState, create_app
+        from inference.routing import AdapterRouter
+        from inference.vllm_api import AsyncVllmApi, VllmApi
+
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        state = GatewayState(AdapterRouter(), AsyncVllmApi(settings.vllm_url), settings.served_base_name,
+                             candidates=CandidateStage(settings, VllmApi(settings.vllm_url)))
+        self.server = uvicorn.Server(uvicorn.Config(create_app(state), host="127.0.0.1", port=port, log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            assert time.monotonic() < deadline, "the gateway did not start"
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
+@pytest.mark.kafka
+@pytest.mark.vllm
+@pytest.mark.timeout(900)
+def test_trainer_and_inference_in_separate_homes_share_only_kafka_and_the_registry(  # type: ignore[no-untyped-def]
+        catalog, vllm_url: str, tiny_model: str, registry: Registry, tmp_path: Path) -> None:
+    """The whole path with no shared disk: the trainer (its home) trains, puts the candidate into the registry
+    and has the gateway stage it for the gate (inference downloads and checks it into its own home); the version
+    it announces is downloaded and served by the lifecycle in inference's home."""
+    from pydantic import SecretStr
+
+    from inference.lifecycle import AdapterManager
+    from inference.routing import AdapterRouter, served_name
+    from inference.vllm_api import VllmApi
+    from tests.helpers import running
+    from tests.trainer.support import TOPICS, inline, outcome, register_demo_tools, request
+    from topics.producer import EventProducer
+    from trainer.train import TrainConfig
+    from trainer.worker import TrainerWorker
+
+    shared = catalog(*TOPICS, "company_adapters").model_copy(update={
+        "vllm_url": vllm_url, "base_model": tiny_model, "adapter_registry_url": registry.url,
+        "adapter_registry_token": SecretStr(TOKEN)})
+    inference = shared.model_copy(update={"home": tmp_path / "inference"})
+    gateway = GatewayServer(inference)
+    trainer = shared.model_copy(update={"home": tmp_path / "trainer", "inference_url": gateway.url})
+    try:
+        company = f"acme{uuid.uuid4().hex[:6]}"
+        register_demo_tools(trainer, company)
+        asked = request(trainer, company, inline(120), max_steps=20, force=True)
+        with running(TrainerWorker(trainer, TrainConfig(max_steps=20)).run, "trainer"):
+            ready = outcome(trainer, asked, 600)
+        assert ready.type == "lora_adapter_ready", ready.to_json()
+        assert ready["uri"].startswith(f"{registry.url}/v1/adapters/")
+        assert {"exact_match", "baseline_exact_match"} <= set(dict(ready["metrics"]))  # gated through the gateway
+        staged = list((tmp_path / "inference" / "adapters" / company).glob("sha256-*"))
+        assert staged, "the candidate was not staged in inference's own home"
+        assert not [m for m in VllmApi(vllm_url).models() if m.startswith("eval-") and company in m]  # dropped after
+        # a name of another company, a URI of another registry: refused, nothing loaded
+        for body in ({"company_id": company, "name": "eval-other-0123abcd", "uri": ready["uri"]},
+                     {"company_id": company, "name": f"eval-{company}-0123abcd",
+                      "uri": f"http://127.0.0.1:1/v1/adapters/{'0' * 64}"}):
+            refused = httpx.post(f"{gateway.url}/v1/candidates", json=body, timeout=30)
+            assert refused.status_code == 422, refused.text
+        assert "eval-other-0123abcd" not in VllmApi(vllm_url).models()
+        manager = AdapterManager(inference, VllmApi(vllm_url), AdapterRouter(), EventProducer(inference))
+        assert manager.handle_ready(ready).type == "adapter_activated"
+        assert VllmApi(vllm_url).complete(served_name(company), "Task: bill c222 for 5\nCall:", 8).text is not None
+    finally:
+        gateway.stop()
