@@ -18,8 +18,8 @@ from inference.adapter_store_s3 import S3AdapterStore
 from inference.errors import AdapterInvalid, InferenceUnavailable
 from tests.inference.s3proxy import CREDENTIAL, IDENTITY, S3Proxy
 from tests.inference.test_adapter_travel import _adapter
-from topics.checks import check_event
 from topics.errors import EventValidationError
+from topics.events import Event
 
 BUCKET = "cda-adapters"
 
@@ -56,10 +56,11 @@ def test_an_adapter_travels_between_two_homes_through_the_bucket_only(tmp_path: 
     offline = inference.model_copy(update={"adapter_s3_endpoint": "http://127.0.0.1:1"})
     assert company_adapter_dir(offline, "acme", uri) == path
     # the announcement passes the lora_adapter_ready contract; a malformed s3 URI does not
-    ready = {"company_id": "acme", "adapter_name": "acme", "version": "v1", "uri": uri}
-    check_event("lora_adapter_ready", ready)
+    ready = {"request_id": "r1", "adapter_name": "acme", "version": "v1", "base_model": "/models/tiny", "rank": 8,
+             "dataset_hash": "h", "metrics": {}}
+    assert Event.new("lora_adapter_ready", "acme", uri=uri, **ready)["uri"] == uri
     with pytest.raises(EventValidationError, match="uri"):
-        check_event("lora_adapter_ready", {**ready, "uri": f"s3://{BUCKET}/prod/adapters/not-a-hash"})
+        Event.new("lora_adapter_ready", "acme", uri=f"s3://{BUCKET}/prod/adapters/not-a-hash", **ready)
 
 
 def test_a_tampered_object_another_bucket_a_missing_key_and_a_wrong_secret_are_refused(
