@@ -67,8 +67,9 @@ class Backoff:
     healthy_after_s: float = 60.0
     probe_every_s: float = 5.0  # a ready part is asked this often (one that is starting, every tick)
     # a part that was ready and has not answered its probe for this long is ended and started again: a process
-    # can live on wedged (seen: librdkafka aborting in a thread while chDB's signal handler held the process up)
-    unready_restart_s: float = 120.0
+    # can live on wedged (seen: librdkafka aborting in a thread while chDB's signal handler held the process up).
+    # Longer than a part may rightly be unready: inference while it starts its vLLM again (up to 180 s)
+    unready_restart_s: float = 300.0
 
     def pause(self, failures: int) -> float:
         return min(self.most_s, self.first_s * 2 ** max(0, failures - 1))
