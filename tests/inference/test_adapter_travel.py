@@ -28,25 +28,31 @@ from tests.helpers import free_port
 TOKEN = "registry-token-" + "x" * 20
 
 
-class Registry:
-    """The registry app on a loopback port, its archives in `root`."""
+class ServedApp:
+    """An ASGI app under uvicorn on a loopback port, in a thread of this process."""
 
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.url = f"http://127.0.0.1:{free_port()}"
-        port = int(self.url.rsplit(":", 1)[1])
-        self.server = uvicorn.Server(uvicorn.Config(create_registry_app(root, TOKEN), host="127.0.0.1", port=port,
-                                                    log_level="warning"))
+    def __init__(self, app: object, what: str) -> None:
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.thread.start()
         deadline = time.monotonic() + 20
         while not self.server.started:
-            assert time.monotonic() < deadline, "the registry did not start"
+            assert time.monotonic() < deadline, f"{what} did not start"
             time.sleep(0.05)
 
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(10)
+
+
+class Registry(ServedApp):
+    """The registry app on a loopback port, its archives in `root`."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        super().__init__(create_registry_app(root, TOKEN), "the registry")
 
 
 @pytest.fixture
@@ -131,7 +137,6 @@ def test_inference_downloads_checks_and_serves_an_adapter_it_never_had(  # type:
     from pydantic import SecretStr
 
     from inference.random_adapter import make_adapter
-    from tests.inference.test_inference_server import Harness
 
     settings = catalog("lora_adapter_ready", "lora_training_status", "company_adapters", "dead_letters")
     settings = settings.model_copy(update={"vllm_url": vllm_url, "base_model": tiny_model, "home": tmp_path / "inference",
@@ -141,6 +146,27 @@ def test_inference_downloads_checks_and_serves_an_adapter_it_never_had(  # type:
     good = publish(trainer, make_adapter(tiny_model, tmp_path / "trainer" / "a", seed=1))
     bad = publish(trainer, make_adapter(tiny_model, tmp_path / "trainer" / "b", seed=2))
     (registry.root / f"{bad.rsplit('/', 1)[1]}.tar.gz").write_bytes(pack(_adapter(tmp_path / "x", seed=4)))
+    serves_the_good_and_refuses_the_tampered(settings, good, bad)
+    assert any((tmp_path / "inference" / "adapters" / "acme").iterdir())
+
+
+def gateway_server(settings: Settings) -> ServedApp:
+    """The inference gateway's app, staging the gate's candidates from `settings`' home."""
+    from inference.candidates import CandidateStage
+    from inference.gateway import GatewayState, create_app
+    from inference.routing import AdapterRouter
+    from inference.vllm_api import AsyncVllmApi, VllmApi
+
+    state = GatewayState(AdapterRouter(), AsyncVllmApi(settings.vllm_url), settings.served_base_name,
+                         candidates=CandidateStage(settings, VllmApi(settings.vllm_url)))
+    return ServedApp(create_app(state), "the gateway")
+
+
+def serves_the_good_and_refuses_the_tampered(settings: Settings, good: str, bad: str) -> None:
+    """The lifecycle (in `settings`' home) serves the version `good` names, then refuses `bad` (its stored archive
+    altered) with `hash_mismatch` while the good one keeps serving."""
+    from tests.inference.test_inference_server import Harness
+
     with Harness(settings) as harness:
         harness.announce("acme", "v1", uri=good)
         harness.outcomes(1)
@@ -150,33 +176,6 @@ def test_inference_downloads_checks_and_serves_an_adapter_it_never_had(  # type:
         events = harness.outcomes(2)
     refused = [e for e in events if e.type == "adapter_refused"]
     assert [(e["version"], e["error_kind"]) for e in refused] == [("v2", "hash_mismatch")]
-    assert any((tmp_path / "inference" / "adapters" / "acme").iterdir())
-
-
-class GatewayServer:
-    """The inference gateway's app on a loopback port, staging the gate's candidates from `settings`' home."""
-
-    def __init__(self, settings: Settings) -> None:
-        from inference.candidates import CandidateStage
-        from inference.gateway import GatewayState, create_app
-        from inference.routing import AdapterRouter
-        from inference.vllm_api import AsyncVllmApi, VllmApi
-
-        port = free_port()
-        self.url = f"http://127.0.0.1:{port}"
-        state = GatewayState(AdapterRouter(), AsyncVllmApi(settings.vllm_url), settings.served_base_name,
-                             candidates=CandidateStage(settings, VllmApi(settings.vllm_url)))
-        self.server = uvicorn.Server(uvicorn.Config(create_app(state), host="127.0.0.1", port=port, log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started:
-            assert time.monotonic() < deadline, "the gateway did not start"
-            time.sleep(0.05)
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
 
 
 @pytest.mark.kafka
@@ -202,7 +201,7 @@ def test_trainer_and_inference_in_separate_homes_share_only_kafka_and_the_regist
         "vllm_url": vllm_url, "base_model": tiny_model, "adapter_registry_url": registry.url,
         "adapter_registry_token": SecretStr(TOKEN)})
     inference = shared.model_copy(update={"home": tmp_path / "inference"})
-    gateway = GatewayServer(inference)
+    gateway = gateway_server(inference)
     trainer = shared.model_copy(update={"home": tmp_path / "trainer", "inference_url": gateway.url})
     try:
         company = f"acme{uuid.uuid4().hex[:6]}"

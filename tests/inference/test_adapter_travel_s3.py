@@ -17,7 +17,7 @@ from inference.adapter_store import publish, store_for
 from inference.adapter_store_s3 import S3AdapterStore
 from inference.errors import AdapterInvalid, InferenceUnavailable
 from tests.inference.s3proxy import CREDENTIAL, IDENTITY, S3Proxy
-from tests.inference.test_adapter_travel import _adapter
+from tests.inference.test_adapter_travel import _adapter, serves_the_good_and_refuses_the_tampered
 from topics.errors import EventValidationError
 from topics.events import Event
 
@@ -103,7 +103,6 @@ def test_inference_downloads_checks_and_serves_an_adapter_from_the_bucket(  # ty
     """The lifecycle, in a home of its own, serves the version an `s3://` announcement names, and refuses one
     whose object was altered in the bucket while the good one keeps serving."""
     from inference.random_adapter import make_adapter
-    from tests.inference.test_inference_server import Harness
 
     settings = catalog("lora_adapter_ready", "lora_training_status", "company_adapters", "dead_letters")
     settings = settings.model_copy(update={
@@ -115,12 +114,4 @@ def test_inference_downloads_checks_and_serves_an_adapter_from_the_bucket(  # ty
     bad = publish(trainer, make_adapter(tiny_model, tmp_path / "trainer" / "b", seed=2))
     s3.client().put_object(Bucket=BUCKET, Key=bad.removeprefix(f"s3://{BUCKET}/"),
                            Body=pack(_adapter(tmp_path / "x", seed=4)))
-    with Harness(settings) as harness:
-        harness.announce("acme", "v1", uri=good)
-        harness.outcomes(1)
-        served = harness.complete("acme", max_tokens=12)
-        assert served["adapter_version"] == "v1" and not served["used_base"]
-        harness.announce("acme", "v2", uri=bad)
-        events = harness.outcomes(2)
-    refused = [e for e in events if e.type == "adapter_refused"]
-    assert [(e["version"], e["error_kind"]) for e in refused] == [("v2", "hash_mismatch")]
+    serves_the_good_and_refuses_the_tampered(settings, good, bad)
