@@ -146,7 +146,7 @@ class Part:
                 return self._set(READY)
             if self.ready_at is not None and now - self.ready_at >= backoff.unready_restart_s:
                 self.ended_why = f"not ready for {now - self.ready_at:.0f}s after being ready, ended"
-                self._end(min(self.spec.stop_timeout_s, 10.0))
+                self._end(self.process, min(self.spec.stop_timeout_s, 10.0))
                 return self._restart_later(backoff, self.ended_why)
             return self._set(STARTING)
         if stopping:
@@ -161,19 +161,18 @@ class Part:
             return True
         return False
 
-    def _end(self, wait_s: float) -> None:
+    def _end(self, process: subprocess.Popen[bytes], wait_s: float) -> None:
         """SIGTERM the part's process group, SIGKILL it past `wait_s` (a wedged process may ignore SIGTERM)."""
-        assert self.process is not None
         for sig in (signal.SIGTERM, signal.SIGKILL):
             try:
-                os.killpg(self.process.pid, sig)
-                self.process.wait(wait_s)
+                os.killpg(process.pid, sig)
+                process.wait(wait_s)
                 return
             except ProcessLookupError:
                 return
             except subprocess.TimeoutExpired:
                 continue
-        self.process.wait(10)
+        process.wait(10)
 
     def signal_stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
