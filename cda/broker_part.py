@@ -12,7 +12,7 @@ from cda.supervisor import EXTERNAL, FAILED, READY, STARTING, STOPPED, STOPPING,
 from core.children import die_with_parent
 from core.settings import Settings
 from topics.broker import LocalBroker, from_settings
-from topics.cluster import cluster_from_settings
+from topics.cluster import LocalCluster, cluster_from_settings
 
 
 def local_nodes(settings: Settings) -> list[LocalBroker]:
@@ -34,9 +34,10 @@ class BrokerPart(Part):
     """The node or nodes, owned when cda up started them (then stopped last, with SIGTERM)."""
 
     def __init__(self, settings: Settings, env: dict[str, str], log_dir: Path) -> None:
-        self.nodes = local_nodes(settings)
+        self.cluster = LocalCluster(local_nodes(settings))  # of one node on the defaults
+        self.nodes = self.cluster.nodes
         self.settings = settings
-        self.local = settings.kafka_bootstrap == ",".join(node.bootstrap for node in self.nodes)
+        self.local = settings.kafka_bootstrap == self.cluster.bootstrap
         super().__init__(PartSpec("kafka", [], settings.kafka_bootstrap), env, log_dir)
         self.log_path = self.nodes[0].log_file
         self.status.log = str(self.log_path)
@@ -58,9 +59,7 @@ class BrokerPart(Part):
         else:
             self._set(STARTING, detail=self._size())
             self.owned = True  # before start: a stop signal during start-up still stops it (by its pid files)
-            procs = [node.launch(env=self.env, preexec_fn=die_with_parent()) for node in self.nodes]
-            for node, proc in zip(self.nodes, procs, strict=True):  # a quorum forms once most members run
-                node.wait_ready(max(90.0, 60.0 * len(self.nodes)), proc)
+            self.cluster.start(max(90.0, 60.0 * len(self.nodes)), env=self.env, preexec_fn=die_with_parent())
             self.started_at = time.monotonic()
             self._set(READY, pid=self._pid(), detail=self._size())
         apply_catalog(self.settings)
@@ -98,6 +97,5 @@ class BrokerPart(Part):
 
     def wait_stopped(self) -> None:
         if self.owned:
-            for node in self.nodes:
-                node.stop()
+            self.cluster.stop()
             self._set(STOPPED, detail="clean shutdown (SIGTERM)")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,9 +25,11 @@ class LocalCluster:
     def bootstrap(self) -> str:
         return ",".join(node.bootstrap for node in self.nodes)
 
-    def start(self, wait_s: float = 120.0) -> None:
-        """Start every member, then wait until each serves metadata (a quorum forms only once most are up)."""
-        procs = [node.launch() for node in self.nodes]
+    def start(self, wait_s: float = 120.0, env: dict[str, str] | None = None,
+              preexec_fn: Callable[[], None] | None = None) -> None:
+        """Start every member (not running yet), then wait until each serves metadata (a quorum forms only once
+        most are up); `env` and `preexec_fn` for a supervisor that owns them (`core.children`)."""
+        procs = [node.launch(env, preexec_fn) for node in self.nodes]
         for node, proc in zip(self.nodes, procs, strict=True):
             node.wait_ready(wait_s, proc)
 
