@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import jsonschema
 from fastapi import Depends, FastAPI, HTTPException, Request, Response
@@ -90,12 +90,21 @@ def _gateway(request: Request) -> GatewayState:
 
 
 Gateway = Annotated[GatewayState, Depends(_gateway)]
+T = TypeVar("T")
 
 
-def _stage(state: GatewayState) -> CandidateStage:
+async def _on_stage(state: GatewayState, call: Callable[[CandidateStage], T]) -> T:
+    """`call` on the gateway's candidate stage, off the event loop: 404 where it stages none, 422 naming why a
+    candidate is refused, 503 while vLLM does not answer."""
     if state.candidates is None:
         raise HTTPException(status_code=404, detail="this gateway stages no candidates")
-    return state.candidates
+    stage = state.candidates
+    try:
+        return await run_in_threadpool(call, stage)
+    except AdapterInvalid as exc:
+        raise HTTPException(status_code=422, detail=f"{exc.kind}: {exc}") from None
+    except InferenceUnavailable as exc:
+        raise HTTPException(status_code=503, detail=str(exc)) from None
 
 
 def create_app(state: GatewayState) -> FastAPI:
@@ -137,23 +146,12 @@ def create_app(state: GatewayState) -> FastAPI:
     async def stage_candidate(body: CandidateRequest, state: Gateway) -> dict[str, str]:
         """The trainer's gate: a candidate downloaded from the adapter store (hash checked) and loaded under its
         eval name on the server the gate asks; 422 names why a candidate is refused."""
-        stage = _stage(state)
-        try:
-            server = await run_in_threadpool(stage.stage, body.company_id, body.name, body.uri)
-        except AdapterInvalid as exc:
-            raise HTTPException(status_code=422, detail=f"{exc.kind}: {exc}") from None
-        except InferenceUnavailable as exc:
-            raise HTTPException(status_code=503, detail=str(exc)) from None
+        server = await _on_stage(state, lambda stage: stage.stage(body.company_id, body.name, body.uri))
         return {"name": body.name, "server": server}
 
     @app.delete("/v1/candidates/{company_id}/{name}", status_code=204)
     async def drop_candidate(company_id: str, name: str, state: Gateway) -> Response:
-        try:
-            await run_in_threadpool(_stage(state).drop, company_id, name)
-        except AdapterInvalid as exc:
-            raise HTTPException(status_code=422, detail=f"{exc.kind}: {exc}") from None
-        except InferenceUnavailable as exc:
-            raise HTTPException(status_code=503, detail=str(exc)) from None
+        await _on_stage(state, lambda stage: stage.drop(company_id, name))
         return Response(status_code=204)
 
     @app.post("/v1/complete", response_model=CompletionPublic)
