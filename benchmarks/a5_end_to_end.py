@@ -213,6 +213,8 @@ def one_company(settings: Settings, case: Case, tool_host: str, args: argparse.N
     metrics = run.get("metrics") or {}
     gated = {kind: exact for kind, (exact, _) in kinds(metrics).items()}
     worst = min(gated.items(), key=lambda kv: kv[1]) if gated else ("-", 0.0)
+    grounded = sum(len(by_arg) for a in httpx.get(f"{settings.inference_url}/v1/adapters", timeout=10).json()
+                   if a["company_id"] == case.name for by_arg in a.get("grounding", {}).values())  # `core.grounding`
     held = list(case.held_out[:len(case.held_out) - args.history] if args.history else case.held_out)
     results = company.process(held, args.session_jobs, args.concurrency)
     # in the order the jobs finished, the last third against the first: an error that enters memory must not spread
@@ -225,7 +227,7 @@ def one_company(settings: Settings, case: Case, tool_host: str, args: argparse.N
                worst_kind=f"{worst[0]}:{worst[1]:.3f}",
                job_exact=sum(j.get("right") is True for _, j in ordered) / max(1, len(ordered)),  # the agents' verdict
                first_third=sum(scored[:third]) / third, last_third=sum(scored[-third:]) / third,
-               held_out=len(scored), status=run["status"], history_notes=int(args.history_notes), train_s=train_s,
+               held_out=len(scored), status=run["status"], grounded_args=grounded, history_notes=int(args.history_notes), train_s=train_s,
                goal_e2e=0.95, goal_gap=0.03)
     if run["status"] != "ready":
         print(f"# {case.name}: the gate did not pass the adapter: {run.get('reason') or run.get('error')}", flush=True)

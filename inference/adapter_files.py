@@ -7,6 +7,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.grounding import Grounding
+from core.grounding import load as load_grounding
 from inference.errors import AdapterInvalid
 
 CONFIG_FILE = "adapter_config.json"
@@ -109,3 +111,11 @@ def _check_safetensors(weights: Path) -> None:
         raise
     except Exception as exc:
         raise AdapterInvalid("corrupt_files", f"{weights} is not a readable safetensors file: {exc}") from None
+
+
+def read_grounding(path: Path) -> Grounding:
+    """The grounding rules the trainer left beside the weights (none for a folder without them)."""
+    try:
+        return load_grounding(path)
+    except ValueError as exc:
+        raise AdapterInvalid("corrupt_files", str(exc)) from None

@@ -15,6 +15,8 @@ from fastapi import Depends, FastAPI, HTTPException, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field, field_validator
 
+from core.grounding import narrow
+from core.prompts import parse_prompt
 from core.workers import WorkerThread
 from inference.backends import Backend, Backends
 from inference.candidates import CandidateRequest, CandidateStage
@@ -140,7 +142,7 @@ def create_app(state: GatewayState) -> FastAPI:
 
     @app.get("/v1/adapters")
     async def adapters(state: Gateway) -> list[dict[str, Any]]:
-        return [a.__dict__ for a in state.router.all()]
+        return [{**a.__dict__, "grounding": a.grounding.to_json()} for a in state.router.all()]
 
     @app.post("/v1/candidates")
     async def stage_candidate(body: CandidateRequest, state: Gateway) -> dict[str, str]:
@@ -159,9 +161,11 @@ def create_app(state: GatewayState) -> FastAPI:
         adapter = state.router.get(body.company_id) if body.use_adapter else None
         model = adapter.served_name if adapter else state.base_name
         started = time.perf_counter()
+        asked = body.json_schema  # the adapter's grounded arguments narrowed to the values this prompt offers
+        if asked is not None and adapter is not None and adapter.grounding.rules:
+            asked = narrow(asked, parse_prompt(body.prompt), adapter.grounding)
         try:
-            completion = await state.complete(body.company_id, model, adapter, body.prompt, body.max_tokens,
-                                              body.json_schema)
+            completion = await state.complete(body.company_id, model, adapter, body.prompt, body.max_tokens, asked)
         except InferenceUnavailable as exc:
             state.metrics.observe(model, "unavailable", time.perf_counter() - started)
             raise HTTPException(status_code=503, detail=str(exc)) from None

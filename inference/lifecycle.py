@@ -23,7 +23,7 @@ from core.prompts import PROMPT_VERSION
 from core.settings import Settings
 from core.workers import run_until_stopped
 from inference.active import active_adapters
-from inference.adapter_files import check_prompt_version, inspect_adapter, same_model
+from inference.adapter_files import check_prompt_version, inspect_adapter, read_grounding, same_model
 from inference.adapter_places import checked_staging_name, company_adapter_dir
 from inference.backends import Backend, Backends
 from inference.errors import AdapterInvalid, InferenceUnavailable, NotAnAdapterAnnouncement, WaitingForTopics
@@ -83,12 +83,14 @@ class AdapterManager:
                                          f"the server serves {self.settings.base_model_path!r}")
                 info = inspect_adapter(path, self.settings.base_model_path, self.settings.vllm_max_lora_rank)
                 check_prompt_version(path, PROMPT_VERSION)
+                grounding = read_grounding(path)
                 self._load(api, stage, path)
                 self._verify(api, stage)
                 name = served_name(company)
                 self._load(api, name, path)
                 self.backends.record(backend, company, version)
-                adapter = ActiveAdapter(company, version, name, str(ready["uri"]), self.settings.base_model_path, info.rank)
+                adapter = ActiveAdapter(company, version, name, str(ready["uri"]), self.settings.base_model_path, info.rank,
+                                        grounding)
                 previous = self.router.set(adapter)
                 self._drop_elsewhere(company, backend)
             except AdapterInvalid as exc:
@@ -193,10 +195,11 @@ class AdapterManager:
         path = company_adapter_dir(self.settings, company, uri)
         info = inspect_adapter(path, self.settings.base_model_path, self.settings.vllm_max_lora_rank)
         check_prompt_version(path, PROMPT_VERSION)  # an adapter served before the format changed is not restored
+        grounding = read_grounding(path)
         self._load(backend.api, served_name(company), path)
         self.backends.record(backend, company, str(activated["version"]))
         return ActiveAdapter(company, str(activated["version"]), served_name(company), uri,
-                             self.settings.base_model_path, info.rank)
+                             self.settings.base_model_path, info.rank, grounding)
 
     def clear_staging(self) -> list[str]:
         """Unload staging copies that a lifecycle killed between load and unload left behind (on every server

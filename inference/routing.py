@@ -6,6 +6,8 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
+from core.grounding import NO_GROUNDING, Grounding
+
 
 @dataclass(frozen=True)
 class ActiveAdapter:
@@ -15,6 +17,7 @@ class ActiveAdapter:
     uri: str
     base_model: str
     rank: int
+    grounding: Grounding = NO_GROUNDING  # the arguments its calls copy (`core.grounding`): the gateway narrows them
 
 
 SERVED_SUFFIX = "@lora"

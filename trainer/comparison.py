@@ -11,6 +11,8 @@ from pathlib import Path
 import httpx
 
 from context.memory import MemoryEntry
+from core.grounding import NO_GROUNDING, Grounding
+from core.grounding import load as load_grounding
 from core.paths import UnsafePath
 from core.retry import RetryPolicy
 from core.settings import Settings
@@ -46,42 +48,50 @@ class Comparison:
         held-out examples in the prompts the agents would build for them now (the company's memory recalled)."""
         candidate = candidate_name(company, uuid.uuid4().hex[:8])
         loaded = [candidate]
+        grounding = _grounding(adapter_dir)
         self._load(company, candidate, adapter_dir)
         try:
-            baseline_model, baseline = self._baseline(company, loaded)
+            baseline_model, baseline, baseline_grounding = self._baseline(company, loaded)
             tools = list(dataset.tools)
             examples = with_done_steps(serving_context(dataset.eval, tools, memory, self.settings), 1.0)
-            scores = evaluate(self.settings.vllm_url, candidate, examples, tools, policy=self.eval_policy)
-            current = evaluate(self.settings.vllm_url, baseline_model, examples, tools, policy=self.eval_policy)
+            scores = evaluate(self.settings.vllm_url, candidate, examples, tools, policy=self.eval_policy,
+                              grounding=grounding)
+            current = evaluate(self.settings.vllm_url, baseline_model, examples, tools, policy=self.eval_policy,
+                               grounding=baseline_grounding)
             names = {t.name for t in tools}
             replayed = [e for e in held_out_replay(self.settings, company) if e.tool_name in names]
             if replayed:  # the company's own served decisions, in the context they had
-                for metrics, model in ((scores, candidate), (current, baseline_model)):
-                    scored = evaluate(self.settings.vllm_url, model, replayed, tools, policy=self.eval_policy)
+                for metrics, model, rules in ((scores, candidate, grounding),
+                                              (current, baseline_model, baseline_grounding)):
+                    scored = evaluate(self.settings.vllm_url, model, replayed, tools, policy=self.eval_policy,
+                                      grounding=rules)
                     metrics.update(replay_exact=scored["exact_match"], replay_examples=scored["eval_examples"])
         finally:
             for name in loaded:
                 self._unload_quietly(company, name)
         return scores, current, baseline
 
-    def _baseline(self, company: str, loaded: list[str]) -> tuple[str, str]:
-        """(model to ask, label): the served version (`adapter_activated`) loaded from the registry, or the base."""
+    def _baseline(self, company: str, loaded: list[str]) -> tuple[str, str, Grounding]:
+        """(model to ask, label, its grounding rules): the served version (`adapter_activated`) loaded from the
+        registry, or the base."""
+        base = self.settings.served_base_name
         active = active_adapter(self.settings, company)
         if active is None:
-            return self.settings.served_base_name, self.settings.served_base_name
+            return base, base, NO_GROUNDING
         version = str(active["version"])
         try:
             stored = self.registry.get(company, version)
         except (UnknownVersion, UnsafePath):
-            if served_name(company) in self.vllm.models():
-                return served_name(company), version
+            if served_name(company) in self.vllm.models():  # its rules are not here: asked without them
+                return served_name(company), version, NO_GROUNDING
             log.warning("%s is served version %s, which neither this registry nor vLLM holds; comparing with the base",
                         company, version)
-            return self.settings.served_base_name, self.settings.served_base_name
+            return base, base, NO_GROUNDING
         name = candidate_name(company, uuid.uuid4().hex[:8], served=True)
+        grounding = _grounding(Path(stored.path))
         self._load(company, name, Path(stored.path))
         loaded.append(name)
-        return name, version
+        return name, version, grounding
 
     def _load(self, company: str, name: str, path: Path) -> None:
         """`path` loaded as `name` on the vLLM the gate asks: directly (a shared disk), or, with an adapter store
@@ -118,3 +128,10 @@ class Comparison:
         except (InferenceUnavailable, httpx.HTTPError) as exc:
             log.warning("could not unload %s: %s", name, exc)
 
+
+def _grounding(folder: Path) -> Grounding:
+    """An adapter's grounding rules; unreadable ones are no verdict on the adapter but a fault of its files."""
+    try:
+        return load_grounding(folder)
+    except ValueError as exc:
+        raise EvaluationError(f"the adapter at {folder} carries unreadable grounding rules: {exc}") from None

@@ -161,8 +161,9 @@ def paraphrase(task: str, kept: set[str], rng: random.Random, telling: set[str] 
         out = [*rng.choice(_FILLER_BEFORE).split(), *out]
     if rng.random() < 0.4:
         out = [*out, *rng.choice(_FILLER_AFTER).split()]
-    text = " ".join(out)
-    return text.lower() if rng.random() < 0.3 else text
+    if rng.random() < 0.3:  # written in lower case, but a value stays as the record has it: a copy must match
+        return " ".join(w if w in kept else w.lower() for w in out)
+    return " ".join(out)
 
 
 def _distractors(rng: random.Random, tools: Sequence[ToolSpec], n: int) -> list[str]:

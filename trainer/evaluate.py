@@ -14,8 +14,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from core.grounding import NO_GROUNDING, Grounding, narrow
 from core.json_schemas import is_valid
-from core.prompts import ANSWERS, ToolSpec, call_schema, parse_call, render, same_call
+from core.prompts import ANSWERS, ToolSpec, call_schema, parse_call, parse_prompt, render, same_call
 from core.retry import RetryPolicy
 from inference.errors import CompletionRefused, InferenceUnavailable
 from inference.vllm_api import AsyncVllmApi
@@ -31,13 +32,14 @@ class EvaluationError(TrainerError):
     """vLLM refused an evaluation request for a reason that retrying cannot change (a 4xx other than 404)."""
 
 
-async def _ask(api: AsyncVllmApi, model: str, example: Example, tools: list[ToolSpec], max_tokens: int
-               ) -> tuple[str, dict[str, Any]] | None:
+async def _ask(api: AsyncVllmApi, model: str, example: Example, tools: list[ToolSpec], max_tokens: int,
+               grounding: Grounding) -> tuple[str, dict[str, Any]] | None:
     """The call `model` answers to `example` (None when its answer is not a call), under the schema the agents
-    give that step."""
+    give that step, narrowed by the model's grounding rules as the gateway narrows it."""
+    prompt = render(example.context(tools))  # narrowed from the prompt's text, exactly as the gateway does
     try:
-        completion = await api.complete(model, render(example.context(tools)), max_tokens,
-                                        call_schema(tools, example.first_step))
+        completion = await api.complete(model, prompt, max_tokens,
+                                        narrow(call_schema(tools, example.first_step), parse_prompt(prompt), grounding))
     except CompletionRefused as exc:
         raise EvaluationError(f"vLLM refused the evaluation of {model}: {exc}") from exc
     except InferenceUnavailable as exc:  # down, overloaded, or it lost the adapter (a restart): asked again later
@@ -56,27 +58,30 @@ def score(call: tuple[str, dict[str, Any]] | None, example: Example, tools: list
 
 
 async def _answers(url: str, model: str, examples: list[Example], tools: list[ToolSpec], max_tokens: int,
-                   concurrency: int, policy: RetryPolicy) -> list[tuple[str, dict[str, Any]] | None]:
+                   concurrency: int, policy: RetryPolicy, grounding: Grounding
+                   ) -> list[tuple[str, dict[str, Any]] | None]:
     api = AsyncVllmApi(url, concurrency=concurrency, policy=policy, idempotent=True)
     try:
-        return list(await asyncio.gather(*(_ask(api, model, e, tools, max_tokens) for e in examples)))
+        return list(await asyncio.gather(*(_ask(api, model, e, tools, max_tokens, grounding) for e in examples)))
     finally:
         await api.close()
 
 
 def answers(url: str, model: str, examples: list[Example], tools: list[ToolSpec], max_tokens: int = 128,
-            concurrency: int = 8, policy: RetryPolicy = DEFAULT_POLICY) -> list[tuple[str, dict[str, Any]] | None]:
+            concurrency: int = 8, policy: RetryPolicy = DEFAULT_POLICY, grounding: Grounding = NO_GROUNDING
+            ) -> list[tuple[str, dict[str, Any]] | None]:
     """The call `model` makes for each example, asked as the agents ask (guided decoding, temperature 0)."""
-    return asyncio.run(_answers(url, model, examples, tools, max_tokens, concurrency, policy))
+    return asyncio.run(_answers(url, model, examples, tools, max_tokens, concurrency, policy, grounding))
 
 
 def evaluate(url: str, model: str, examples: list[Example], tools: list[ToolSpec], max_tokens: int = 128,
-             concurrency: int = 8, policy: RetryPolicy = DEFAULT_POLICY) -> dict[str, float]:
+             concurrency: int = 8, policy: RetryPolicy = DEFAULT_POLICY, grounding: Grounding = NO_GROUNDING
+             ) -> dict[str, float]:
     """exact_match and json_valid of `model` (an adapter name or the base) on `examples`, and the exact match of
     each kind of task (`kind_exact:<tool>`, over `kind_examples:<tool>` examples) with the worst of them.
 
     Raises `InferenceUnavailable` (transient) when vLLM cannot be reached within `policy`."""
-    calls = answers(url, model, examples, tools, max_tokens, concurrency, policy)
+    calls = answers(url, model, examples, tools, max_tokens, concurrency, policy, grounding)
     results = [score(call, example, tools) for call, example in zip(calls, examples, strict=True)]
     n = max(len(results), 1)
     metrics = {"exact_match": sum(e for e, _ in results) / n, "json_valid": sum(v for _, v in results) / n,

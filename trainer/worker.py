@@ -33,6 +33,8 @@ from context.memory import MemoryEntry
 from context.prompt_context import recallable
 from context.reads import read_memory
 from core.errors import TransientError, is_transient
+from core.grounding import learn as learn_grounding
+from core.grounding import save as save_grounding
 from core.paths import UnsafePath, safe_join
 from core.prompts import PROMPT_VERSION
 from core.retry import RetryPolicy
@@ -150,6 +152,9 @@ class TrainerWorker:
                                    progress=self._progress(request, config.max_steps))
         except TrainingRejected as exc:
             return self._failed(request, str(exc), "no_cuda")
+        tools = list(dataset.tools)  # the arguments its examples always copy: asked as copies wherever it serves
+        save_grounding(result.adapter_dir, learn_grounding(((e.context(tools), e.tool_name, e.arguments)
+                                                            for e in shown), tools))
         self._status(request, "training_progress", step=config.max_steps, total_steps=config.max_steps,
                      loss=result.final_loss, phase="evaluate")
         unavailable = None

@@ -144,6 +144,7 @@ def test_a5_a6_go_end_to_end_through_the_api_of_a_running_stack(kafka_bootstrap:
     assert len(lines) == 3 and lines[1].startswith("BENCH A5") and "case=steering" in lines[1], result.stdout
     figures = dict(f.split("=", 1) for f in lines[0].split()[2:])
     assert figures["held_out"] == "6" and figures["status"] == "ready" and 0 <= float(figures["e2e_exact"]) <= 1
+    assert int(figures["grounded_args"]) >= 3, result.stdout  # every ref and the zip: acme's calls copy them
     assert "kind_exact" not in figures["worst_kind"] and figures["worst_kind"] != "-:0.000", result.stdout  # per kind
     assert lines[2].startswith("BENCH A6 company=acme"), result.stdout
 
