@@ -25,6 +25,8 @@ from core.prompts import ANSWERS, PromptContext, ToolSpec
 GROUNDING_FILE = "cda_grounding.json"  # beside the adapter's weights
 MIN_EXAMPLES = 5  # an argument seen fewer times than this gets no rule: too little to tell a copy from chance
 MAX_WORDS = 5  # values written in a task are taken as runs of up to this many words (names of up to four)
+MAX_TASK_WORDS = 200  # a longer task is asked unnarrowed: its runs of words would cost more than they save
+MAX_ENUM = 500  # an argument with more candidate values than this keeps its schema (the grammar stays small)
 _EDGE = "\"'.,;:!?()[]{}<>"
 _STRING = re.compile(r'"((?:[^"\\]|\\.)*)"')
 _NUMBER = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?(?![\w.])")
@@ -84,6 +86,7 @@ class Offered:
 
     strings: frozenset[str]
     numbers: frozenset[Number]
+    complete: bool = True  # False: the task was too long to offer its words, so nothing may be narrowed
 
 
 def offered(context: PromptContext) -> Offered:
@@ -95,6 +98,8 @@ def offered(context: PromptContext) -> Offered:
         _leaves(json.loads(context.payload_json), strings, numbers)
     except json.JSONDecodeError:
         pass
+    if len(context.task.split()) > MAX_TASK_WORDS:
+        return Offered(frozenset(), frozenset(), complete=False)
     _words(context.task, strings, numbers)
     for step in context.steps:
         for literal in _STRING.findall(step):
@@ -177,6 +182,8 @@ def learn(examples: Iterable[tuple[PromptContext, str, Mapping[str, Any]]], tool
             if not _groundable(schemas[tool].get(arg)) or seen.get(key, set()) is None:
                 continue
             offer = offer or offered(context)
+            if not offer.complete:
+                break
             found = _prefixes(value, offer)
             kept = found if key not in seen else (seen[key] or set()) & found
             seen[key] = kept or None  # None: this argument is not always a copy
@@ -194,6 +201,8 @@ def narrow(schema: dict[str, Any], context: PromptContext | None, grounding: Gro
     if not grounding.rules or context is None or not isinstance(schema.get("anyOf"), list):
         return schema
     offer = offered(context)
+    if not offer.complete:
+        return schema
     branches = [_narrow_branch(branch, grounding, offer) for branch in schema["anyOf"]]
     return {**schema, "anyOf": branches}
 
@@ -219,4 +228,7 @@ def _allowed(schema: dict[str, Any], prefixes: tuple[str, ...], offer: Offered) 
         values: set[Any] = {p + s for p in prefixes for s in offer.strings}
     else:
         values = {n for n in offer.numbers if "" in prefixes}
-    return sorted((v for v in values if is_valid(schema, v)), key=json.dumps)
+    if len(values) > MAX_ENUM * 4:  # checked before each value meets the schema: a bound on the work, too
+        return []
+    allowed = sorted((v for v in values if is_valid(schema, v)), key=json.dumps)
+    return allowed if len(allowed) <= MAX_ENUM else []

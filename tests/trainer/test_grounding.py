@@ -158,3 +158,11 @@ def test_tools_without_properties_or_answers_pass_through() -> None:
     grounding = Grounding.from_json({"ping": {"x": [""]}})
     context = PromptContext.of("ping", "{}", bare)
     assert narrow(call_schema(bare), context, grounding) == call_schema(bare)
+
+
+def test_a_long_task_or_a_record_of_many_values_is_asked_unnarrowed() -> None:
+    grounding = _acme_rules()
+    long_task = PromptContext.of("Update " + " ".join(f"w{i}" for i in range(300)), json.dumps({"customer": "c1"}), TOOLS)
+    assert narrow(call_schema(TOOLS), long_task, grounding) == call_schema(TOOLS)
+    many = PromptContext.of("Update", json.dumps({f"k{i}": f"v{i}" for i in range(3000)}), TOOLS)
+    assert _arguments(narrow(call_schema(TOOLS), many, grounding), "kr_sync")["zip"] == {"type": "string"}
