@@ -96,7 +96,7 @@ def offered(context: PromptContext) -> Offered:
     numbers: set[Number] = set()
     try:
         _leaves(json.loads(context.payload_json), strings, numbers)
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):  # not JSON, or a number past the interpreter's digit limit
         pass
     if len(context.task.split()) > MAX_TASK_WORDS:
         return Offered(frozenset(), frozenset(), complete=False)
@@ -105,10 +105,10 @@ def offered(context: PromptContext) -> Offered:
         for literal in _STRING.findall(step):
             try:
                 _leaves(json.loads(f'"{literal}"'), strings, numbers)
-            except json.JSONDecodeError:
+            except ValueError:
                 continue
-        for literal in _NUMBER.findall(step):
-            _leaves(json.loads(literal), strings, numbers)
+        for literal in _NUMBER.findall(step):  # "0042" is a string's digits, not a JSON number: offered as text
+            _leaves(literal, strings, numbers)
     return Offered(frozenset(strings), frozenset(numbers))
 
 
@@ -134,7 +134,7 @@ def _leaves(value: Any, strings: set[str], numbers: set[Number]) -> None:
 def _as_number(text: str) -> Number | None:
     try:
         value = json.loads(text)
-    except (json.JSONDecodeError, RecursionError):
+    except (ValueError, RecursionError):
         return None
     return value if isinstance(value, int | float) and not isinstance(value, bool) else None
 

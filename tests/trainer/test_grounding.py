@@ -166,3 +166,22 @@ def test_a_long_task_or_a_record_of_many_values_is_asked_unnarrowed() -> None:
     assert narrow(call_schema(TOOLS), long_task, grounding) == call_schema(TOOLS)
     many = PromptContext.of("Update", json.dumps({f"k{i}": f"v{i}" for i in range(3000)}), TOOLS)
     assert _arguments(narrow(call_schema(TOOLS), many, grounding), "kr_sync")["zip"] == {"type": "string"}
+
+
+def test_offered_values_never_raise_on_whatever_a_prompt_holds() -> None:
+    """The gate's done-steps show answers with ids like 0042 (no JSON number): that once failed a whole gate."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    grounding = _acme_rules()
+    texts = st.text(alphabet=st.sampled_from(list('0123456789-.e" :,{}[]abcXY\\')), max_size=60)
+
+    @settings(max_examples=300, deadline=None)
+    @given(task=texts, payload=texts, steps=st.lists(texts, max_size=3))
+    def check(task: str, payload: str, steps: list[str]) -> None:
+        context = PromptContext.of(task, payload, TOOLS, steps=steps)
+        narrow(call_schema(TOOLS, not steps), context, grounding)
+
+    check()
+    step = 'zx_post {"cents":5,"ref":"ACME-c7"} -> {"id":0042,"n":1' + "9" * 5000 + "}"
+    assert "0042" in offered(PromptContext.of("x", json.dumps({"a": 1}), TOOLS, steps=(step,))).strings
