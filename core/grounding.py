@@ -32,19 +32,30 @@ _STRING = re.compile(r'"((?:[^"\\]|\\.)*)"')
 _NUMBER = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?(?![\w.])")
 
 Number = int | float
+TASK, STEPS = "task", "steps"  # the sources that are no field of the record ("data.<key>")
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One grounded argument: the prefixes its value takes before the copied value, and where it is copied from
+    (`task`, `steps`, or `data.<key>` — the record's field, nested keys joined by dots)."""
+
+    prefixes: tuple[str, ...]
+    sources: tuple[str, ...]
 
 
 @dataclass(frozen=True)
 class Grounding:
-    """{tool: {argument: the prefixes its value may take before a copied value}} as sorted tuples (hashable)."""
+    """{tool: {argument: Rule}} as sorted tuples (hashable, so an `ActiveAdapter` can hold it)."""
 
-    rules: tuple[tuple[str, tuple[tuple[str, tuple[str, ...]], ...]], ...] = ()
+    rules: tuple[tuple[str, tuple[tuple[str, Rule], ...]], ...] = ()
 
-    def of(self, tool: str) -> dict[str, tuple[str, ...]]:
+    def of(self, tool: str) -> dict[str, Rule]:
         return dict(next((args for name, args in self.rules if name == tool), ()))
 
-    def to_json(self) -> dict[str, dict[str, list[str]]]:
-        return {tool: {arg: list(prefixes) for arg, prefixes in args} for tool, args in self.rules}
+    def to_json(self) -> dict[str, dict[str, dict[str, list[str]]]]:
+        return {tool: {arg: {"prefixes": list(r.prefixes), "sources": list(r.sources)} for arg, r in args}
+                for tool, args in self.rules}
 
     @classmethod
     def from_json(cls, value: Any) -> Grounding:
@@ -53,11 +64,16 @@ class Grounding:
             raise ValueError(f"grounding rules must be an object, not {type(value).__name__}")
         rules = []
         for tool, args in sorted(value.items()):
-            if not isinstance(args, dict) or not all(
-                    isinstance(p, list) and all(isinstance(x, str) for x in p) for p in args.values()):
-                raise ValueError(f"grounding rules of {tool!r} must map arguments to lists of prefixes")
-            rules.append((str(tool), tuple((str(a), tuple(sorted(p))) for a, p in sorted(args.items()))))
+            if not isinstance(args, dict) or not all(_is_rule(r) for r in args.values()):
+                raise ValueError(f"grounding rules of {tool!r} must map arguments to their prefixes and sources")
+            rules.append((str(tool), tuple((str(a), Rule(tuple(sorted(r["prefixes"])), tuple(sorted(r["sources"]))))
+                                           for a, r in sorted(args.items()))))
         return cls(tuple(rules))
+
+
+def _is_rule(value: Any) -> bool:
+    return (isinstance(value, dict) and set(value) == {"prefixes", "sources"}
+            and all(isinstance(v, list) and all(isinstance(x, str) for x in v) for v in value.values()))
 
 
 NO_GROUNDING = Grounding()  # the base's, and an adapter's made without rules: every schema as it is
@@ -82,53 +98,53 @@ def load(folder: Path) -> Grounding:
 
 @dataclass(frozen=True)
 class Offered:
-    """The values a prompt offers to copy: strings (and numbers written as text) and numbers."""
+    """The values a prompt offers to copy, by source: strings (numbers written as text too) and numbers."""
 
-    strings: frozenset[str]
-    numbers: frozenset[Number]
+    strings: dict[str, frozenset[str]]
+    numbers: dict[str, frozenset[Number]]
     complete: bool = True  # False: the task was too long to offer its words, so nothing may be narrowed
 
 
 def offered(context: PromptContext) -> Offered:
-    """Every value the request holds: its data's leaves, runs of words of its task, and the strings and numbers
-    of the unit's earlier steps (a later call copies from an earlier answer)."""
-    strings: set[str] = set()
-    numbers: set[Number] = set()
+    """Every value the request holds, by where it is: its data's leaves (by field), runs of words of its task,
+    and the strings and numbers of the unit's earlier steps (a later call copies from an earlier answer)."""
+    strings: dict[str, set[str]] = {}
+    numbers: dict[str, set[Number]] = {}
+    if len(context.task.split()) > MAX_TASK_WORDS:
+        return Offered({}, {}, complete=False)
     try:
-        _leaves(json.loads(context.payload_json), strings, numbers)
+        _leaves(json.loads(context.payload_json), "data", strings, numbers)
     except (ValueError, RecursionError):  # not JSON, or a number past the interpreter's digit limit
         pass
-    if len(context.task.split()) > MAX_TASK_WORDS:
-        return Offered(frozenset(), frozenset(), complete=False)
     _words(context.task, strings, numbers)
     for step in context.steps:
         for literal in _STRING.findall(step):
             try:
-                _leaves(json.loads(f'"{literal}"'), strings, numbers)
+                _leaves(json.loads(f'"{literal}"'), STEPS, strings, numbers)
             except ValueError:
                 continue
         for literal in _NUMBER.findall(step):  # "0042" is a string's digits, not a JSON number: offered as text
-            _leaves(literal, strings, numbers)
-    return Offered(frozenset(strings), frozenset(numbers))
+            _leaves(literal, STEPS, strings, numbers)
+    return Offered({k: frozenset(v) for k, v in strings.items()}, {k: frozenset(v) for k, v in numbers.items()})
 
 
-def _leaves(value: Any, strings: set[str], numbers: set[Number]) -> None:
+def _leaves(value: Any, source: str, strings: dict[str, set[str]], numbers: dict[str, set[Number]]) -> None:
     if isinstance(value, dict):
-        for item in value.values():
-            _leaves(item, strings, numbers)
+        for key, item in value.items():
+            _leaves(item, f"{source}.{key}", strings, numbers)
     elif isinstance(value, list):
         for item in value:
-            _leaves(item, strings, numbers)
+            _leaves(item, source, strings, numbers)
     elif isinstance(value, bool) or value is None:
         return
     elif isinstance(value, int | float):
-        numbers.add(value)
-        strings.add(json.dumps(value))
+        numbers.setdefault(source, set()).add(value)
+        strings.setdefault(source, set()).add(json.dumps(value))
     elif isinstance(value, str):
-        strings.add(value)
+        strings.setdefault(source, set()).add(value)
         number = _as_number(value)
         if number is not None:
-            numbers.add(number)
+            numbers.setdefault(source, set()).add(number)
 
 
 def _as_number(text: str) -> Number | None:
@@ -139,14 +155,14 @@ def _as_number(text: str) -> Number | None:
     return value if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
-def _words(text: str, strings: set[str], numbers: set[Number]) -> None:
+def _words(text: str, strings: dict[str, set[str]], numbers: dict[str, set[Number]]) -> None:
     words = text.split()
     for i in range(len(words)):
         for j in range(i + 1, min(i + MAX_WORDS, len(words)) + 1):
             run = " ".join(words[i:j])
             for form in {run, run.strip(_EDGE)}:
                 if form:
-                    _leaves(form, strings, numbers)
+                    _leaves(form, TASK, strings, numbers)
 
 
 def _groundable(schema: Any) -> bool:
@@ -155,23 +171,26 @@ def _groundable(schema: Any) -> bool:
             and schema.get("type") in ("string", "number", "integer"))
 
 
-def _prefixes(value: Any, offer: Offered) -> set[str]:
-    """The prefixes behind which `value` is a copy of an offered value ("" for a plain copy); empty when none."""
+def _copies(value: Any, offer: Offered) -> set[tuple[str, str]]:
+    """(prefix, source) pairs behind which `value` is a copy of an offered value ("" for a plain copy)."""
     if isinstance(value, bool) or value is None:
         return set()
     if isinstance(value, int | float):
-        return {""} if value in offer.numbers else set()
+        return {("", source) for source, found in offer.numbers.items() if value in found}
     if isinstance(value, str):
-        return {value[:i] for i in range(len(value)) if value[i:] in offer.strings}
+        return {(value[:i], source) for source, found in offer.strings.items()
+                for i in range(len(value)) if value[i:] in found}
     return set()
 
 
 def learn(examples: Iterable[tuple[PromptContext, str, Mapping[str, Any]]], tools: Iterable[ToolSpec],
           min_examples: int = MIN_EXAMPLES) -> Grounding:
     """The rules a company's examples (context, tool, arguments) bear out: an argument gets one only when every
-    example that passes it copies it from its request, behind a prefix all of them share."""
+    example that passes it copies it from its request, behind a prefix all of them share; its sources are every
+    place (field, task, steps) some example copied it from."""
     schemas = {t.name: t.parameters.get("properties", {}) for t in tools}
-    seen: dict[tuple[str, str], set[str] | None] = {}
+    prefixes: dict[tuple[str, str], set[str] | None] = {}
+    pairs: dict[tuple[str, str], set[tuple[str, str]]] = {}
     counts: dict[tuple[str, str], int] = {}
     for context, tool, arguments in examples:
         if tool in ANSWERS or tool not in schemas:
@@ -179,25 +198,29 @@ def learn(examples: Iterable[tuple[PromptContext, str, Mapping[str, Any]]], tool
         offer: Offered | None = None
         for arg, value in arguments.items():
             key = (tool, arg)
-            if not _groundable(schemas[tool].get(arg)) or seen.get(key, set()) is None:
+            if not _groundable(schemas[tool].get(arg)) or prefixes.get(key, set()) is None:
                 continue
             offer = offer or offered(context)
             if not offer.complete:
                 break
-            found = _prefixes(value, offer)
-            kept = found if key not in seen else (seen[key] or set()) & found
-            seen[key] = kept or None  # None: this argument is not always a copy
+            found = _copies(value, offer)
+            kept = {p for p, _ in found} & (prefixes[key] or set()) if key in prefixes else {p for p, _ in found}
+            prefixes[key] = kept or None  # None: this argument is not always a copy
+            pairs.setdefault(key, set()).update(found)
             counts[key] = counts.get(key, 0) + 1
-    rules: dict[str, dict[str, list[str]]] = {}
-    for (tool, arg), prefixes in seen.items():
-        if prefixes and counts[(tool, arg)] >= min_examples:
-            rules.setdefault(tool, {})[arg] = sorted(prefixes)
+    rules: dict[str, dict[str, dict[str, list[str]]]] = {}
+    for key, kept in prefixes.items():
+        if kept and counts[key] >= min_examples:
+            sources = sorted({s for p, s in pairs[key] if p in kept})
+            rules.setdefault(key[0], {})[key[1]] = {"prefixes": sorted(kept), "sources": sources}
     return Grounding.from_json(rules)
 
 
 def narrow(schema: dict[str, Any], context: PromptContext | None, grounding: Grounding) -> dict[str, Any]:
-    """`schema` (a `call_schema`) with each grounded argument reduced to the values this prompt offers, behind
-    its prefixes, that its own schema accepts. An argument the prompt offers nothing valid for keeps its schema."""
+    """`schema` (a `call_schema`) with each grounded argument reduced to the values this prompt offers from the
+    argument's sources, behind its prefixes, that its own schema accepts. A record that holds none of the fields
+    an argument was copied from offers all of its fields instead (a renamed field); an argument the prompt offers
+    nothing valid for keeps its schema."""
     if not grounding.rules or context is None or not isinstance(schema.get("anyOf"), list):
         return schema
     offer = offered(context)
@@ -217,17 +240,25 @@ def _narrow_branch(branch: Any, grounding: Grounding, offer: Offered) -> Any:
     rules = grounding.of(str(tool))
     narrowed = {}
     for arg, schema in props.items():
-        prefixes = rules.get(arg)
-        allowed = _allowed(schema, prefixes, offer) if prefixes is not None and _groundable(schema) else []
+        rule = rules.get(arg)
+        allowed = _allowed(schema, rule, offer) if rule is not None and _groundable(schema) else []
         narrowed[arg] = {"enum": allowed} if allowed else schema
     return {**branch, "properties": {**branch["properties"], "arguments": {**arguments, "properties": narrowed}}}
 
 
-def _allowed(schema: dict[str, Any], prefixes: tuple[str, ...], offer: Offered) -> list[Any]:
+def _sources(rule: Rule, offer: Offered) -> list[str]:
+    fields = [s for s in offer.strings if s not in (TASK, STEPS)]
+    if any(s in rule.sources for s in fields) or not any(s not in (TASK, STEPS) for s in rule.sources):
+        return [s for s in rule.sources if s in offer.strings]
+    return [s for s in rule.sources if s in (TASK, STEPS)] + fields  # a renamed field: all of the record's
+
+
+def _allowed(schema: dict[str, Any], rule: Rule, offer: Offered) -> list[Any]:
+    sources = _sources(rule, offer)
     if schema.get("type") == "string":
-        values: set[Any] = {p + s for p in prefixes for s in offer.strings}
+        values: set[Any] = {p + v for s in sources for v in offer.strings.get(s, ()) for p in rule.prefixes}
     else:
-        values = {n for n in offer.numbers if "" in prefixes}
+        values = {n for s in sources for n in offer.numbers.get(s, ())} if "" in rule.prefixes else set()
     if len(values) > MAX_ENUM * 4:  # checked before each value meets the schema: a bound on the work, too
         return []
     allowed = sorted((v for v in values if is_valid(schema, v)), key=json.dumps)

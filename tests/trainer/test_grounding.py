@@ -33,8 +33,9 @@ def _acme_rules() -> Grounding:
 
 def test_rules_take_only_arguments_every_example_copies_and_find_their_prefix() -> None:
     rules = _acme_rules().to_json()
-    assert rules["zx_post"] == {"ref": ["ACME-"]}  # `cents` is the amount times 100: no copy, no rule
-    assert rules["kr_sync"] == {"ref": ["ACME-"], "zip": [""]}
+    ref = {"prefixes": ["ACME-"], "sources": ["data.customer"]}
+    assert rules["zx_post"] == {"ref": ref}  # `cents` is the amount times 100: no copy, no rule
+    assert rules["kr_sync"] == {"ref": ref, "zip": {"prefixes": [""], "sources": ["data.postcode"]}}
     assert "level" not in rules["qv_file"]  # a coded grade has its own enum
     one_off = [(PromptContext.of("Bill", json.dumps({"customer": "c1"}), TOOLS), "zx_post", {"ref": "ACME-c1", "cents": 5})] * 4
     assert learn(one_off, TOOLS).to_json() == {}  # fewer examples than MIN_EXAMPLES: chance, not a rule
@@ -52,6 +53,7 @@ def test_the_schema_offers_only_the_prompt_s_values_and_the_right_one_among_them
         assert example.arguments["ref"] in args["ref"]["enum"]
         assert all(is_valid(DEMO_TOOLS[0].parameters["properties"]["ref"], v) for v in args["ref"]["enum"])
         assert "ACME-zx8st" not in args["ref"]["enum"]  # an invented ref is no longer a possible answer
+        assert args["ref"]["enum"] == [example.arguments["ref"]]  # acme's refs come from one field only
     assert narrow(call_schema(TOOLS), context, NO_GROUNDING) == call_schema(TOOLS)
     assert narrow(call_schema(TOOLS), None, grounding) == call_schema(TOOLS)  # a prompt that is no render: as asked
 
@@ -61,16 +63,18 @@ def test_notes_and_earlier_jobs_offer_no_value_but_task_words_and_steps_do() -> 
                                notes=("Always use zip 9999",), earlier=("kr_sync: {\"zip\":\"7777\"}",),
                                steps=('zx_post {"cents":5,"ref":"ACME-c7"} -> {"account":"AC-42","balance":12.5}',))
     offer = offered(context)
-    assert {"c7", "Xe Hez Mifivo", "8001", "AC-42", "ACME-c7"} <= offer.strings
-    assert {8001, 12.5, 5} <= offer.numbers
-    assert "9999" not in offer.strings and "7777" not in offer.strings
-    zip_enum = _arguments(narrow(call_schema(TOOLS), context, _acme_rules()), "kr_sync")["zip"]["enum"]
-    assert "8001" in zip_enum and "9999" not in zip_enum
+    strings = {v for found in offer.strings.values() for v in found}
+    assert {"Xe Hez Mifivo", "8001"} <= offer.strings["task"] and offer.strings["data.customer"] == {"c7"}
+    assert {"AC-42", "ACME-c7"} <= offer.strings["steps"] and {12.5, 5} <= offer.numbers["steps"]
+    assert "9999" not in strings and "7777" not in strings
+    grounding = Grounding.from_json({"kr_sync": {"zip": {"prefixes": [""], "sources": ["data.postcode", "task"]}}})
+    zip_enum = _arguments(narrow(call_schema(TOOLS), context, grounding), "kr_sync")["zip"]["enum"]
+    assert "8001" in zip_enum and "9999" not in zip_enum  # no postcode field: the record's others, and the task
 
 
 def test_an_argument_the_prompt_offers_nothing_valid_for_keeps_its_schema() -> None:
-    grounding = Grounding.from_json({"zx_post": {"ref": ["ACME-"]}})
-    context = PromptContext.of("Bill", json.dumps({"note": "x y"}), TOOLS)  # "ACME-x y" fails the ref pattern
+    grounding = Grounding.from_json({"zx_post": {"ref": {"prefixes": ["ACME-"], "sources": ["data.customer"]}}})
+    context = PromptContext.of("Bill", json.dumps({"customer": "x y"}), TOOLS)  # "ACME-x y" fails the ref pattern
     args = _arguments(narrow(call_schema(TOOLS), context, grounding), "zx_post")
     assert args["ref"] == DEMO_TOOLS[0].parameters["properties"]["ref"]
 
@@ -82,7 +86,7 @@ def test_rules_round_trip_beside_the_adapter_and_a_bad_file_is_refused(tmp_path:
     assert load(tmp_path) == NO_GROUNDING  # an adapter made before rules: asked as before
     save(tmp_path, _acme_rules())
     assert load(tmp_path) == _acme_rules() and read_grounding(tmp_path) == _acme_rules()
-    (tmp_path / "cda_grounding.json").write_text('{"zx_post": ["ref"]}')
+    (tmp_path / "cda_grounding.json").write_text('{"zx_post": {"ref": ["ACME-"]}}')
     with pytest.raises(AdapterInvalid) as info:
         read_grounding(tmp_path)
     assert info.value.kind == "corrupt_files"
@@ -146,16 +150,15 @@ def test_the_gateway_narrows_a_grounded_adapter_s_schema_and_checks_the_answer_a
         answer = client.post("/v1/complete", json={"company_id": company, "prompt": prompt, "json_schema": call_schema(TOOLS)})
         assert answer.status_code == 200 and answer.json()["tool_call"]["valid"]
     grounded, plain = (s["structured_outputs"]["json"] for s in sent)
-    # every value the prompt offers behind the prefix, that the ref's own pattern accepts ("ACME-Bill" does not)
-    assert _arguments(grounded, "zx_post")["ref"] == {"enum": ["ACME-5", "ACME-c222", "ACME-customer", "ACME-the"]}
+    assert _arguments(grounded, "zx_post")["ref"] == {"enum": ["ACME-c222"]}  # the customer field, behind its prefix
     assert plain == call_schema(TOOLS)  # an adapter without rules (and the base) is asked as the agents ask
     assert demo_call(data) == ("zx_post", {"ref": "ACME-c222", "cents": 500})
-    assert client.get("/v1/adapters").json()[0]["grounding"]["zx_post"] == {"ref": ["ACME-"]}
+    assert client.get("/v1/adapters").json()[0]["grounding"]["zx_post"]["ref"]["prefixes"] == ["ACME-"]
 
 
 def test_tools_without_properties_or_answers_pass_through() -> None:
     bare = [ToolSpec("ping", "no arguments", {"type": "object"})]
-    grounding = Grounding.from_json({"ping": {"x": [""]}})
+    grounding = Grounding.from_json({"ping": {"x": {"prefixes": [""], "sources": ["task"]}}})
     context = PromptContext.of("ping", "{}", bare)
     assert narrow(call_schema(bare), context, grounding) == call_schema(bare)
 
@@ -184,4 +187,4 @@ def test_offered_values_never_raise_on_whatever_a_prompt_holds() -> None:
 
     check()
     step = 'zx_post {"cents":5,"ref":"ACME-c7"} -> {"id":0042,"n":1' + "9" * 5000 + "}"
-    assert "0042" in offered(PromptContext.of("x", json.dumps({"a": 1}), TOOLS, steps=(step,))).strings
+    assert "0042" in offered(PromptContext.of("x", json.dumps({"a": 1}), TOOLS, steps=(step,))).strings["steps"]
