@@ -42,6 +42,7 @@ class Rule:
 
     prefixes: tuple[str, ...]
     sources: tuple[str, ...]
+    absent: tuple[str, ...] = ()  # where it came from when the record held none of its fields (empty: never seen)
 
 
 @dataclass(frozen=True)
@@ -54,8 +55,8 @@ class Grounding:
         return dict(next((args for name, args in self.rules if name == tool), ()))
 
     def to_json(self) -> dict[str, dict[str, dict[str, list[str]]]]:
-        return {tool: {arg: {"prefixes": list(r.prefixes), "sources": list(r.sources)} for arg, r in args}
-                for tool, args in self.rules}
+        return {tool: {arg: {"prefixes": list(r.prefixes), "sources": list(r.sources), "absent": list(r.absent)}
+                       for arg, r in args} for tool, args in self.rules}
 
     @classmethod
     def from_json(cls, value: Any) -> Grounding:
@@ -66,13 +67,13 @@ class Grounding:
         for tool, args in sorted(value.items()):
             if not isinstance(args, dict) or not all(_is_rule(r) for r in args.values()):
                 raise ValueError(f"grounding rules of {tool!r} must map arguments to their prefixes and sources")
-            rules.append((str(tool), tuple((str(a), Rule(tuple(sorted(r["prefixes"])), tuple(sorted(r["sources"]))))
+            rules.append((str(tool), tuple((str(a), Rule(*(tuple(sorted(r[k])) for k in ("prefixes", "sources", "absent"))))
                                            for a, r in sorted(args.items()))))
         return cls(tuple(rules))
 
 
 def _is_rule(value: Any) -> bool:
-    return (isinstance(value, dict) and set(value) == {"prefixes", "sources"}
+    return (isinstance(value, dict) and set(value) == {"prefixes", "sources", "absent"}
             and all(isinstance(v, list) and all(isinstance(x, str) for x in v) for v in value.values()))
 
 
@@ -187,10 +188,11 @@ def learn(examples: Iterable[tuple[PromptContext, str, Mapping[str, Any]]], tool
           min_examples: int = MIN_EXAMPLES) -> Grounding:
     """The rules a company's examples (context, tool, arguments) bear out: an argument gets one only when every
     example that passes it copies it from its request, behind a prefix all of them share; its sources are every
-    place (field, task, steps) some example copied it from."""
+    place (field, task, steps) some example copied it from, and where it came from in the examples whose record
+    held none of those fields (a value written in the task instead)."""
     schemas = {t.name: t.parameters.get("properties", {}) for t in tools}
     prefixes: dict[tuple[str, str], set[str] | None] = {}
-    pairs: dict[tuple[str, str], set[tuple[str, str]]] = {}
+    seen: dict[tuple[str, str], list[tuple[set[tuple[str, str]], frozenset[str]]]] = {}
     counts: dict[tuple[str, str], int] = {}
     for context, tool, arguments in examples:
         if tool in ANSWERS or tool not in schemas:
@@ -206,13 +208,16 @@ def learn(examples: Iterable[tuple[PromptContext, str, Mapping[str, Any]]], tool
             found = _copies(value, offer)
             kept = {p for p, _ in found} & (prefixes[key] or set()) if key in prefixes else {p for p, _ in found}
             prefixes[key] = kept or None  # None: this argument is not always a copy
-            pairs.setdefault(key, set()).update(found)
+            seen.setdefault(key, []).append((found, frozenset(s for s in offer.strings if s not in (TASK, STEPS))))
             counts[key] = counts.get(key, 0) + 1
     rules: dict[str, dict[str, dict[str, list[str]]]] = {}
     for key, kept in prefixes.items():
         if kept and counts[key] >= min_examples:
-            sources = sorted({s for p, s in pairs[key] if p in kept})
-            rules.setdefault(key[0], {})[key[1]] = {"prefixes": sorted(kept), "sources": sources}
+            sources = {s for found, _ in seen[key] for p, s in found if p in kept}
+            fields = sources - {TASK, STEPS}
+            absent = {s for found, present in seen[key] if not present & fields for p, s in found if p in kept}
+            rules.setdefault(key[0], {})[key[1]] = {"prefixes": sorted(kept), "sources": sorted(sources),
+                                                    "absent": sorted(absent)}
     return Grounding.from_json(rules)
 
 
@@ -247,10 +252,14 @@ def _narrow_branch(branch: Any, grounding: Grounding, offer: Offered) -> Any:
 
 
 def _sources(rule: Rule, offer: Offered) -> list[str]:
+    """The rule's sources this prompt has; where the record holds none of its fields, where the examples took it
+    from then (the task), or, never seen, the task and every field of the record (a renamed field)."""
     fields = [s for s in offer.strings if s not in (TASK, STEPS)]
     if any(s in rule.sources for s in fields) or not any(s not in (TASK, STEPS) for s in rule.sources):
         return [s for s in rule.sources if s in offer.strings]
-    return [s for s in rule.sources if s in (TASK, STEPS)] + fields  # a renamed field: all of the record's
+    if rule.absent:
+        return [s for s in rule.absent if s in offer.strings]
+    return [s for s in rule.sources if s in (TASK, STEPS)] + fields
 
 
 def _allowed(schema: dict[str, Any], rule: Rule, offer: Offered) -> list[Any]:

@@ -140,12 +140,15 @@ def writes_values_in_tasks(examples: Sequence[Example]) -> bool:
     return sum(carries(e) for e in examples) >= max(1, len(examples) // 50)
 
 
-def paraphrase(task: str, kept: set[str], rng: random.Random, telling: set[str] | None = None) -> str:
+def paraphrase(task: str, kept: set[str], rng: random.Random, telling: set[str] | None = None,
+               phrases: Sequence[str] = ()) -> str:
     """A generic rewrite of `task` that keeps every word in `kept` (values) and in `telling` (the words that tell its
-    action from the others). Whether a telling word is kept draws nothing from `rng`: the rest of the rewrite, and
-    every edit after it, is what it would be without them."""
+    action from the others), and each of `phrases` (a value of several words written in it) whole and in order.
+    Whether a telling word is kept draws nothing from `rng`: the rest of the rewrite, and every edit after it, is
+    what it would be without them."""
     telling = telling or set()
-    words = task.split()
+    words = _glued(task.split(), phrases)
+    kept = kept | {w for w in words if " " in w}
     held = [w for w in words if w in kept or w in telling]
     roll = rng.random()
     if roll < 0.25:  # a vague request, plus whatever values (and telling words) the task carried
@@ -164,6 +167,23 @@ def paraphrase(task: str, kept: set[str], rng: random.Random, telling: set[str] 
     if rng.random() < 0.3:  # written in lower case, but a value stays as the record has it: a copy must match
         return " ".join(w if w in kept else w.lower() for w in out)
     return " ".join(out)
+
+
+def _glued(words: list[str], phrases: Sequence[str]) -> list[str]:
+    """`words` with each run that spells one of `phrases` joined into one item, so no edit can split a name."""
+    out: list[str] = []
+    i = 0
+    spans = sorted((p.split() for p in phrases if " " in p), key=len, reverse=True)
+    while i < len(words):
+        span = next((sp for sp in spans if words[i:i + len(sp)] == sp), None)
+        out.append(" ".join(span) if span else words[i])
+        i += len(span) if span else 1
+    return out
+
+
+def _phrases(example: Example) -> list[str]:
+    """Values of the call of several words that the task carries (a name written in it)."""
+    return [v for v in example.arguments.values() if isinstance(v, str) and " " in v and v in example.task]
 
 
 def _distractors(rng: random.Random, tools: Sequence[ToolSpec], n: int) -> list[str]:
@@ -211,7 +231,8 @@ def training_context(examples: Sequence[Example], tools: Sequence[ToolSpec], mem
             example = written_in_task(example, rng)
         task = example.task
         if rng.random() < paraphrase_share:
-            task = paraphrase(task, _value_words(example), rng, {w for w in task.split() if _bare(w) in deciding})
+            task = paraphrase(task, _value_words(example), rng, {w for w in task.split() if _bare(w) in deciding},
+                              _phrases(example))
         payload = example.payload_json
         if rng.random() < STEER_SHARE / 2:
             payload = _steered_data(payload, steer(rng, tools, example.tool_name), rng)

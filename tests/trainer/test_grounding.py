@@ -33,9 +33,9 @@ def _acme_rules() -> Grounding:
 
 def test_rules_take_only_arguments_every_example_copies_and_find_their_prefix() -> None:
     rules = _acme_rules().to_json()
-    ref = {"prefixes": ["ACME-"], "sources": ["data.customer"]}
+    ref = {"prefixes": ["ACME-"], "sources": ["data.customer"], "absent": []}
     assert rules["zx_post"] == {"ref": ref}  # `cents` is the amount times 100: no copy, no rule
-    assert rules["kr_sync"] == {"ref": ref, "zip": {"prefixes": [""], "sources": ["data.postcode"]}}
+    assert rules["kr_sync"] == {"ref": ref, "zip": {"prefixes": [""], "sources": ["data.postcode"], "absent": []}}
     assert "level" not in rules["qv_file"]  # a coded grade has its own enum
     one_off = [(PromptContext.of("Bill", json.dumps({"customer": "c1"}), TOOLS), "zx_post", {"ref": "ACME-c1", "cents": 5})] * 4
     assert learn(one_off, TOOLS).to_json() == {}  # fewer examples than MIN_EXAMPLES: chance, not a rule
@@ -67,13 +67,18 @@ def test_notes_and_earlier_jobs_offer_no_value_but_task_words_and_steps_do() -> 
     assert {"Xe Hez Mifivo", "8001"} <= offer.strings["task"] and offer.strings["data.customer"] == {"c7"}
     assert {"AC-42", "ACME-c7"} <= offer.strings["steps"] and {12.5, 5} <= offer.numbers["steps"]
     assert "9999" not in strings and "7777" not in strings
-    grounding = Grounding.from_json({"kr_sync": {"zip": {"prefixes": [""], "sources": ["data.postcode", "task"]}}})
-    zip_enum = _arguments(narrow(call_schema(TOOLS), context, grounding), "kr_sync")["zip"]["enum"]
-    assert "8001" in zip_enum and "9999" not in zip_enum  # no postcode field: the record's others, and the task
+    never = {"prefixes": [""], "sources": ["data.postcode", "task"], "absent": []}
+    zip_enum = _arguments(narrow(call_schema(TOOLS), context, Grounding.from_json({"kr_sync": {"zip": never}})),
+                          "kr_sync")["zip"]["enum"]
+    assert {"8001", "c7"} <= set(zip_enum) and "9999" not in zip_enum  # no postcode field: the record's others, the task
+    seen = {**never, "absent": ["task"]}  # the examples without a postcode field had it written in the task
+    zip_enum = _arguments(narrow(call_schema(TOOLS), context, Grounding.from_json({"kr_sync": {"zip": seen}})),
+                          "kr_sync")["zip"]["enum"]
+    assert "8001" in zip_enum and "c7" not in zip_enum
 
 
 def test_an_argument_the_prompt_offers_nothing_valid_for_keeps_its_schema() -> None:
-    grounding = Grounding.from_json({"zx_post": {"ref": {"prefixes": ["ACME-"], "sources": ["data.customer"]}}})
+    grounding = Grounding.from_json({"zx_post": {"ref": {"prefixes": ["ACME-"], "sources": ["data.customer"], "absent": []}}})
     context = PromptContext.of("Bill", json.dumps({"customer": "x y"}), TOOLS)  # "ACME-x y" fails the ref pattern
     args = _arguments(narrow(call_schema(TOOLS), context, grounding), "zx_post")
     assert args["ref"] == DEMO_TOOLS[0].parameters["properties"]["ref"]
@@ -102,6 +107,9 @@ def test_a_reworded_task_in_lower_case_keeps_its_values_as_written() -> None:
     texts = [paraphrase("Send it to Xe Hez Mifivo today", {"Xe", "Hez", "Mifivo"}, rng) for _ in range(300)]
     assert any(t.startswith(t.lower()[:3]) and "send" in t for t in texts)  # some were lower-cased
     assert all({"Xe", "Hez", "Mifivo"} <= set(t.split()) for t in texts)
+    named = [paraphrase("Send it to Xe Hez Mifivo today", {"Xe", "Hez", "Mifivo"}, rng, phrases=["Xe Hez Mifivo"])
+             for _ in range(300)]
+    assert all("Xe Hez Mifivo" in t for t in named)  # a name written in the task is never shuffled apart
 
 
 @pytest.mark.parametrize("name", ["zephyr", "nordwind"])
@@ -158,7 +166,7 @@ def test_the_gateway_narrows_a_grounded_adapter_s_schema_and_checks_the_answer_a
 
 def test_tools_without_properties_or_answers_pass_through() -> None:
     bare = [ToolSpec("ping", "no arguments", {"type": "object"})]
-    grounding = Grounding.from_json({"ping": {"x": {"prefixes": [""], "sources": ["task"]}}})
+    grounding = Grounding.from_json({"ping": {"x": {"prefixes": [""], "sources": ["task"], "absent": []}}})
     context = PromptContext.of("ping", "{}", bare)
     assert narrow(call_schema(bare), context, grounding) == call_schema(bare)
 
