@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from core.grounding import load as load_grounding
 from core.prompts import ToolSpec
 from core.retry import RetryPolicy
 from core.settings import Settings, settings_env
@@ -71,6 +72,8 @@ def test_a_request_becomes_a_stored_announced_and_served_adapter(served_settings
     registry = LocalAdapterRegistry(settings.home / "adapters")
     stored = registry.get(company, final["version"])
     assert stored.request_id == forced and stored.dataset_hash == final["dataset_hash"]
+    rules = load_grounding(Path(stored.path)).to_json()  # learnt from its examples, served with it
+    assert rules["zx_post"]["ref"]["prefixes"] == ["ACME-"] and rules["kr_sync"]["zip"]["sources"] == ["data.postcode"]
     # the gate: the second adapter is announced only if it beats the first on its eval split
     if decision.type == "training_rejected":  # it did not beat the first, or fell below the absolute floor
         candidate = dict(decision["candidate_metrics"])["exact_match"]
@@ -82,6 +85,7 @@ def test_a_request_becomes_a_stored_announced_and_served_adapter(served_settings
     # served: the lifecycle loads it, and vLLM answers with it on fresh held-out tasks
     manager = AdapterManager(settings, VllmApi(settings.vllm_url), AdapterRouter(), EventProducer(settings))
     assert manager.handle_ready(final).type == "adapter_activated"
+    assert manager.router.get(company).grounding.to_json() == rules
     seen = {e.content_hash for e in demo_examples(400, seed=1)}
     held_out = [e for e in demo_examples(80, seed=777) if e.content_hash not in seen][:40]
     adapter = evaluate(settings.vllm_url, served_name(company), held_out, list(DEMO_TOOLS))
